@@ -1,0 +1,171 @@
+"""The root `kvtool` application: global options, command registration, and the one place that
+turns exceptions into an error line and an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+
+from kvtool import __version__
+from kvtool.cli import cf, generate, info, kv
+from kvtool.cli.state import STATE
+from kvtool.errors import ExitCode, Interrupted, KvtoolError
+
+app = typer.Typer(
+    name="kvtool",
+    help="A command-line toolkit for RocksDB databases: look inside, page through, stream out "
+    "as JSON Lines, load back in, and keep healthy from cron.",
+    epilog="Exit codes: 0 done, 1 failure, 2 usage, 65 bad input data, 66 no such database, "
+    "74 corruption or I/O error, 75 database busy, 124 timeout, 130/143 interrupted.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from kvtool.engine import get_engine
+
+    versions = get_engine().versions()
+    typer.echo(
+        f"kvtool {__version__} (rocksdict {versions['rocksdict']}, RocksDB {versions['rocksdb']})"
+    )
+    raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print kvtool's, rocksdict's and RocksDB's versions and exit.",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="On an error, print the traceback too.", envvar="KVTOOL_DEBUG"
+        ),
+    ] = False,
+    trace_handles: Annotated[
+        bool,
+        typer.Option(
+            "--trace-handles",
+            help="Log each native handle's open and release on stderr; fail if any is left open.",
+        ),
+    ] = False,
+) -> None:
+    STATE.debug = debug
+    STATE.trace_handles = trace_handles
+    if trace_handles:
+        from kvtool.engine import TRACER
+
+        TRACER.enable(sys.stderr)
+
+
+for module in (info, kv, cf, generate):
+    module.register(app)
+
+
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signum)
+
+
+def _error(message: str) -> None:
+    print(f"kvtool: error: {message}", file=sys.stderr, flush=True)
+
+
+def _is_click_error(exc: BaseException) -> bool:
+    # Typer's (bundled) Click raises these for bad options; matched by shape, not by import.
+    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
+    previous = {
+        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    STATE.reset()
+    code: int
+    try:
+        result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except KvtoolError as exc:
+        _report(exc)
+        code = int(exc.exit_code)
+    except Interrupted as exc:
+        _error("interrupted" + (" by SIGTERM" if exc.signum == signal.SIGTERM else ""))
+        code = int(exc.exit_code)
+    except BrokenPipeError:
+        _silence_stdout()
+        code = int(ExitCode.OK)
+    except Exception as exc:
+        if _is_click_error(exc):
+            text = exc.format_message()  # type: ignore[attr-defined]
+            hint = " (see kvtool --help)" if "--help" not in text else ""
+            _error(f"{text}{hint}")
+            code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        else:
+            _report(exc)
+            code = int(ExitCode.FAILURE)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return _check_handles(code)
+
+
+def _report(exc: BaseException) -> None:
+    if STATE.debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if isinstance(exc, KvtoolError):
+        _error(str(exc))
+    else:
+        _error(
+            f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
+            "--debug shows the traceback)"
+        )
+
+
+def _check_handles(code: int) -> int:
+    if not STATE.trace_handles:
+        return code
+    from kvtool.engine import TRACER
+
+    TRACER.disable()
+    leaked = TRACER.open_handles()
+    if not leaked:
+        return code
+    names = ", ".join(f"{h.kind}#{h.id}" for h in leaked)
+    _error(f"native handles left open at exit: {names} (a bug in kvtool: please report it)")
+    return code or int(ExitCode.FAILURE)
+
+
+def _silence_stdout() -> None:
+    # After EPIPE, Python would complain again while flushing stdout at exit.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def main() -> None:
+    """Console-script entry point."""
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    sys.exit(code)

@@ -1,0 +1,58 @@
+"""`kvtool cf list|create|drop`: column families."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from kvtool.cli.options import DbPath, WaitLock
+from kvtool.formats.units import parse_duration
+
+cf_app = typer.Typer(help="List, create and drop column families.", no_args_is_help=True)
+
+Name = Annotated[str, typer.Argument(help="Column family name.")]
+
+
+@cf_app.command("list")
+def list_(db: DbPath) -> None:
+    """Print the column families, one per line.
+
+    Example:
+
+        kvtool cf list demo.db
+    """
+    from kvtool.ops.cf import list_column_families
+
+    for name in list_column_families(db):
+        typer.echo(name)
+
+
+@cf_app.command("create")
+def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
+    """Create a column family with the default column family's options.
+
+    Example:
+
+        kvtool cf create demo.db sessions
+    """
+    from kvtool.ops.cf import create_column_family
+
+    create_column_family(db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"))
+
+
+@cf_app.command("drop")
+def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
+    """Drop a column family and all its data.
+
+    Example:
+
+        kvtool cf drop demo.db sessions
+    """
+    from kvtool.ops.cf import drop_column_family
+
+    drop_column_family(db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(cf_app, name="cf")

@@ -1,0 +1,84 @@
+"""The engine layer: opening databases and owning every native handle they give out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from kvtool.engine.base import (
+    DEFAULT_CF,
+    Bottommost,
+    Database,
+    Engine,
+    EngineIterator,
+    LiveFile,
+    OpenMode,
+    Record,
+    Snapshot,
+    SstWriter,
+    WriteBatch,
+    position,
+)
+from kvtool.engine.handles import TRACER, Handle, HandleClosedError
+from kvtool.errors import DatabaseBusyError, UsageError
+
+ENGINES = ("rocksdict",)
+
+
+def get_engine(name: str = "rocksdict") -> Engine:
+    if name == "rocksdict":
+        from kvtool.engine.rdict import RdictEngine
+
+        return RdictEngine()
+    raise UsageError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+
+
+def open_db(
+    path: str | Path,
+    mode: OpenMode = OpenMode.READ_ONLY,
+    *,
+    create: bool = False,
+    force: bool = False,
+    wait_lock: float = 0.0,
+    engine: str = "rocksdict",
+) -> Database:
+    """Open a database; use it as a context manager so every handle is released on every path.
+
+    A busy database (LOCK held by another process) raises DatabaseBusyError at once, or after
+    retrying with backoff for up to `wait_lock` seconds.
+    """
+    impl = get_engine(engine)
+    deadline = time.monotonic() + max(wait_lock, 0.0)
+    delay = 0.05
+    while True:
+        try:
+            return impl.open(Path(path), mode, create=create, force=force)
+        except DatabaseBusyError as exc:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                if wait_lock > 0:
+                    exc.message += f"; gave up after waiting {wait_lock:g}s"
+                raise
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 1.0)
+
+
+__all__ = [
+    "DEFAULT_CF",
+    "TRACER",
+    "Bottommost",
+    "Database",
+    "Engine",
+    "EngineIterator",
+    "Handle",
+    "HandleClosedError",
+    "LiveFile",
+    "OpenMode",
+    "Record",
+    "Snapshot",
+    "SstWriter",
+    "WriteBatch",
+    "get_engine",
+    "open_db",
+    "position",
+]

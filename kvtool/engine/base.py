@@ -1,0 +1,290 @@
+"""The engine interface: what every storage binding offers the layers above, in bytes and names.
+
+Nothing above `kvtool/engine/` sees a binding's type. A binding implements these classes; the
+rocksdict one is `kvtool.engine.rdict`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvtool.engine.handles import Handle
+
+DEFAULT_CF = "default"
+
+Record = tuple[bytes, bytes]
+
+
+class OpenMode(enum.Enum):
+    """How a database is opened."""
+
+    READ_ONLY = "read-only"  # a static view (WAL replayed in memory); writes nothing in the DB dir
+    READ_WRITE = "read-write"  # takes the LOCK; uses the database's own options
+    SECONDARY = "secondary"  # follows a live writer; `catch_up()` sees its newer writes
+
+
+class Bottommost(enum.Enum):
+    """What a manual compaction does with the bottommost level."""
+
+    SKIP = "skip"
+    IF_NEEDED = "if-needed"
+    FORCE = "force"
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    """One SST file of the current version."""
+
+    name: str
+    column_family: str | None
+    level: int
+    size: int
+    entries: int
+    deletions: int
+    smallest_key: bytes
+    largest_key: bytes
+
+
+class EngineIterator(Handle, ABC):
+    """A positioned iterator over one column family; reads come in batches."""
+
+    kind = "iterator"
+
+    @abstractmethod
+    def seek_to_first(self) -> None: ...
+
+    @abstractmethod
+    def seek_to_last(self) -> None: ...
+
+    @abstractmethod
+    def seek(self, key: bytes) -> None:
+        """Position at the first key >= `key`."""
+
+    @abstractmethod
+    def seek_for_prev(self, key: bytes) -> None:
+        """Position at the last key <= `key`."""
+
+    @abstractmethod
+    def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
+        """Up to `limit` records from the current position, stepping forward (or back).
+
+        An empty list means the end of the range. A corrupt block or I/O error raises
+        `CorruptionError`/`StorageError`: a failed read is never mistaken for the end.
+        """
+
+    @abstractmethod
+    def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
+        """Like `read_batch`, keys only (values are not copied out)."""
+
+    @abstractmethod
+    def count(self, limit: int, *, reverse: bool = False) -> int:
+        """Step over up to `limit` records without copying them; 0 means the end."""
+
+
+class Snapshot(Handle, ABC):
+    """A point-in-time view for point reads.
+
+    Iterators do not take one: rocksdict 0.3.29's `Snapshot.iter()` ignores the snapshot. Each
+    iterator pins its own implicit snapshot, and a READ_ONLY open is a static view as a whole.
+    """
+
+    kind = "snapshot"
+
+    @abstractmethod
+    def get(self, key: bytes, cf: str | None = None) -> bytes | None: ...
+
+
+class WriteBatch(Handle, ABC):
+    """Writes applied atomically by `Database.write()`."""
+
+    kind = "batch"
+
+    @abstractmethod
+    def put(self, key: bytes, value: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_range(self, start: bytes, end: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def size_in_bytes(self) -> int: ...
+
+    @abstractmethod
+    def clear(self) -> None: ...
+
+
+class SstWriter(Handle, ABC):
+    """Writes one sorted SST file for `Database.ingest()`; keys must be added in order."""
+
+    kind = "sst-writer"
+
+    @abstractmethod
+    def put(self, key: bytes, value: bytes) -> None: ...
+
+    @abstractmethod
+    def finish(self) -> int:
+        """Close the file; returns its size in bytes."""
+
+
+class Database(Handle, ABC):
+    """An open database. Closing it releases, in order, its iterators, batches and snapshots."""
+
+    kind = "db"
+
+    path: Path
+    mode: OpenMode
+
+    @property
+    @abstractmethod
+    def column_families(self) -> list[str]: ...
+
+    def close(self) -> None:
+        self.release()
+
+    def __enter__(self) -> Database:
+        return self
+
+    # reading
+    @abstractmethod
+    def get(self, key: bytes, cf: str | None = None) -> bytes | None: ...
+
+    @abstractmethod
+    def snapshot(self) -> Snapshot: ...
+
+    @abstractmethod
+    def iterator(
+        self,
+        cf: str | None = None,
+        *,
+        lower: bytes | None = None,
+        upper: bytes | None = None,
+        verify_checksums: bool = True,
+        fill_cache: bool = False,
+        readahead: int = 0,
+    ) -> EngineIterator:
+        """An iterator bounded to [lower, upper); the caller positions it with a seek.
+
+        It reads one consistent point in time: the moment it was created.
+        """
+
+    @abstractmethod
+    def property(self, name: str, cf: str | None = None) -> str | None: ...
+
+    @abstractmethod
+    def live_files(self) -> list[LiveFile]: ...
+
+    def catch_up(self) -> None:
+        """SECONDARY mode: see the writer's newer data. Other modes see what they opened."""
+
+    # writing (READ_WRITE only)
+    @abstractmethod
+    def put(self, key: bytes, value: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def delete(self, key: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_range(self, start: bytes, end: bytes, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def write_batch(self) -> WriteBatch: ...
+
+    @abstractmethod
+    def write(self, batch: WriteBatch, *, sync: bool = False) -> None: ...
+
+    @abstractmethod
+    def flush(self, cf: str | None = None) -> None: ...
+
+    @abstractmethod
+    def create_column_family(self, name: str) -> None: ...
+
+    @abstractmethod
+    def drop_column_family(self, name: str) -> None: ...
+
+    @abstractmethod
+    def compact_range(
+        self,
+        start: bytes | None,
+        end: bytes | None,
+        cf: str | None = None,
+        *,
+        bottommost: Bottommost = Bottommost.IF_NEEDED,
+    ) -> None: ...
+
+    @abstractmethod
+    def cancel_background_work(self, wait: bool = True) -> None: ...
+
+    @abstractmethod
+    def checkpoint(self, dest: Path) -> None: ...
+
+    @abstractmethod
+    def sst_writer(self, path: Path, cf: str | None = None) -> SstWriter: ...
+
+    @abstractmethod
+    def ingest(self, paths: Sequence[Path], cf: str | None = None) -> None: ...
+
+    def batches(
+        self,
+        cf: str | None = None,
+        *,
+        lower: bytes | None = None,
+        upper: bytes | None = None,
+        reverse: bool = False,
+        after: bytes | None = None,
+        batch_size: int = 1024,
+    ) -> Iterator[list[Record]]:
+        """Records of [lower, upper) in batches, strictly after `after` when given.
+
+        The iterator is released when the generator ends, is closed, or the database closes,
+        whichever comes first; an abandoned generator cannot keep the database open.
+        """
+        with self.iterator(cf, lower=lower, upper=upper) as it:
+            position(it, reverse=reverse, after=after)
+            while batch := it.read_batch(batch_size, reverse=reverse):
+                yield batch
+
+
+def position(it: EngineIterator, *, reverse: bool, after: bytes | None) -> None:
+    """Seek to the first record of a scan, strictly after `after` in the scan's direction."""
+    if after is None:
+        if reverse:
+            it.seek_to_last()
+        else:
+            it.seek_to_first()
+        return
+    # One step past `after` is done by the first read: skip the boundary record if it is `after`.
+    if reverse:
+        it.seek_for_prev(after)
+    else:
+        it.seek(after)
+    first = it.read_keys(1, reverse=reverse)
+    if first and first[0] != after:
+        # `after` itself is gone; step back so the record we just passed is read again.
+        if reverse:
+            it.seek_for_prev(first[0])
+        else:
+            it.seek(first[0])
+
+
+class Engine(ABC):
+    """A binding: opens databases and answers questions about paths."""
+
+    name: str
+
+    @abstractmethod
+    def open(
+        self, path: Path, mode: OpenMode, *, create: bool = False, force: bool = False
+    ) -> Database: ...
+
+    @abstractmethod
+    def versions(self) -> dict[str, str]:
+        """Binding and RocksDB versions, for `kvtool --version`."""

@@ -1,0 +1,627 @@
+"""The rocksdict binding of the engine interface: the only module that imports rocksdict.
+
+Native objects are kept only in `Handle._native` (see `handles.py`). Methods that bind a native
+object or one of its bound methods to a local drop that local in `finally`, so a traceback that
+keeps the frame alive cannot keep the database open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import rocksdict as rd
+
+from kvtool.engine.base import (
+    DEFAULT_CF,
+    Bottommost,
+    Database,
+    Engine,
+    EngineIterator,
+    LiveFile,
+    OpenMode,
+    Record,
+    Snapshot,
+    SstWriter,
+    WriteBatch,
+)
+from kvtool.engine.shadow import ShadowDir
+from kvtool.errors import (
+    DatabaseNotFoundError,
+    KvtoolError,
+    UsageError,
+    from_native,
+)
+
+CONFIG_FILE = "rocksdict-config.json"
+# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
+# rocksdict's default of 6 is not readable before 8.6.
+NEW_DB_FORMAT_VERSION = 5
+
+
+class RdictIterator(EngineIterator):
+    def seek_to_first(self) -> None:
+        self._call("seek_to_first")
+
+    def seek_to_last(self) -> None:
+        self._call("seek_to_last")
+
+    def seek(self, key: bytes) -> None:
+        self._call("seek", key)
+
+    def seek_for_prev(self, key: bytes) -> None:
+        self._call("seek_for_prev", key)
+
+    def _call(self, name: str, *args: Any) -> None:
+        try:
+            getattr(self._require(), name)(*args)
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc) from None
+
+    def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
+        it: Any = self._require()
+        valid = key = value = step = None
+        try:
+            valid, key, value = it.valid, it.key, it.value
+            step = it.prev if reverse else it.next
+            out: list[Record] = []
+            append = out.append
+            for _ in range(limit):
+                if not valid():
+                    it.status()
+                    break
+                append((key(), value()))
+                step()
+            return out
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = valid = key = value = step = None
+
+    def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
+        it: Any = self._require()
+        valid = key = step = None
+        try:
+            valid, key = it.valid, it.key
+            step = it.prev if reverse else it.next
+            out: list[bytes] = []
+            append = out.append
+            for _ in range(limit):
+                if not valid():
+                    it.status()
+                    break
+                append(key())
+                step()
+            return out
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = valid = key = step = None
+
+    def count(self, limit: int, *, reverse: bool = False) -> int:
+        it: Any = self._require()
+        valid = step = None
+        try:
+            valid = it.valid
+            step = it.prev if reverse else it.next
+            n = 0
+            for n in range(limit):
+                if not valid():
+                    it.status()
+                    return n
+                step()
+            return limit
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = valid = step = None
+
+
+class RdictSnapshot(Snapshot):
+    def __init__(self, native: Any, owner: RdictDatabase) -> None:
+        super().__init__(native, owner)
+        self._db = owner
+
+    def get(self, key: bytes, cf: str | None = None) -> bytes | None:
+        if cf not in (None, DEFAULT_CF):
+            raise UsageError("snapshot reads cover the default column family only")
+        try:
+            value: bytes = self._require()[key]
+            return value
+        except KeyError:
+            return None
+        except Exception as exc:
+            if str(exc) == "key not found":
+                return None
+            raise from_native(exc) from None
+
+
+class RdictWriteBatch(WriteBatch):
+    def __init__(self, native: Any, owner: RdictDatabase) -> None:
+        super().__init__(native, owner)
+        self._db = owner
+
+    def put(self, key: bytes, value: bytes, cf: str | None = None) -> None:
+        self._require().put(key, value, self._db._cf_handle(cf))
+
+    def delete(self, key: bytes, cf: str | None = None) -> None:
+        self._require().delete(key, self._db._cf_handle(cf))
+
+    def delete_range(self, start: bytes, end: bytes, cf: str | None = None) -> None:
+        self._require().delete_range(start, end, self._db._cf_handle(cf))
+
+    def __len__(self) -> int:
+        return int(self._require().len())
+
+    def size_in_bytes(self) -> int:
+        return int(self._require().size_in_bytes())
+
+    def clear(self) -> None:
+        self._require().clear()
+
+
+class RdictSstWriter(SstWriter):
+    def put(self, key: bytes, value: bytes) -> None:
+        try:
+            self._require()[key] = value
+        except Exception as exc:
+            raise from_native(exc, context="writing SST") from None
+
+    def finish(self) -> int:
+        writer = self._require()
+        try:
+            writer.finish()
+            return int(writer.file_size())
+        except Exception as exc:
+            raise from_native(exc, context="writing SST") from None
+        finally:
+            del writer
+
+
+class RdictDatabase(Database):
+    def __init__(
+        self,
+        native: Any,
+        *,
+        path: Path,
+        mode: OpenMode,
+        options: Any,
+        cf_options: dict[str, Any],
+        shadow: ShadowDir | None,
+        secondary_dir: Path | None = None,
+        foreign_config: bool = False,
+    ) -> None:
+        super().__init__(native)
+        # True when rocksdict's config file is ours to remove (the owner's DB did not have one).
+        self._foreign_config = foreign_config
+        self.path = path
+        self.mode = mode
+        self._options = options
+        self._cf_options = cf_options
+        self._shadow = shadow
+        self._secondary_dir = secondary_dir
+        # Per-CF natives (rocksdict's CF views and CF handles) pin the DB as well: kept here only.
+        self._cf_views: dict[str, Any] = {}
+        self._cf_handles: dict[str, Any] = {}
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _close_native(self, native: Any) -> None:
+        self._cf_views.clear()
+        self._cf_handles.clear()
+        try:
+            native.close()
+        finally:
+            if self._foreign_config:
+                _remove_config(self.path)
+            if self._shadow is not None:
+                self._shadow.remove()
+            if self._secondary_dir is not None:
+                shutil.rmtree(self._secondary_dir, ignore_errors=True)
+
+    def _view(self, cf: str | None) -> Any:
+        db = self._require()
+        if cf in (None, DEFAULT_CF):
+            return db
+        name = cf
+        view = self._cf_views.get(name)
+        if view is None:
+            if name not in self._cf_options:
+                raise UsageError(
+                    f"no column family {name!r}",
+                    hint=f"this database has: {', '.join(self.column_families)}",
+                )
+            try:
+                view = db.get_column_family(name)
+            except Exception as exc:
+                raise from_native(exc) from None
+            self._cf_views[name] = view
+        return view
+
+    def _cf_handle(self, cf: str | None) -> Any:
+        if cf in (None, DEFAULT_CF):
+            return None
+        name = cf
+        handle = self._cf_handles.get(name)
+        if handle is None:
+            self._view(name)  # validates the name
+            handle = self._require().get_column_family_handle(name)
+            self._cf_handles[name] = handle
+        return handle
+
+    def _writable(self) -> Any:
+        if self.mode is not OpenMode.READ_WRITE:
+            raise UsageError(f"database opened {self.mode.value}; this operation writes")
+        return self._require()
+
+    # -- reading ----------------------------------------------------------------------------------
+    @property
+    def column_families(self) -> list[str]:
+        return list(self._cf_options)
+
+    def get(self, key: bytes, cf: str | None = None) -> bytes | None:
+        try:
+            value: bytes | None = self._view(cf).get(key)
+            return value
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc) from None
+
+    def snapshot(self) -> Snapshot:
+        try:
+            return RdictSnapshot(self._require().snapshot(), self)
+        except Exception as exc:
+            raise from_native(exc) from None
+
+    def iterator(
+        self,
+        cf: str | None = None,
+        *,
+        lower: bytes | None = None,
+        upper: bytes | None = None,
+        verify_checksums: bool = True,
+        fill_cache: bool = False,
+        readahead: int = 0,
+    ) -> EngineIterator:
+        opts = rd.ReadOptions()
+        opts.set_verify_checksums(verify_checksums)
+        opts.fill_cache(fill_cache)  # type: ignore[call-arg]  # the stub omits the flag
+        if readahead:
+            opts.set_readahead_size(readahead)
+        if lower is not None:
+            opts.set_iterate_lower_bound(lower)
+        if upper is not None:
+            opts.set_iterate_upper_bound(upper)
+        try:
+            return RdictIterator(self._view(cf).iter(opts), self)
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc) from None
+
+    def property(self, name: str, cf: str | None = None) -> str | None:
+        try:
+            value: str | None = self._view(cf).property_value(name)
+            return value
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc) from None
+
+    def live_files(self) -> list[LiveFile]:
+        try:
+            raw = self._require().live_files()
+        except Exception as exc:
+            raise from_native(exc) from None
+        # live_files() does not name the CF; each CF's "rocksdb.sstables" lists its file numbers.
+        cf_of_file: dict[int, str] = {}
+        for cf in self.column_families:
+            listing = self.property("rocksdb.sstables", cf) or ""
+            for number in _SST_LINE.findall(listing):
+                cf_of_file[int(number)] = cf
+        return [
+            LiveFile(
+                name=str(f["name"]).lstrip("/"),
+                column_family=cf_of_file.get(_file_number(str(f["name"]))),
+                level=int(f["level"]),
+                size=int(f["size"]),
+                entries=int(f.get("num_entries", 0)),
+                deletions=int(f.get("num_deletions", 0)),
+                smallest_key=bytes(f.get("start_key") or b""),
+                largest_key=bytes(f.get("end_key") or b""),
+            )
+            for f in raw
+        ]
+
+    def catch_up(self) -> None:
+        if self.mode is OpenMode.SECONDARY:
+            if self._shadow is not None:
+                self._shadow.refresh()
+            try:
+                self._require().try_catch_up_with_primary()
+            except Exception as exc:
+                raise from_native(exc) from None
+
+    # -- writing ----------------------------------------------------------------------------------
+    def _write_call(self, fn: str, cf: str | None, *args: Any) -> None:
+        self._writable()
+        try:
+            getattr(self._view(cf), fn)(*args)
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc, context="writing") from None
+
+    def put(self, key: bytes, value: bytes, cf: str | None = None) -> None:
+        self._write_call("put", cf, key, value)
+
+    def delete(self, key: bytes, cf: str | None = None) -> None:
+        self._write_call("delete", cf, key)
+
+    def delete_range(self, start: bytes, end: bytes, cf: str | None = None) -> None:
+        self._write_call("delete_range", cf, start, end)
+
+    def write_batch(self) -> WriteBatch:
+        self._writable()
+        return RdictWriteBatch(rd.WriteBatch(raw_mode=True), self)
+
+    def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
+        db = self._writable()
+        try:
+            opts = rd.WriteOptions()
+            opts.sync = sync
+            db.write(batch._require(), opts)
+            # rocksdict consumes a written batch; a fresh one keeps the handle usable.
+            batch._native = rd.WriteBatch(raw_mode=True)
+        except KvtoolError:
+            raise
+        except Exception as exc:
+            raise from_native(exc, context="writing") from None
+        finally:
+            del db
+
+    def flush(self, cf: str | None = None) -> None:
+        self._write_call("flush", cf)
+
+    def create_column_family(self, name: str) -> None:
+        db = self._writable()
+        if name in self._cf_options:
+            raise UsageError(f"column family {name!r} already exists")
+        opts = _new_cf_options(self._cf_options.get(DEFAULT_CF))
+        try:
+            db.create_column_family(name, opts)
+        except Exception as exc:
+            raise from_native(exc, context=f"creating column family {name!r}") from None
+        finally:
+            del db
+        self._cf_options[name] = opts
+
+    def drop_column_family(self, name: str) -> None:
+        db = self._writable()
+        if name == DEFAULT_CF:
+            raise UsageError("the default column family cannot be dropped")
+        if name not in self._cf_options:
+            raise UsageError(f"no column family {name!r}")
+        self._cf_views.pop(name, None)
+        self._cf_handles.pop(name, None)
+        try:
+            db.drop_column_family(name)
+        except Exception as exc:
+            raise from_native(exc, context=f"dropping column family {name!r}") from None
+        finally:
+            del db
+        del self._cf_options[name]
+
+    def compact_range(
+        self,
+        start: bytes | None,
+        end: bytes | None,
+        cf: str | None = None,
+        *,
+        bottommost: Bottommost = Bottommost.IF_NEEDED,
+    ) -> None:
+        self._writable()
+        opts = rd.CompactOptions()
+        opts.set_bottommost_level_compaction(
+            {
+                Bottommost.SKIP: rd.BottommostLevelCompaction.skip,
+                Bottommost.IF_NEEDED: rd.BottommostLevelCompaction.if_have_compaction_filter,
+                Bottommost.FORCE: rd.BottommostLevelCompaction.force,
+            }[bottommost]()
+        )
+        self._write_call("compact_range", cf, start, end, opts)
+
+    def cancel_background_work(self, wait: bool = True) -> None:
+        db = self._require()
+        try:
+            db.cancel_all_background(wait)
+        except Exception as exc:
+            raise from_native(exc) from None
+        finally:
+            del db
+
+    def checkpoint(self, dest: Path) -> None:
+        db = self._writable()
+        checkpoint = None
+        try:
+            checkpoint = rd.Checkpoint(db)
+            checkpoint.create_checkpoint(str(dest))
+        except Exception as exc:
+            raise from_native(exc, context="checkpoint") from None
+        finally:
+            db = checkpoint = None
+
+    def sst_writer(self, path: Path, cf: str | None = None) -> SstWriter:
+        opts = self._cf_options.get(cf or DEFAULT_CF, self._options)
+        native = rd.SstFileWriter(opts)
+        try:
+            native.open(str(path))
+        except Exception as exc:
+            raise from_native(exc, context=f"creating {path}") from None
+        return RdictSstWriter(native, self)
+
+    def ingest(self, paths: Sequence[Path], cf: str | None = None) -> None:
+        self._write_call("ingest_external_file", cf, [str(p) for p in paths])
+
+
+_SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)
+
+
+def _file_number(name: str) -> int:
+    digits = "".join(ch for ch in name.rsplit("/", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else -1
+
+
+def _remove_config(path: Path) -> None:
+    """rocksdict writes its config on open and on CF changes, and reads it only at open: a file
+    the owner's database did not have is removed again."""
+    with contextlib.suppress(OSError):
+        (path / CONFIG_FILE).unlink()
+
+
+def _table_options(format_version: int) -> Any:
+    table = rd.BlockBasedOptions()
+    table.set_format_version(format_version)
+    return table
+
+
+def _new_db_options() -> Any:
+    opts = rd.Options(raw_mode=True)
+    opts.create_if_missing(True)
+    opts.set_block_based_table_factory(_table_options(NEW_DB_FORMAT_VERSION))
+    return opts
+
+
+def _new_cf_options(like: Any | None) -> Any:
+    """Options for a new column family: the default CF's own when known, else kvtool's defaults."""
+    if like is not None:
+        return like
+    opts = rd.Options(raw_mode=True)
+    opts.set_block_based_table_factory(_table_options(NEW_DB_FORMAT_VERSION))
+    return opts
+
+
+def _load_options(path: Path) -> tuple[Any, dict[str, Any]]:
+    """The database's own options from its newest OPTIONS file, or defaults if it has none."""
+    try:
+        opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
+        return opts, dict(cfs)
+    except Exception as exc:
+        text = str(exc)
+        if "No such file" not in text and "NotFound" not in text and "OPTIONS" not in text:
+            raise from_native(exc, context="loading the database's options") from None
+    opts = rd.Options(raw_mode=True)
+    try:
+        names = rd.Rdict.list_cf(str(path), opts)
+    except Exception as exc:
+        raise from_native(exc, context="listing column families") from None
+    return opts, {name: rd.Options(raw_mode=True) for name in names}
+
+
+def check_database_dir(path: Path) -> None:
+    """Raise DatabaseNotFoundError unless `path` is a readable RocksDB dir; creates nothing."""
+    if not path.exists():
+        raise DatabaseNotFoundError(
+            f"no database at {path}", hint="check the path; nothing was created"
+        )
+    if not path.is_dir():
+        raise DatabaseNotFoundError(f"{path} is not a directory", hint="give a RocksDB directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise DatabaseNotFoundError(f"cannot read {path}: permission denied")
+    if not (path / "CURRENT").is_file():
+        raise DatabaseNotFoundError(
+            f"{path} is not a RocksDB database (it has no CURRENT file)",
+            hint="give the directory that holds CURRENT, MANIFEST-* and *.sst",
+        )
+
+
+class RdictEngine(Engine):
+    name = "rocksdict"
+
+    def open(
+        self, path: Path, mode: OpenMode, *, create: bool = False, force: bool = False
+    ) -> Database:
+        if mode is OpenMode.READ_WRITE:
+            return self._open_read_write(path, create=create)
+        if create:
+            raise UsageError("only a read-write open can create a database")
+        check_database_dir(path)
+        shadow = ShadowDir(path)
+        secondary_dir: Path | None = None
+        try:
+            opts, cfs = _load_options(shadow.path)
+            opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
+            if mode is OpenMode.SECONDARY:
+                secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
+                access = rd.AccessType.secondary(str(secondary_dir))
+            else:
+                access = rd.AccessType.read_only(False)
+            native = rd.Rdict(str(shadow.path), opts, column_families=cfs, access_type=access)
+        except BaseException as exc:
+            shadow.remove()
+            if secondary_dir is not None:
+                shutil.rmtree(secondary_dir, ignore_errors=True)
+            if isinstance(exc, KvtoolError) or not isinstance(exc, Exception):
+                raise
+            raise from_native(exc, context=f"opening {path}") from None
+        return RdictDatabase(
+            native,
+            path=path,
+            mode=mode,
+            options=opts,
+            cf_options=cfs,
+            shadow=shadow,
+            secondary_dir=secondary_dir,
+        )
+
+    def _open_read_write(self, path: Path, *, create: bool) -> Database:
+        exists = (path / "CURRENT").is_file()
+        if not exists and not create:
+            check_database_dir(path)
+        if not exists and path.exists() and not path.is_dir():
+            raise UsageError(f"{path} exists and is not a directory")
+        had_config = (path / CONFIG_FILE).exists()
+        if exists:
+            opts, cfs = _load_options(path)
+        else:
+            opts, cfs = _new_db_options(), {DEFAULT_CF: _new_cf_options(None)}
+        try:
+            native = rd.Rdict(str(path), opts, column_families=cfs)
+        except Exception as exc:
+            raise from_native(exc, context=f"opening {path}") from None
+        if not had_config:
+            _remove_config(path)
+        return RdictDatabase(
+            native,
+            path=path,
+            mode=OpenMode.READ_WRITE,
+            options=opts,
+            cf_options=cfs,
+            shadow=None,
+            foreign_config=not had_config,
+        )
+
+    def versions(self) -> dict[str, str]:
+        from importlib.metadata import version
+
+        return {"rocksdict": version("rocksdict"), "rocksdb": bundled_rocksdb_version()}
+
+
+def bundled_rocksdb_version() -> str:
+    """The RocksDB version rocksdict bundles, as it writes it into a new database's OPTIONS file."""
+    from kvtool.engine.options_file import read_options_file
+
+    with tempfile.TemporaryDirectory(prefix="kvtool-version-") as tmp:
+        db = rd.Rdict(tmp, _new_db_options())
+        db.close()
+        del db
+        parsed = read_options_file(Path(tmp))
+    return (parsed.rocksdb_version if parsed else None) or "unknown"

@@ -1,0 +1,147 @@
+"""The one exception tree of kvtool and the one table of exit codes it maps to."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; DESIGN.md's table, and nothing else."""
+
+    OK = 0
+    FAILURE = 1  # unexpected failure: a bug (and `get` of a key that is not there)
+    USAGE = 2  # bad option, bad cursor, bad key encoding
+    DATA_ERROR = 65  # bad input data (import)
+    NO_DATABASE = 66  # no such database; nothing was created
+    IO_ERROR = 74  # corruption or I/O error while reading or writing
+    BUSY = 75  # LOCK held by another process, or lock wait timed out
+    TIMEOUT = 124  # --timeout reached
+    SIGINT = 130
+    SIGTERM = 143
+
+
+class KvtoolError(Exception):
+    """Base of every error kvtool reports to a user; `hint` says what to do next."""
+
+    exit_code: ExitCode = ExitCode.FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(KvtoolError):
+    """A bad option, argument, key encoding or cursor."""
+
+    exit_code = ExitCode.USAGE
+
+
+class BadInputError(KvtoolError):
+    """Bad input data, e.g. an import line; `line` is its 1-based number when known."""
+
+    exit_code = ExitCode.DATA_ERROR
+
+    def __init__(self, message: str, *, line: int | None = None, hint: str | None = None) -> None:
+        super().__init__(f"line {line}: {message}" if line is not None else message, hint=hint)
+        self.line = line
+
+
+class DatabaseNotFoundError(KvtoolError):
+    """The path is not an existing, readable RocksDB database."""
+
+    exit_code = ExitCode.NO_DATABASE
+
+
+class KeyNotFoundError(KvtoolError):
+    """`get` of a key that the database does not hold (exit 1, as grep and git config do)."""
+
+    exit_code = ExitCode.FAILURE
+
+
+class StorageError(KvtoolError):
+    """An I/O error reported by the storage engine."""
+
+    exit_code = ExitCode.IO_ERROR
+
+
+class CorruptionError(StorageError):
+    """A checksum mismatch or otherwise corrupt file."""
+
+
+class DatabaseBusyError(KvtoolError):
+    """Another process holds the database's LOCK."""
+
+    exit_code = ExitCode.BUSY
+
+
+class InvalidArgumentError(UsageError):
+    """The engine refused an argument (e.g. an unknown column family)."""
+
+
+class EngineError(KvtoolError):
+    """An engine failure that fits no other class; a bug in kvtool or the binding."""
+
+
+class HandleLeakError(KvtoolError):
+    """Native handles were still open when the command ended (--trace-handles)."""
+
+
+class StoppedError(KvtoolError):
+    """A run stopped early by a deadline or a signal; `cursor` resumes it."""
+
+    def __init__(self, message: str, *, exit_code: ExitCode, cursor: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.cursor = cursor
+
+
+# RocksDB status strings start with a fixed code name ("Corruption: ...", "IO error: ...").
+# They are parsed here, once; nothing else in kvtool looks at native error text.
+_BUSY_MARKERS = (
+    "lock hold by",
+    "While lock file",
+    "Resource temporarily unavailable",
+    "No locks available",
+)
+
+
+def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
+    """Map an exception raised by the native binding to kvtool's tree by its status text."""
+    text = str(exc).strip() or type(exc).__name__
+    where = f"{context}: " if context else ""
+    if any(marker in text for marker in _BUSY_MARKERS):
+        return DatabaseBusyError(
+            f"{where}database is locked by another process ({text})",
+            hint="retry later, or pass --wait-lock DURATION",
+        )
+    if text.startswith("Corruption"):
+        return CorruptionError(f"{where}{text}", hint="run `kvtool verify` to locate the damage")
+    if text.startswith("IO error") and "No such file or directory" in text:
+        return StorageError(f"{where}{text}", hint="a database file is missing")
+    if text.startswith(("IO error", "IOError")):
+        return StorageError(f"{where}{text}")
+    if text.startswith("Invalid argument"):
+        return InvalidArgumentError(f"{where}{text}")
+    if text.startswith("Not implemented") or text.startswith("Not supported"):
+        return InvalidArgumentError(f"{where}{text}")
+    if text.startswith("Operation aborted") or text.startswith("Shutdown in progress"):
+        return StorageError(f"{where}{text}")
+    return EngineError(f"{where}{text}")
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived. A BaseException, so that only code meant to stop catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> ExitCode:
+        import signal
+
+        return ExitCode.SIGTERM if self.signum == signal.SIGTERM else ExitCode.SIGINT

@@ -1,0 +1,55 @@
+"""Byte codecs: how keys and values are spelled on the command line and in records."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+
+from kvtool.errors import UsageError
+
+
+class InputFormat(str, enum.Enum):
+    """How a key or value given on the command line is spelled."""
+
+    UTF8 = "utf8"
+    HEX = "hex"
+    BASE64 = "base64"
+
+
+def decode_text(text: str, fmt: InputFormat | str, *, what: str = "key") -> bytes:
+    """Bytes from command-line text in `fmt`; a bad spelling is a usage error (exit 2)."""
+    fmt = InputFormat(fmt)
+    if fmt is InputFormat.UTF8:
+        try:
+            return text.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError as exc:  # pragma: no cover - surrogateescape round-trips argv
+            raise UsageError(f"{what} is not valid UTF-8: {exc}") from None
+    if fmt is InputFormat.HEX:
+        digits = text[2:] if text[:2].lower() == "0x" else text
+        try:
+            return bytes.fromhex(digits)
+        except ValueError:
+            raise UsageError(
+                f"{what} {text!r} is not valid hex", hint="use pairs of 0-9a-f, e.g. 6b6579"
+            ) from None
+    try:
+        return base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise UsageError(f"{what} {text!r} is not valid base64") from None
+
+
+def encode_text(data: bytes, fmt: InputFormat | str) -> str:
+    """The inverse of `decode_text`, for messages and plain output."""
+    fmt = InputFormat(fmt)
+    if fmt is InputFormat.HEX:
+        return data.hex()
+    if fmt is InputFormat.BASE64:
+        return base64.b64encode(data).decode("ascii")
+    return data.decode("utf-8", errors="backslashreplace")
+
+
+def printable(data: bytes, limit: int = 80) -> str:
+    """A short, unambiguous rendering of bytes for humans (messages, tables)."""
+    text = repr(data)[2:-1]
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""Operations: one module per command's library function, usable from Python without the CLI."""

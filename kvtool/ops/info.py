@@ -1,0 +1,155 @@
+"""`info`: what a database is, how big, how healthy, and what needs attention."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvtool.engine import OpenMode, open_db
+from kvtool.engine.lockfile import lock_holder
+from kvtool.engine.options_file import read_options_file
+from kvtool.formats.units import format_size
+
+# RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
+_OLDEST_COMMON_FORMAT = 5
+_LARGE_WAL_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class LevelInfo:
+    level: int
+    files: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ColumnFamilyInfo:
+    name: str
+    comparator: str | None
+    format_version: int | None
+    estimated_keys: int
+    sst_bytes: int
+    levels: list[LevelInfo]
+    memtable_bytes: int
+    memtable_entries: int
+    pending_compaction_bytes: int
+    compaction_pending: bool
+    background_errors: int
+    l0_slowdown_trigger: int | None
+
+
+@dataclass(frozen=True)
+class DbInfo:
+    path: str
+    rocksdb_version: str | None
+    options_file: str | None
+    column_families: list[ColumnFamilyInfo]
+    sst_files: int
+    sst_bytes: int
+    wal_files: int
+    wal_bytes: int
+    held_by_pid: int | None
+    attention: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value) if value is not None else 0
+    except ValueError:
+        return 0
+
+
+def _opt_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def describe(path: Path) -> DbInfo:
+    """Read everything `info` shows. Read-only: the database directory is left untouched."""
+    with open_db(path, OpenMode.READ_ONLY) as db:
+        options = read_options_file(path)
+        files = db.live_files()
+        cfs: list[ColumnFamilyInfo] = []
+        for name in db.column_families:
+            by_level: dict[int, list[int]] = {}
+            for f in files:
+                if f.column_family == name:
+                    by_level.setdefault(f.level, []).append(f.size)
+            cf_opts = options.cf_options.get(name, {}) if options else {}
+            cfs.append(
+                ColumnFamilyInfo(
+                    name=name,
+                    comparator=cf_opts.get("comparator"),
+                    format_version=_opt_int(
+                        options.table_option(name, "format_version") if options else None
+                    ),
+                    estimated_keys=_int(db.property("rocksdb.estimate-num-keys", name)),
+                    sst_bytes=_int(db.property("rocksdb.total-sst-files-size", name)),
+                    levels=[
+                        LevelInfo(level=lvl, files=len(sizes), bytes=sum(sizes))
+                        for lvl, sizes in sorted(by_level.items())
+                    ],
+                    memtable_bytes=_int(db.property("rocksdb.cur-size-all-mem-tables", name)),
+                    memtable_entries=_int(db.property("rocksdb.num-entries-active-mem-table", name))
+                    + _int(db.property("rocksdb.num-entries-imm-mem-tables", name)),
+                    pending_compaction_bytes=_int(
+                        db.property("rocksdb.estimate-pending-compaction-bytes", name)
+                    ),
+                    compaction_pending=_int(db.property("rocksdb.compaction-pending", name)) > 0,
+                    background_errors=_int(db.property("rocksdb.background-errors", name)),
+                    l0_slowdown_trigger=_opt_int(cf_opts.get("level0_slowdown_writes_trigger")),
+                )
+            )
+    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    info = DbInfo(
+        path=str(path),
+        rocksdb_version=options.rocksdb_version if options else None,
+        options_file=options.path.name if options else None,
+        column_families=cfs,
+        sst_files=len(files),
+        sst_bytes=sum(f.size for f in files),
+        wal_files=len(wal),
+        wal_bytes=sum(p.stat().st_size for p in wal),
+        held_by_pid=lock_holder(path),
+    )
+    info.attention.extend(_attention(info))
+    return info
+
+
+def _attention(info: DbInfo) -> list[str]:
+    notes: list[str] = []
+    for cf in info.column_families:
+        if cf.background_errors:
+            notes.append(f"[{cf.name}] {cf.background_errors} background error(s): check LOG")
+        l0 = next((lv.files for lv in cf.levels if lv.level == 0), 0)
+        if cf.l0_slowdown_trigger and l0 >= cf.l0_slowdown_trigger:
+            notes.append(
+                f"[{cf.name}] {l0} L0 files >= slowdown trigger {cf.l0_slowdown_trigger}: "
+                "writes are being slowed; run `kvtool compact`"
+            )
+        if (
+            cf.pending_compaction_bytes > cf.sst_bytes // 2
+            and cf.pending_compaction_bytes > 1 << 26
+        ):
+            notes.append(
+                f"[{cf.name}] {format_size(cf.pending_compaction_bytes)} waiting for compaction"
+            )
+        if cf.format_version is not None and cf.format_version > _OLDEST_COMMON_FORMAT:
+            notes.append(
+                f"[{cf.name}] table format_version {cf.format_version}: RocksDB older than 8.6 "
+                "(e.g. ldb 7.8) cannot read new files"
+            )
+    if info.wal_bytes > _LARGE_WAL_BYTES:
+        notes.append(f"WAL holds {format_size(info.wal_bytes)}: the writer may not be flushing")
+    if info.held_by_pid is not None:
+        notes.append(
+            f"in use by process {info.held_by_pid}: figures are as of this moment, "
+            "and writing commands will exit 75"
+        )
+    return notes
