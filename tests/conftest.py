@@ -99,7 +99,7 @@ def small_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def binary_db(tmp_path: Path) -> Path:
-    """Records whose keys and values are hard to carry: NUL, newline, invalid UTF-8, ` ==> `, empty."""
+    """Keys and values hard to carry: NUL, newline, invalid UTF-8, ` ==> `, empty."""
     records = {
         b"\x00": b"nul key",
         b"a\nb": b"newline\nin value",

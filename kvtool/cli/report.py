@@ -1,0 +1,86 @@
+"""The stats block every long command ends with: text or one JSON line on stderr, and a file."""
+
+from __future__ import annotations
+
+import enum
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+
+class StatsFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+StatsOption = Annotated[
+    StatsFormat,
+    typer.Option(
+        "--stats",
+        help="How to print the stats on completion (stderr): text, or one JSON object.",
+        case_sensitive=False,
+    ),
+]
+StatsFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--stats-file",
+        help="Also write the stats as one JSON object to this file (atomically), for monitoring.",
+        metavar="PATH",
+    ),
+]
+
+
+def stats_json(stats: Mapping[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(dict(stats), default=str)
+
+
+def write_stats_file(path: Path, stats: Mapping[str, Any]) -> None:
+    """Write `stats` as JSON next to `path` and rename it over: readers never see half a file."""
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(stats_json(stats) + b"\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def emit_stats(
+    title: str,
+    stats: Mapping[str, Any],
+    *,
+    fmt: StatsFormat = StatsFormat.TEXT,
+    stats_file: Path | None = None,
+    quiet: bool = False,
+) -> None:
+    """Print one stats block on stderr (unless quiet) and write the stats file if asked."""
+    if stats_file is not None:
+        write_stats_file(stats_file, stats)
+    if quiet:
+        return
+    if fmt is StatsFormat.JSON:
+        sys.stderr.write(stats_json(stats).decode() + "\n")
+    else:
+        width = max((len(k) for k in stats), default=0)
+        lines = [f"kvtool: {title}"]
+        lines += [f"  {k.replace('_', ' '):<{width}}  {_text(v)}" for k, v in stats.items()]
+        sys.stderr.write("\n".join(lines) + "\n")
+    sys.stderr.flush()
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
+    if value is None:
+        return "-"
+    return str(value)
