@@ -3,6 +3,7 @@ turns exceptions into an error line and an exit code."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import sys
@@ -13,7 +14,6 @@ from typing import Annotated, Any
 import typer
 
 from kvtool import __version__
-from kvtool.cli import cf, generate, info, kv
 from kvtool.cli.state import STATE
 from kvtool.errors import ExitCode, Interrupted, KvtoolError
 
@@ -75,8 +75,15 @@ def root(
         TRACER.enable(sys.stderr)
 
 
-for module in (info, kv, cf, generate):
-    module.register(app)
+# One module per command (or group); each has `register(app)`. Keep one name per line.
+COMMAND_MODULES = (
+    "info",
+    "kv",
+    "cf",
+    "generate",
+)
+for _name in COMMAND_MODULES:
+    importlib.import_module(f"kvtool.cli.{_name}").register(app)
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
