@@ -110,7 +110,12 @@ _BUSY_MARKERS = (
 
 
 def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
-    """Map an exception raised by the native binding to kvtool's tree by its status text."""
+    """Map an exception raised by the native binding to kvtool's tree by its status text.
+
+    A KvtoolError (raised by kvtool's own checks inside a native call's `try`) passes through.
+    """
+    if isinstance(exc, KvtoolError):
+        return exc
     text = str(exc).strip() or type(exc).__name__
     where = f"{context}: " if context else ""
     if any(marker in text for marker in _BUSY_MARKERS):

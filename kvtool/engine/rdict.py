@@ -31,8 +31,10 @@ from kvtool.engine.base import (
     SstWriter,
     WriteBatch,
 )
+from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
+    DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
     UsageError,
@@ -61,8 +63,6 @@ class RdictIterator(EngineIterator):
     def _call(self, name: str, *args: Any) -> None:
         try:
             getattr(self._require(), name)(*args)
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc) from None
 
@@ -270,8 +270,6 @@ class RdictDatabase(Database):
         try:
             value: bytes | None = self._view(cf).get(key)
             return value
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc) from None
 
@@ -302,8 +300,6 @@ class RdictDatabase(Database):
             opts.set_iterate_upper_bound(upper)
         try:
             return RdictIterator(self._view(cf).iter(opts), self)
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc) from None
 
@@ -311,8 +307,6 @@ class RdictDatabase(Database):
         try:
             value: str | None = self._view(cf).property_value(name)
             return value
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc) from None
 
@@ -355,8 +349,6 @@ class RdictDatabase(Database):
         self._writable()
         try:
             getattr(self._view(cf), fn)(*args)
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc, context="writing") from None
 
@@ -381,8 +373,6 @@ class RdictDatabase(Database):
             db.write(batch._require(), opts)
             # rocksdict consumes a written batch; a fresh one keeps the handle usable.
             batch._native = rd.WriteBatch(raw_mode=True)
-        except KvtoolError:
-            raise
         except Exception as exc:
             raise from_native(exc, context="writing") from None
         finally:
@@ -596,7 +586,14 @@ class RdictEngine(Engine):
         try:
             native = rd.Rdict(str(path), opts, column_families=cfs)
         except Exception as exc:
-            raise from_native(exc, context=f"opening {path}") from None
+            error = from_native(exc, context=f"opening {path}")
+            holder = lock_holder(path) if isinstance(error, DatabaseBusyError) else None
+            if holder is not None:
+                error.message = (
+                    f"{path} is locked by another process (pid {holder}), "
+                    "e.g. the application that owns it"
+                )
+            raise error from None
         if not had_config:
             _remove_config(path)
         return RdictDatabase(
