@@ -503,7 +503,8 @@ def _load_options(path: Path) -> tuple[Any, dict[str, Any]]:
     """The database's own options from its newest OPTIONS file, or defaults if it has none."""
     try:
         opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
-        return opts, dict(cfs)
+        # rocksdict returns a hash map: order it, default first, for stable listings.
+        return opts, {name: cfs[name] for name in sorted(cfs, key=lambda n: (n != DEFAULT_CF, n))}
     except Exception as exc:
         text = str(exc)
         if "No such file" not in text and "NotFound" not in text and "OPTIONS" not in text:
