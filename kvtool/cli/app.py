@@ -4,6 +4,7 @@ turns exceptions into an error line and an exit code."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -90,6 +91,18 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _log_to_stderr() -> None:
+    """Library warnings (e.g. waiting for a lock) go to stderr as `kvtool: ...` lines."""
+    logger = logging.getLogger("kvtool")
+    if not any(getattr(h, "kvtool_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("kvtool: %(message)s"))
+        handler.kvtool_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def _error(message: str) -> None:
     print(f"kvtool: error: {message}", file=sys.stderr, flush=True)
 
@@ -105,6 +118,7 @@ def run(argv: list[str] | None = None) -> int:
         sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
     }
     STATE.reset()
+    _log_to_stderr()
     code: int
     try:
         result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from kvtool.engine.handles import TRACER, Handle, HandleClosedError
 from kvtool.errors import DatabaseBusyError, UsageError
 
 ENGINES = ("rocksdict",)
+
+log = logging.getLogger("kvtool")
 
 
 def get_engine(name: str = "rocksdict") -> Engine:
@@ -50,6 +53,7 @@ def open_db(
     impl = get_engine(engine)
     deadline = time.monotonic() + max(wait_lock, 0.0)
     delay = 0.05
+    waited = False
     while True:
         try:
             return impl.open(Path(path), mode, create=create, force=force)
@@ -59,6 +63,9 @@ def open_db(
                 if wait_lock > 0:
                     exc.message += f"; gave up after waiting {wait_lock:g}s"
                 raise
+            if not waited:
+                log.warning("%s; waiting up to %gs for the lock", exc.message, wait_lock)
+                waited = True
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, 1.0)
 
