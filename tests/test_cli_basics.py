@@ -200,3 +200,18 @@ def test_python_dash_m_runs_the_same_program(small_db: Path) -> None:
         check=False,
     )
     assert (result.returncode, result.stdout) == (0, b"value-2")
+
+
+def test_trace_handles_fails_the_command_when_a_handle_is_left_open(
+    small_db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kvtool.cli.app import run
+
+    leaked = open_db(small_db)  # opened and never closed: what --trace-handles exists to catch
+    try:
+        code = run(["--trace-handles", "cf", "list", str(small_db)])
+    finally:
+        leaked.close()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"native handles left open at exit: db#{leaked.id}" in err
