@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+PYTHON_DIRS = [d for d in ("kvtool", "tests", "bench") if (ROOT / d).is_dir()]
 
 
 @pytest.mark.parametrize(
     "command",
     [
-        ["ruff", "check", "kvtool", "tests", "bench"],
-        ["ruff", "format", "--check", "kvtool", "tests", "bench"],
+        ["ruff", "check", *PYTHON_DIRS],
+        ["ruff", "format", "--check", *PYTHON_DIRS],
         ["mypy"],
     ],
     ids=["ruff-check", "ruff-format", "mypy-strict"],
