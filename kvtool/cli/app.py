@@ -106,6 +106,9 @@ def run(argv: list[str] | None = None) -> int:
     }
     STATE.reset()
     code: int
+    # Rich's colours and boxes only on a terminal that wants them; everywhere else (pipes,
+    # files, NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
+    app.rich_markup_mode = None if _plain_output() else "rich"
     try:
         result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -119,7 +122,13 @@ def run(argv: list[str] | None = None) -> int:
         _silence_stdout()
         code = int(ExitCode.OK)
     except Exception as exc:
-        if _is_click_error(exc):
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it
+            # already; plain mode hands it back as the message.
+            if text := exc.format_message():  # type: ignore[attr-defined]
+                typer.echo(text)
+            code = int(ExitCode.USAGE)
+        elif _is_click_error(exc):
             text = exc.format_message()  # type: ignore[attr-defined]
             hint = " (see kvtool --help)" if "--help" not in text else ""
             _error(f"{text}{hint}")
@@ -131,6 +140,15 @@ def run(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _check_handles(code)
+
+
+def _plain_output() -> bool:
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return True
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return True
 
 
 def _report(exc: BaseException) -> None:
