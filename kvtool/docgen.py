@@ -11,6 +11,7 @@ import inspect
 import re
 import shlex
 import sys
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,7 +115,7 @@ EXAMPLES: list[Example] = [
     Example(
         "export",
         "Export everything as JSON Lines and keep records whose value has status failed:",
-        ("kvtool export --value-format json demo.db | jq -c 'select(.value.status == \"failed\")'"),
+        "kvtool export --value-format json demo.db | jq -c 'select(.value.status == \"failed\")'",
     ),
     Example(
         "export",
@@ -126,7 +127,7 @@ EXAMPLES: list[Example] = [
         "Load an export back into another database:",
         "kvtool import copy.db backup.jsonl",
     ),
-    Example("count", "Count the keys of a range exactly:", ("kvtool count --prefix user: demo.db")),
+    Example("count", "Count the keys of a range exactly:", "kvtool count --prefix user: demo.db"),
     Example(
         "info",
         "crontab(5) line: a snapshot of the database's health every hour, for monitoring:",
@@ -300,15 +301,19 @@ def unknown_options(line: str, infos: dict[str, CommandInfo]) -> tuple[str | Non
     path: list[str] = []
     known = option_names(infos[PROG])
     used: list[str] = []
+    positional = False  # once an argument is seen, words are no longer command names
     for word in words:
         if word == "--":
             break
+        if word.startswith("-") and len(word) > 1 and not re.fullmatch(r"-[\d.]+", word):
+            used.append(word.split("=", 1)[0])
+            continue
         candidate = " ".join((PROG, *path, word))
-        if not word.startswith("-") and candidate in infos and not used:
+        if not positional and candidate in infos:
             path.append(word)
             known |= option_names(infos[candidate])
-        elif word.startswith("-") and len(word) > 1 and not re.fullmatch(r"-[\d.]+", word):
-            used.append(word.split("=", 1)[0])
+        else:
+            positional = True
     name = " ".join((PROG, *path))
     return name, [option for option in used if option not in known]
 
@@ -337,6 +342,26 @@ def roff_escape(text: str) -> str:
     return "\n".join(
         ("\\&" + line) if line.startswith((".", "'")) else line for line in text.split("\n")
     )
+
+
+def roff_text(text: str) -> str:
+    """Prose as roff source: words re-filled to short lines (as roff style asks), escaped."""
+    filled = textwrap.fill(
+        " ".join(text.split()), width=72, break_long_words=False, break_on_hyphens=False
+    )
+    return roff_escape(filled)
+
+
+def _tidy(lines: list[str]) -> list[str]:
+    """Drop the paragraph breaks roff would skip anyway (mandoc -T lint flags them)."""
+    out: list[str] = []
+    for line in lines:
+        if line == ".PP" and out and out[-1].startswith(".SH"):
+            continue
+        if line.startswith((".SH", ".SS")) and out and out[-1] == ".br":
+            out.pop()
+        out.append(line)
+    return out
 
 
 def _roff_option_names(names: str, *, argument: bool) -> str:
@@ -369,7 +394,7 @@ def _roff_help(text: str) -> list[str]:
             else:
                 out.extend([".RS 4", ".nf", *escaped, ".fi", ".RE"])
         else:
-            out.extend([".PP", roff_escape(" ".join(" ".join(lines).split()))])
+            out.extend([".PP", roff_text(" ".join(lines))])
         last_literal = literal
     return out
 
@@ -387,7 +412,7 @@ def _roff_options(docs: list[OptionDoc], *, titles: bool = True) -> list[str]:
                 [
                     ".TP",
                     _roff_option_names(doc.names, argument=doc.is_argument),
-                    roff_escape(doc.help or "(no help)"),
+                    roff_text(doc.help or "(no help)"),
                 ]
             )
     return out
@@ -426,7 +451,7 @@ def man_page(infos: list[CommandInfo] | None = None) -> str:
         ".SH DESCRIPTION",
         *_roff_help(help_text(root)),
         ".PP",
-        roff_escape(
+        roff_text(
             "Standard output carries data only; progress, statistics and errors go to "
             'standard error. An error is one line, "kvtool: error: ...", saying what to do '
             "next, and the exit status says what kind of error it was (see EXIT STATUS). "
@@ -434,7 +459,7 @@ def man_page(infos: list[CommandInfo] | None = None) -> str:
             "work next to a live writer."
         ),
         ".PP",
-        roff_escape(
+        roff_text(
             f'Every command takes the database directory first. Run "{PROG} COMMAND --help" '
             "for a command's help."
         ),
@@ -451,17 +476,17 @@ def man_page(infos: list[CommandInfo] | None = None) -> str:
             for name in info.subcommands:
                 sub = by_name.get(f"{info.name} {name}")
                 if sub is not None:
-                    out.extend([".TP", f"\\fB{roff_escape(name)}\\fR", roff_escape(summary(sub))])
+                    out.extend([".TP", f"\\fB{roff_escape(name)}\\fR", roff_text(summary(sub))])
         out.extend(_roff_options(options(info)))
     out.extend([".SH EXIT STATUS", ".TS", "tab(|);", "r lx."])
     for code in ExitCode:
-        out.append(f"{int(code)}|T{{\n{roff_escape(EXIT_STATUS[code])}\nT}}")
+        out.append(f"{int(code)}|T{{\n{roff_text(EXIT_STATUS[code])}\nT}}")
     out.extend([".TE", ".SH ENVIRONMENT"])
     for name, text in _environment(infos).items():
-        out.extend([".TP", f"\\fB{roff_escape(name)}\\fR", roff_escape(text)])
+        out.extend([".TP", f"\\fB{roff_escape(name)}\\fR", roff_text(text)])
     out.append(".SH FILES")
     for name, text in FILES:
-        out.extend([".TP", f"\\fI{roff_escape(name)}\\fR", roff_escape(text)])
+        out.extend([".TP", f"\\fI{roff_escape(name)}\\fR", roff_text(text)])
     out.append(".SH EXAMPLES")
     for example in EXAMPLES:
         if example.command not in registered:
@@ -469,7 +494,7 @@ def man_page(infos: list[CommandInfo] | None = None) -> str:
         _, unknown = unknown_options(example.line, by_name)
         if unknown:
             continue  # tests/test_docs.py reports it; never document an option that is not there
-        out.extend([".PP", roff_escape(example.text), ".RS 4", ".nf"])
+        out.extend([".PP", roff_text(example.text), ".RS 4", ".nf"])
         out.extend([roff_escape(example.line), ".fi", ".RE"])
     out.extend(
         [
@@ -479,11 +504,12 @@ def man_page(infos: list[CommandInfo] | None = None) -> str:
             ".BR jq (1),",
             ".BR crontab (5)",
             ".PP",
-            roff_escape("RocksDB: https://rocksdb.org/ and rocksdict: "),
-            roff_escape("https://github.com/rocksdict/RocksDict"),
+            roff_escape("RocksDB: https://rocksdb.org/"),
+            ".br",
+            roff_escape("rocksdict: https://github.com/rocksdict/RocksDict"),
         ]
     )
-    return "\n".join(out) + "\n"
+    return "\n".join(_tidy(out)) + "\n"
 
 
 def _name_line(text: str) -> str:
