@@ -4,6 +4,7 @@ turns exceptions into an error line and an exit code."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -84,6 +85,30 @@ COMMAND_MODULES = (
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
+
+
+def _whole_summaries(typer_app: typer.Typer) -> None:
+    # Click cuts a listed command's summary to fit 80 columns minus the longest name ("Show
+    # what a database is: versions, column families, sizes,..."); a short_help of the whole
+    # first paragraph is listed in full (wrapped) and given to zsh and fish as the description.
+    for command in typer_app.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        if command.short_help is None and text:
+            command.short_help = _first_paragraph(text)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is None:
+            continue
+        group_help: object = group.typer_instance.info.help  # a placeholder when not given
+        if not isinstance(group.short_help, str) and isinstance(group_help, str) and group_help:
+            group.short_help = _first_paragraph(group_help)
+        _whole_summaries(group.typer_instance)
+
+
+def _first_paragraph(text: str) -> str:
+    return " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
+
+
+_whole_summaries(app)
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
