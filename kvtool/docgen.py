@@ -569,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         "--root", type=Path, default=ROOT, help="source tree (default: %(default)s)"
     )
     args = parser.parse_args(argv)
+    if not (args.root / "pyproject.toml").is_file() and args.root == ROOT:
+        parser.error(f"{ROOT} is not kvtool's source tree (an installed copy?): pass --root")
     if args.check:
         stale = stale_files(args.root)
         for path in stale:
@@ -576,6 +578,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     for path, text in generated_files().items():
         target = args.root / path
+        if target.is_file() and target.read_text(encoding="utf-8") == text:
+            print(f"unchanged {path}")
+            continue
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         print(f"wrote {path}")
