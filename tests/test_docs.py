@@ -9,10 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import kvtool_executable, require_tool, run_kvtool
 
 from kvtool import docgen
 from kvtool.errors import ExitCode
+
+from .conftest import kvtool_executable, require_tool, run_kvtool
 
 ROOT = Path(__file__).resolve().parent.parent
 MAN = ROOT / docgen.MAN_FILE

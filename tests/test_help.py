@@ -10,10 +10,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import kvtool_executable, run_kvtool
 
 import kvtool
 from kvtool import docgen
+
+from .conftest import kvtool_executable, run_kvtool
 
 ANSI = re.compile(r"\x1b\[")
 BOX = re.compile("[\u2500-\u257f]")  # box-drawing characters, as rich draws its panels
@@ -160,7 +161,7 @@ def test_no_arguments_prints_help_and_exits_2() -> None:
         assert result.stderr == b"", "no empty error line after the help"
 
 
-def test_version_names_kvtool_rocksdict_and_rocksdb() -> None:
+def test_version_matches_the_installed_packages() -> None:
     result = run_kvtool("--version")
     assert result.returncode == 0
     out = result.stdout.decode()

@@ -4,7 +4,6 @@ turns exceptions into an error line and an exit code."""
 from __future__ import annotations
 
 import importlib
-import inspect
 import os
 import signal
 import sys
@@ -88,6 +87,8 @@ for _name in COMMAND_MODULES:
 
 
 def _whole_summaries(typer_app: typer.Typer) -> None:
+    import inspect
+
     # Click cuts a listed command's summary to fit 80 columns minus the longest name ("Show
     # what a database is: versions, column families, sizes,..."); a short_help of the whole
     # first paragraph is listed in full (wrapped) and given to zsh and fish as the description.
@@ -105,6 +106,8 @@ def _whole_summaries(typer_app: typer.Typer) -> None:
 
 
 def _first_paragraph(text: str) -> str:
+    import inspect
+
     return " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
 
 
@@ -131,10 +134,10 @@ def run(argv: list[str] | None = None) -> int:
     }
     STATE.reset()
     code: int
-    # Rich's colours and boxes only on a terminal that wants them; everywhere else (pipes,
-    # files, NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
-    app.rich_markup_mode = None if _plain_output() else "rich"
     try:
+        # Rich's colours and boxes only on a terminal that wants them; elsewhere (pipes, files,
+        # NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
+        app.rich_markup_mode = None if _plain_output() else "rich"
         result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except KvtoolError as exc:
