@@ -147,18 +147,18 @@ EXAMPLES: list[Example] = [
     Example(
         "verify",
         "crontab(5) line: verify every checksum at 03:15, mail on failure:",
-        ("15 3 * * * kvtool verify -q /srv/app/db || echo 'verify failed' | mail -s kvtool ops"),
+        "15 3 * * * kvtool verify -q /srv/app/db || echo 'verify failed' | mail -s kvtool ops",
     ),
     Example(
         "checkpoint",
         "crontab(5) line: a nightly hard-linked copy, waiting up to 5 "
         "minutes for the LOCK (% must be escaped in crontab):",
-        ("0 2 * * * kvtool checkpoint --wait-lock 5m /srv/app/db /backup/db-$(date +\\%F)"),
+        "0 2 * * * kvtool checkpoint --wait-lock 5m /srv/app/db /backup/db-$(date +\\%F)",
     ),
     Example(
         "compact",
         "crontab(5) line: a weekly full compaction that writes its stats for monitoring:",
-        ("30 4 * * 0 kvtool compact --stats-file /var/lib/kvtool/compact.json /srv/app/db"),
+        "30 4 * * 0 kvtool compact --stats-file /var/lib/kvtool/compact.json /srv/app/db",
     ),
 ]
 
@@ -527,13 +527,11 @@ def _environment(infos: list[CommandInfo]) -> dict[str, str]:
                 continue
             for name in [envvars] if isinstance(envvars, str) else list(envvars):
                 opts = ", ".join(_param_opts(param)) or param.name or ""
-                what = (
-                    f"Set to 1 for {opts}"
-                    if getattr(param, "is_flag", False)
-                    else (f"The default of {opts}")
-                )
-                where = "" if not info.path else f" ({info.name})"
-                found.setdefault(name, f"{what}{where}: {getattr(param, 'help', '')}")
+                flag = getattr(param, "is_flag", False)
+                what = f"Set to 1 for {opts}" if flag else f"The default of {opts}"
+                where = f" of {info.name}" if info.path else ""
+                text = getattr(param, "help", None) or ""
+                found.setdefault(name, f"{what}{where}: {text[:1].lower()}{text[1:]}")
     return {**found, **ENVIRONMENT}
 
 
