@@ -87,6 +87,34 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
 
 
+def _whole_summaries(typer_app: typer.Typer) -> None:
+    import inspect
+
+    # Click cuts a listed command's summary to fit 80 columns minus the longest name ("Show
+    # what a database is: versions, column families, sizes,..."); a short_help of the whole
+    # first paragraph is listed in full (wrapped) and given to zsh and fish as the description.
+    for command in typer_app.registered_commands:
+        text = command.help or inspect.getdoc(command.callback) or ""
+        if command.short_help is None and text:
+            command.short_help = _first_paragraph(text)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is None:
+            continue
+        group_help: object = group.typer_instance.info.help  # a placeholder when not given
+        if not isinstance(group.short_help, str) and isinstance(group_help, str) and group_help:
+            group.short_help = _first_paragraph(group_help)
+        _whole_summaries(group.typer_instance)
+
+
+def _first_paragraph(text: str) -> str:
+    import inspect
+
+    return " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
+
+
+_whole_summaries(app)
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
@@ -121,6 +149,9 @@ def run(argv: list[str] | None = None) -> int:
     _log_to_stderr()
     code: int
     try:
+        # Rich's colours and boxes only on a terminal that wants them; elsewhere (pipes, files,
+        # NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
+        app.rich_markup_mode = None if _plain_output() else "rich"
         result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except KvtoolError as exc:
@@ -133,7 +164,13 @@ def run(argv: list[str] | None = None) -> int:
         _silence_stdout()
         code = int(ExitCode.OK)
     except Exception as exc:
-        if _is_click_error(exc):
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it
+            # already; plain mode hands it back as the message.
+            if text := exc.format_message():  # type: ignore[attr-defined]
+                typer.echo(text)
+            code = int(ExitCode.USAGE)
+        elif _is_click_error(exc):
             text = exc.format_message()  # type: ignore[attr-defined]
             hint = " (see kvtool --help)" if "--help" not in text else ""
             _error(f"{text}{hint}")
@@ -145,6 +182,15 @@ def run(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _check_handles(code)
+
+
+def _plain_output() -> bool:
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return True
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return True
 
 
 def _report(exc: BaseException) -> None:

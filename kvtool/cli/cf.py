@@ -9,16 +9,30 @@ import typer
 from kvtool.cli.options import DbPath, WaitLock
 from kvtool.formats.units import parse_duration
 
-cf_app = typer.Typer(help="List, create and drop column families.", no_args_is_help=True)
+cf_app = typer.Typer(
+    help="""List, create and drop column families.
 
-Name = Annotated[str, typer.Argument(help="Column family name.")]
+    create and drop take the database's LOCK: they exit 75 if another process holds it.
+
+    Examples:
+
+        kvtool cf list demo.db
+
+        kvtool cf create demo.db sessions
+    """,
+    no_args_is_help=True,
+)
+
+Name = Annotated[str, typer.Argument(help="Column family name.", metavar="NAME")]
 
 
 @cf_app.command("list")
 def list_(db: DbPath) -> None:
     """Print the column families, one per line.
 
-    Example:
+    Read-only, like info: the database directory is left as it was.
+
+    Examples:
 
         kvtool cf list demo.db
     """
@@ -32,7 +46,9 @@ def list_(db: DbPath) -> None:
 def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
     """Create a column family with the default column family's options.
 
-    Example:
+    Exits 2 if the column family already exists.
+
+    Examples:
 
         kvtool cf create demo.db sessions
     """
@@ -45,7 +61,10 @@ def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
 def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
     """Drop a column family and all its data.
 
-    Example:
+    There is no undo: take a checkpoint first if the data may be needed. The default
+    column family cannot be dropped.
+
+    Examples:
 
         kvtool cf drop demo.db sessions
     """

@@ -12,15 +12,25 @@ from kvtool.cli.options import DbPath, Quiet
 
 def generate(
     db: DbPath,
-    keys: Annotated[int, typer.Option("--keys", help="Number of records.", min=0)] = 100_000,
-    value_size: Annotated[int, typer.Option("--value-size", help="Bytes per value.", min=0)] = 100,
-    seed: Annotated[int, typer.Option("--seed", help="Seed: same seed, same data.")] = 0,
+    keys: Annotated[
+        int, typer.Option("--keys", help="Number of records.", min=0, metavar="N")
+    ] = 100_000,
+    value_size: Annotated[
+        int, typer.Option("--value-size", help="Bytes per value.", min=0, metavar="BYTES")
+    ] = 100,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed: same seed, same data.", metavar="N")
+    ] = 0,
     key_prefix: Annotated[
-        str, typer.Option("--key-prefix", help="Text every key starts with.")
+        str, typer.Option("--key-prefix", help="Text every key starts with.", metavar="TEXT")
     ] = "key:",
     quiet: Quiet = False,
 ) -> None:
-    """Create a new database of KEYS records: key:000000000000 ... with printable values.
+    """Create a synthetic database to try kvtool on or to benchmark.
+
+    Writes --keys records: keys are --key-prefix followed by a 12-digit number
+    (key:000000000000, key:000000000001, ...), values are --value-size printable bytes drawn
+    from --seed, so the same options always give the same data. DB must not exist yet.
 
     The database is written with table format_version 5, so RocksDB 7.8 tools (ldb,
     sst_dump) can read it too.

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
 
 
 def info(db: DbPath, json: Json = False) -> None:
-    """Show what a database is: version, format, column families, sizes per level, health.
+    """Show what a database is: versions, column families, sizes, health.
+
+    Prints the RocksDB version that last wrote the database, its table format_version and
+    comparator, each column family's estimated keys and SST bytes per level, memtables,
+    pending compaction and background errors, then a short reading of what needs attention.
 
     Read-only: the database directory is left byte-for-byte as it was, and a live writer is
     not disturbed.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from typing import Annotated
 
@@ -11,7 +12,16 @@ from kvtool.cli.options import ColumnFamily, DbPath, KeyFormatIn, ValueFormatIn,
 from kvtool.formats.codecs import InputFormat, decode_text, encode_text
 from kvtool.formats.units import parse_duration
 
-Key = Annotated[str, typer.Argument(help="The key, spelled as --key-format says.")]
+Key = Annotated[str, typer.Argument(help="The key, spelled as --key-format says.", metavar="KEY")]
+
+
+class GetFormat(str, enum.Enum):
+    """How `get` prints the value."""
+
+    RAW = "raw"
+    UTF8 = "utf8"
+    HEX = "hex"
+    BASE64 = "base64"
 
 
 def get(
@@ -20,16 +30,20 @@ def get(
     cf: ColumnFamily = "default",
     key_format: KeyFormatIn = InputFormat.UTF8,
     value_format: Annotated[
-        str,
+        GetFormat,
         typer.Option(
             "--value-format",
-            help="Print the value as raw bytes (default), utf8, hex or base64.",
+            help="Print the value as raw bytes, utf8 text (invalid bytes escaped), hex or "
+            "base64 (each of the last three followed by a newline).",
+            case_sensitive=False,
         ),
-    ] = "raw",
+    ] = GetFormat.RAW,
 ) -> None:
-    """Print the value of one key (raw bytes unless --value-format says otherwise).
+    """Print the value of one key.
 
-    Exits 1 with "key not found" when the key is not there.
+    The value is written to stdout exactly as stored (no newline added) unless
+    --value-format asks for text. Exits 1 with "key not found" when the key is not there,
+    so scripts can test for a key the way they test with grep.
 
     Examples:
 
@@ -39,28 +53,30 @@ def get(
     """
     from kvtool.ops.kv import get_value
 
-    if value_format not in ("raw", "utf8", "hex", "base64"):
-        from kvtool.errors import UsageError
-
-        raise UsageError(f"--value-format: {value_format!r} is not one of raw, utf8, hex, base64")
     value = get_value(db, decode_text(key, key_format), cf=cf)
-    if value_format == "raw":
+    if value_format is GetFormat.RAW:
         sys.stdout.buffer.write(value)
         sys.stdout.buffer.flush()
     else:
-        typer.echo(encode_text(value, value_format))
+        typer.echo(encode_text(value, value_format.value))
 
 
 def put(
     db: DbPath,
     key: Key,
-    value: Annotated[str, typer.Argument(help="The value, spelled as --value-format says.")],
+    value: Annotated[
+        str, typer.Argument(help="The value, spelled as --value-format says.", metavar="VALUE")
+    ],
     cf: ColumnFamily = "default",
     key_format: KeyFormatIn = InputFormat.UTF8,
     value_format: ValueFormatIn = InputFormat.UTF8,
     wait_lock: WaitLock = "0s",
 ) -> None:
-    """Store one key. Takes the database's LOCK: exits 75 if another process holds it.
+    """Store one key and its value, replacing any value it had.
+
+    Takes the database's LOCK for the write: exits 75 at once if another process (the
+    database's owner) holds it, or after --wait-lock if given. The write keeps the
+    database's own options and file format, so its owner can still read it.
 
     Examples:
 
@@ -86,9 +102,11 @@ def delete(
     key_format: KeyFormatIn = InputFormat.UTF8,
     wait_lock: WaitLock = "0s",
 ) -> None:
-    """Delete one key (deleting a key that is not there is not an error).
+    """Delete one key.
 
-    Example:
+    Deleting a key that is not there is not an error. Takes the database's LOCK like put.
+
+    Examples:
 
         kvtool delete demo.db greeting
     """

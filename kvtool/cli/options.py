@@ -29,7 +29,7 @@ ValueFormatIn = Annotated[
     InputFormat,
     typer.Option(
         "--value-format",
-        help="How VALUE is spelled (and, for get, printed): utf8, hex or base64.",
+        help="How VALUE is spelled: utf8 text, hex or base64.",
         case_sensitive=False,
     ),
 ]
