@@ -101,7 +101,7 @@ def import_(
             help="Memory for sorting (sst mode); beyond it sorted runs go to temp files.",
             metavar="SIZE",
         ),
-    ] = "256MB",
+    ] = "512MB",
     tmp_dir: Annotated[
         Path | None,
         typer.Option(

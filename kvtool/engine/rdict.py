@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +175,16 @@ class RdictSstWriter(SstWriter):
             self._require()[key] = value
         except Exception as exc:
             raise from_native(exc, context="writing SST") from None
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        setitem = self._require().__setitem__
+        try:
+            for key, value in records:
+                setitem(key, value)
+        except Exception as exc:
+            raise from_native(exc, context="writing SST") from None
+        finally:
+            del setitem
 
     def finish(self) -> int:
         writer = self._require()
@@ -469,8 +479,10 @@ class RdictDatabase(Database):
             raise from_native(exc, context=f"creating {path}") from None
         return RdictSstWriter(native, self)
 
-    def ingest(self, paths: Sequence[Path], cf: str | None = None) -> None:
-        self._write_call("ingest_external_file", cf, [str(p) for p in paths])
+    def ingest(self, paths: Sequence[Path], cf: str | None = None, *, move: bool = False) -> None:
+        opts = rd.IngestExternalFileOptions()
+        opts.set_move_files(move)
+        self._write_call("ingest_external_file", cf, [str(p) for p in paths], opts)
 
 
 _SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import enum
 import heapq
+import itertools
+import marshal
+import operator
 import shutil
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -98,7 +100,7 @@ class ImportOptions:
     on_error: OnError = OnError.STOP
     batch_records: int = 10_000
     batch_bytes: int = 16 * 2**20
-    sort_memory: int = 256 * 10**6
+    sort_memory: int = 512 * 10**6
     tmp_dir: Path | None = None
     cf: str = DEFAULT_CF
     create: bool = False
@@ -116,32 +118,20 @@ class _LineError(Exception):
 Progress = Callable[[int], None]
 
 
-def _field_decoder(fmt: FieldFormat, what: str) -> Callable[[Any], bytes]:
-    """The decoder for one field; plain strings in auto/utf8 skip the general path."""
+def _fast_path(fmt: FieldFormat) -> Callable[[str], bytes] | None:
+    """The C-level decoder for a field that is a plain string in `fmt`, if there is one.
+
+    It may raise ValueError for bad text; the general `decode_field` then says why.
+    """
     if fmt in (FieldFormat.AUTO, FieldFormat.UTF8):
-
-        def decode(value: Any) -> bytes:
-            if type(value) is str:
-                return value.encode("utf-8", errors="surrogatepass")
-            return decode_field(value, fmt, what=what)
-
-        return decode
+        return str.encode  # orjson never yields lone surrogates: always valid UTF-8
     if fmt is FieldFormat.HEX:
+        return bytes.fromhex
+    return None
 
-        def decode_hex(value: Any) -> bytes:
-            if type(value) is str:
-                try:
-                    return bytes.fromhex(value)
-                except ValueError:
-                    pass
-            return decode_field(value, fmt, what=what)
 
-        return decode_hex
-
-    def decode_other(value: Any) -> bytes:
-        return decode_field(value, fmt, what=what)
-
-    return decode_other
+def _slow(field: Any, fmt: FieldFormat, what: str = "key") -> bytes:
+    return decode_field(field, fmt, what=what)
 
 
 def parse_records(
@@ -156,8 +146,8 @@ def parse_records(
     """
     if options.key_format is FieldFormat.JSON:
         raise UsageError("--key-format json is not supported: keys must be byte-exact")
-    decode_key = _field_decoder(options.key_format, "key")
-    decode_value = _field_decoder(options.value_format, "value")
+    key_fmt, value_fmt = options.key_format, options.value_format
+    fast_key, fast_value = _fast_path(key_fmt), _fast_path(value_fmt)
     loads = orjson.loads
     skip = options.on_error is OnError.SKIP
     number = 0
@@ -189,8 +179,20 @@ def parse_records(
                     f"not {type(record).__name__}",
                 )
             try:
-                key = decode_key(record["key"])
-                value = decode_value(record["value"])
+                key = record["key"]
+                value = record["value"]
+                try:
+                    key = fast_key(key) if fast_key and type(key) is str else _slow(key, key_fmt)
+                except ValueError:
+                    key = _slow(key, key_fmt)
+                try:
+                    value = (
+                        fast_value(value)
+                        if fast_value and type(value) is str
+                        else _slow(value, value_fmt, "value")
+                    )
+                except ValueError:
+                    value = _slow(value, value_fmt, "value")
             except KeyError as exc:
                 raise _LineError(number, f'the record has no "{exc.args[0]}" field') from None
             except BadInputError as exc:
@@ -327,32 +329,28 @@ def _import_batches(
 
 
 # -- SST mode ---------------------------------------------------------------------------------
-_RUN_HEADER = struct.Struct("<II")
+# A sort run on disk: marshal'd lists of (key, value) tuples, written and read a slice at a
+# time in C (the files are ours and temporary; marshal is not for data from elsewhere).
+_RUN_SLICE = 16_384
 
 
 def _write_run(path: Path, run: list[tuple[bytes, bytes]]) -> None:
-    pack = _RUN_HEADER.pack
     with path.open("wb", buffering=1 << 20) as out:
-        write = out.write
-        for key, value in run:
-            write(pack(len(key), len(value)))
-            write(key)
-            write(value)
+        for start in range(0, len(run), _RUN_SLICE):
+            marshal.dump(run[start : start + _RUN_SLICE], out)
 
 
 def _read_run(path: Path) -> Iterator[tuple[bytes, bytes]]:
-    unpack, size = _RUN_HEADER.unpack, _RUN_HEADER.size
     with path.open("rb", buffering=1 << 20) as src:
-        read = src.read
-        while header := read(size):
-            if len(header) != size:  # pragma: no cover - we wrote the file
-                raise RuntimeError(f"sort run {path} is truncated")
-            klen, vlen = unpack(header)
-            yield read(klen), read(vlen)
+        while True:
+            try:
+                records: list[tuple[bytes, bytes]] = marshal.load(src)
+            except EOFError:
+                return
+            yield from records
 
 
-def _first(record: tuple[bytes, bytes]) -> bytes:
-    return record[0]
+_first = operator.itemgetter(0)
 
 
 def _last_of_each_key(
@@ -368,6 +366,17 @@ def _last_of_each_key(
         yield previous
 
 
+def _work_dir(options: ImportOptions, db: Database) -> Path:
+    """Sorted runs and SST files go next to the database, where ingesting can hard-link them
+    (same filesystem), or to --tmp-dir; the system temp dir when the parent is not writable."""
+    if options.tmp_dir is not None:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=options.tmp_dir))
+    try:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=db.path.parent))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-"))
+
+
 def _import_sst(
     db: Database,
     records: Iterator[tuple[int, bytes, bytes]],
@@ -375,31 +384,37 @@ def _import_sst(
     stats: ImportStats,
 ) -> None:
     cf = None if options.cf == DEFAULT_CF else options.cf
-    work = Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=options.tmp_dir or db.path.parent))
+    try:
+        work = _work_dir(options, db)
+    except OSError as exc:
+        raise UsageError(f"cannot create a work directory for --mode sst: {exc}") from None
     try:
         runs: list[Path] = []
         run: list[tuple[bytes, bytes]] = []
-        used = 0
+        append = run.append
+        count = key_bytes = value_bytes = used = 0
         budget = options.sort_memory
         try:
             for _, key, value in records:
-                run.append((key, value))
-                size = len(key) + len(value)
-                stats.records += 1
-                stats.key_bytes += len(key)
-                stats.value_bytes += len(value)
-                used += size + _RECORD_OVERHEAD
+                append((key, value))
+                klen, vlen = len(key), len(value)
+                key_bytes += klen
+                value_bytes += vlen
+                used += klen + vlen + _RECORD_OVERHEAD
                 if used >= budget:
+                    count += len(run)
                     run.sort(key=_first)  # stable: equal keys stay in input order
                     runs.append(work / f"run-{len(runs):05d}")
                     _write_run(runs[-1], run)
                     run, used = [], 0
+                    append = run.append
         except _LineError as exc:
             raise BadInputError(
                 f"{exc.reason}; nothing was committed",
                 line=exc.line,
                 hint=_resume_hint(stats, 1),
             ) from None
+        count += len(run)
         run.sort(key=_first)
         stats.sorted_runs = len(runs)
         if runs:
@@ -410,10 +425,14 @@ def _import_sst(
             )
         else:
             ordered = iter(run)
-        files = _write_sst_files(db, _last_of_each_key(ordered), work, cf, stats)
-        del run
+        # Files of about SST_FILE_BYTES each, cut by record count from the average record size.
+        per_file = max(1, SST_FILE_BYTES * count // max(1, key_bytes + value_bytes))
+        files = _write_sst_files(db, _last_of_each_key(ordered), work, cf, per_file)
+        del run, ordered
         if files:
-            db.ingest(files, cf)
+            # The files are ours and temporary: the database may take them (hard links).
+            db.ingest(files, cf, move=True)
+        stats.records, stats.key_bytes, stats.value_bytes = count, key_bytes, value_bytes
         stats.batches = len(files)
     except Interrupted as exc:
         raise StoppedError(
@@ -429,26 +448,12 @@ def _write_sst_files(
     ordered: Iterator[tuple[bytes, bytes]],
     work: Path,
     cf: str | None,
-    stats: ImportStats,
+    per_file: int,
 ) -> list[Path]:
     files: list[Path] = []
-    writer = None
-    written = 0
-    try:
-        for key, value in ordered:
-            if writer is None:
-                files.append(work / f"import-{len(files):05d}.sst")
-                writer = db.sst_writer(files[-1], cf)
-                written = 0
-            writer.put(key, value)
-            written += len(key) + len(value)
-            if written >= SST_FILE_BYTES:
-                writer.finish()
-                writer.release()
-                writer = None
-        if writer is not None:
+    while (first := next(ordered, None)) is not None:
+        files.append(work / f"import-{len(files):05d}.sst")
+        with db.sst_writer(files[-1], cf) as writer:
+            writer.put_many(itertools.chain((first,), itertools.islice(ordered, per_file - 1)))
             writer.finish()
-    finally:
-        if writer is not None:
-            writer.release()
     return files
