@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -527,3 +530,84 @@ def test_delete_range_requires_both_bounds(hundred: Path) -> None:
     result = run_kvtool("delete-range", "--start", "a", hundred)
     assert result.returncode == 2
     assert re.search(rb"Missing option '--end'", result.stderr)
+
+
+# -- signals and handles --------------------------------------------------------------------------
+
+
+def _count_records(db: Path) -> int:
+    try:
+        return len(read_all(db))
+    except Exception:  # the writer may be between files; try again
+        return -1
+
+
+def _start_import(*args: str | Path) -> subprocess.Popen[bytes]:
+    from conftest import kvtool_executable
+
+    return subprocess.Popen(
+        [kvtool_executable(), "import", *map(str, args)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_until(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_with_committed_batches_and_resume_line(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    db = make_db(tmp_path / "db", {})
+    proc = _start_import("--batch-records", "2", "--key-format", "hex", "--value-format", "hex", db)
+    assert proc.stdin is not None
+    lines = to_jsonl(GOOD, "hex", "hex").splitlines(keepends=True)
+    proc.stdin.write(b"".join(lines[:5]))
+    proc.stdin.flush()
+    # Lines 1-4 are two complete batches; line 5 waits in an unfinished one.
+    _wait_until(lambda: _count_records(db) == 4, "two committed batches")
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    message = err.decode()
+    assert message.count("\n") == 1
+    assert "interrupted; committed 4 records from lines 1-4, nothing after line 4" in message
+    assert "tail -n +5" in message
+    assert read_all(db) == GOOD[:4]
+
+
+def test_signal_in_sst_mode_imports_nothing_and_cleans_up(tmp_path: Path) -> None:
+    db = make_db(tmp_path / "db", {b"existing": b"kept"})
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = _start_import("--mode", "sst", "--tmp-dir", work, db)
+    assert proc.stdin is not None
+    proc.stdin.write(to_jsonl(GOOD, "auto", "auto"))
+    proc.stdin.flush()
+    _wait_until(lambda: any(work.iterdir()), "the sort work directory")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert b"interrupted; nothing was imported" in err
+    assert read_all(db) == [(b"existing", b"kept")]
+    assert not any(work.iterdir())
+
+
+@pytest.mark.parametrize("mode", ["batch", "sst"])
+def test_no_handle_left_open_on_success_or_bad_input(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "db"
+    good = to_jsonl(GOOD, "auto", "auto")
+    for data, code in ((good, 0), (good + b"bad\n", 65)):
+        result = run_kvtool(
+            "--trace-handles", "import", "--create", "--mode", mode, "--tmp-dir", tmp_path, db,
+            input=data,
+        )  # fmt: skip
+        assert result.returncode == code, result.stderr
+        assert b"left open" not in result.stderr
+        assert b"kvtool: handle release db#" in result.stderr
