@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -159,6 +160,8 @@ def import_(
         create=create,
         wait_lock=parse_duration(wait_lock, option="--wait-lock"),
         force=force,
+        source_name=shlex.quote(file),
+        db_name=shlex.quote(str(db)),
     )
     if file == "-":
         result = import_records(db, sys.stdin.buffer, options)

@@ -106,6 +106,9 @@ class ImportOptions:
     create: bool = False
     wait_lock: float = 0.0
     force: bool = False
+    # Names for the resume hint in messages: the input file ("-" for stdin) and the database.
+    source_name: str | None = None
+    db_name: str | None = None
 
 
 class _LineError(Exception):
@@ -255,13 +258,15 @@ def import_records(
     return stats
 
 
-def _resume_hint(stats: ImportStats, resume_line: int) -> str:
+def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -> str:
     if stats.mode == ImportMode.SST.value:
         return "--mode sst ingests only after the whole input is read, so nothing was imported"
+    if resume_line <= 1:
+        return "fix the input and run the import again"
+    source = options.source_name if options.source_name not in (None, "-") else "FILE"
     return (
-        f"resume from line {resume_line}: tail -n +{resume_line} FILE | kvtool import DB -"
-        if resume_line > 1
-        else "resume from line 1"
+        f"resume from line {resume_line}: "
+        f"tail -n +{resume_line} {source} | kvtool import {options.db_name or 'DB'} -"
     )
 
 
@@ -317,13 +322,13 @@ def _import_batches(
             raise BadInputError(
                 f"{exc.reason}; {_committed(stats, committed_line)}",
                 line=exc.line,
-                hint=_resume_hint(stats, committed_line + 1),
+                hint=_resume_hint(stats, committed_line + 1, options),
             ) from None
         except Interrupted as exc:
             batch.clear()
             raise StoppedError(
                 f"interrupted; {_committed(stats, committed_line)} "
-                f"({_resume_hint(stats, committed_line + 1)})",
+                f"({_resume_hint(stats, committed_line + 1, options)})",
                 exit_code=exc.exit_code,
             ) from None
 
@@ -412,7 +417,7 @@ def _import_sst(
             raise BadInputError(
                 f"{exc.reason}; nothing was committed",
                 line=exc.line,
-                hint=_resume_hint(stats, 1),
+                hint=_resume_hint(stats, 1, options),
             ) from None
         count += len(run)
         run.sort(key=_first)
