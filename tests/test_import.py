@@ -611,3 +611,25 @@ def test_no_handle_left_open_on_success_or_bad_input(tmp_path: Path, mode: str) 
         assert result.returncode == code, result.stderr
         assert b"left open" not in result.stderr
         assert b"kvtool: handle release db#" in result.stderr
+
+
+def test_many_sort_runs_are_merged_in_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from kvtool.ops import importer
+
+    monkeypatch.setattr(importer, "_MERGE_FANIN", 3)  # 20+ runs: two merge passes
+    rng = random.Random(11)
+    lines = [(b"k%04d" % rng.randrange(1500), b"v%d" % i) for i in range(3000)]
+    options = importer.ImportOptions(
+        mode=importer.ImportMode.SST, sort_memory=20_000, create=True, tmp_dir=tmp_path
+    )
+    stats = importer.import_records(
+        tmp_path / "db", io.BytesIO(to_jsonl(lines, "auto", "auto")), options
+    )
+    assert stats.sorted_runs > 9
+    assert stats.records == 3000
+    assert read_all(tmp_path / "db") == sorted(dict(lines).items())
+    assert not list(tmp_path.glob("kvtool-import-*"))

@@ -335,24 +335,55 @@ def _import_batches(
 
 # -- SST mode ---------------------------------------------------------------------------------
 # A sort run on disk: marshal'd lists of (key, value) tuples, written and read a slice at a
-# time in C (the files are ours and temporary; marshal is not for data from elsewhere).
-_RUN_SLICE = 16_384
+# time in C (the files are ours and temporary; marshal is not for data from elsewhere). The
+# merge holds one slice per run, and merges at most _MERGE_FANIN runs at once (more runs are
+# merged in passes first), so its memory is bounded whatever the input size.
+_RUN_SLICE_BYTES = 256 * 1024
+_MERGE_FANIN = 64
 
 
-def _write_run(path: Path, run: list[tuple[bytes, bytes]]) -> None:
-    with path.open("wb", buffering=1 << 20) as out:
-        for start in range(0, len(run), _RUN_SLICE):
-            marshal.dump(run[start : start + _RUN_SLICE], out)
+def _write_run(path: Path, run: Iterable[tuple[bytes, bytes]]) -> None:
+    with path.open("wb", buffering=1 << 16) as out:
+        dump = marshal.dump
+        chunk: list[tuple[bytes, bytes]] = []
+        append = chunk.append
+        size = 0
+        for record in run:
+            append(record)
+            size += len(record[0]) + len(record[1]) + 64
+            if size >= _RUN_SLICE_BYTES:
+                dump(chunk, out)
+                chunk.clear()
+                size = 0
+        if chunk:
+            dump(chunk, out)
 
 
 def _read_run(path: Path) -> Iterator[tuple[bytes, bytes]]:
-    with path.open("rb", buffering=1 << 20) as src:
+    with path.open("rb", buffering=1 << 16) as src:
         while True:
             try:
                 records: list[tuple[bytes, bytes]] = marshal.load(src)
             except EOFError:
                 return
             yield from records
+
+
+def _merge_passes(runs: list[Path], work: Path) -> list[Path]:
+    """Merge runs in groups of _MERGE_FANIN until at most that many are left. Groups are
+    consecutive and merged stably, so equal keys keep their input order."""
+    level = 0
+    while len(runs) > _MERGE_FANIN:
+        merged: list[Path] = []
+        for start in range(0, len(runs), _MERGE_FANIN):
+            group = runs[start : start + _MERGE_FANIN]
+            out = work / f"merge-{level:02d}-{len(merged):05d}"
+            _write_run(out, heapq.merge(*(_read_run(p) for p in group), key=_first))
+            for path in group:
+                path.unlink()
+            merged.append(out)
+        runs, level = merged, level + 1
+    return runs
 
 
 _first = operator.itemgetter(0)
@@ -423,6 +454,7 @@ def _import_sst(
         run.sort(key=_first)
         stats.sorted_runs = len(runs)
         if runs:
+            runs = _merge_passes(runs, work)
             # Runs hold earlier lines than `run`; heapq.merge keeps earlier iterables first on
             # ties, so the last of equal keys is still the newest line.
             ordered: Iterator[tuple[bytes, bytes]] = heapq.merge(
