@@ -39,14 +39,16 @@ def import_(
     db: DbPath,
     file: Annotated[
         str,
-        typer.Argument(help="JSON Lines file to read; - (the default) reads stdin."),
+        typer.Argument(
+            help="JSON Lines file to read; - (the default) reads stdin.", metavar="FILE"
+        ),
     ] = "-",
     key_format: Annotated[
         RecordFormat,
         typer.Option(
             "--key-format",
             help='How keys are written: auto (a string, or {"base64": ...} for binary), utf8, '
-            "hex, base64.",
+            "hex, base64 (json is for values only: keys must be byte-exact).",
             case_sensitive=False,
         ),
     ] = RecordFormat.AUTO,
@@ -131,6 +133,11 @@ def import_(
     committed and the line to resume from. --mode sst commits nothing unless the whole input is
     good. --on-error skip imports the good lines, counts the bad ones and names the first few
     in the stats.
+
+    --mode sst sorts in --sort-memory (beyond it, sorted runs go to temp files in --tmp-dir and
+    are merged), writes SST files with the database's own options (so they keep its
+    format_version) and ingests them in one step. Ctrl-C or SIGTERM stops either mode the same
+    way as a bad line. A progress bar shows on stderr when reading a FILE on a terminal.
 
     Examples:
 
