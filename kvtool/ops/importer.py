@@ -29,7 +29,7 @@ from typing import IO, Any
 import orjson
 
 from kvtool.engine import DEFAULT_CF, Database, OpenMode, open_db
-from kvtool.errors import BadInputError, Interrupted, StoppedError, UsageError
+from kvtool.errors import BadInputError, Interrupted, KvtoolError, StoppedError, UsageError
 from kvtool.formats.records import FieldFormat, decode_field
 
 
@@ -227,6 +227,8 @@ def import_records(
     Raises BadInputError (exit 65) for the first bad line under `--on-error stop`, naming what
     was committed and where to resume; StoppedError for SIGINT/SIGTERM, likewise.
     """
+    if options.key_format is FieldFormat.JSON:
+        raise UsageError("--key-format json is not supported: keys must be byte-exact")
     if options.batch_records < 1 or options.batch_bytes < 1:
         raise UsageError("--batch-records and --batch-bytes must be at least 1")
     if options.mode is ImportMode.SST and options.sort_memory < 1:
@@ -316,6 +318,7 @@ def _import_batches(
                 stats.key_bytes += key_bytes
                 stats.value_bytes += value_bytes
                 stats.batches += 1
+                committed_line = line
             db.flush(cf)
         except _LineError as exc:
             batch.clear()  # records of the unfinished batch are never written
@@ -324,6 +327,10 @@ def _import_batches(
                 line=exc.line,
                 hint=_resume_hint(stats, committed_line + 1, options),
             ) from None
+        except KvtoolError as exc:
+            # A failed write (I/O error, full disk): say what is safely in the database.
+            exc.message += f"; {_committed(stats, committed_line)}"
+            raise
         except Interrupted as exc:
             batch.clear()
             raise StoppedError(
