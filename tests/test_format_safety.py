@@ -176,6 +176,11 @@ UNSAFE = {
         r"\1comparator=rocksdb.ReverseBytewiseComparator",
         "the comparator is rocksdb.ReverseBytewiseComparator, not leveldb.BytewiseComparator",
     ),
+    "newer-rocksdb": (
+        r"^(\s*)rocksdb_version=.*$",
+        r"\1rocksdb_version=99.1.0",
+        "it was last written by RocksDB 99.1.0, newer than kvtool's 9.8",
+    ),
     "unloadable": (
         r"^(\s*)write_buffer_size=",
         r"\1option_from_nowhere=1\n\1write_buffer_size=",

@@ -77,7 +77,10 @@ def _version_tuple(text: str | None) -> tuple[int, ...]:
 
 def assess(path: Path, round_trip: OptionsRoundTrip) -> SafetyReport:
     """Compare the owner's newest OPTIONS file with what the engine would write for it."""
-    owner = read_options_file(path)
+    try:
+        owner = read_options_file(path)
+    except OSError as exc:
+        return SafetyReport(path, None, None, (f"its OPTIONS file cannot be read: {exc}",))
     if owner is None:
         return SafetyReport(
             path,
