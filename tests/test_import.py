@@ -285,7 +285,9 @@ def test_import_missing_input_file_is_usage_error(tmp_path: Path) -> None:
     assert b"cannot read" in result.stderr
 
 
-def test_import_into_busy_db_exits_75(tmp_path: Path, writer_process) -> None:  # type: ignore[no-untyped-def]
+def test_import_into_busy_db_exits_75(
+    tmp_path: Path, writer_process: Callable[[Path], subprocess.Popen[str]]
+) -> None:
     db = make_db(tmp_path / "db", {b"a": b"1"})
     writer_process(db)
     result = run_kvtool("import", db, input=b'{"key":"b","value":"2"}\n')
@@ -463,6 +465,7 @@ def test_key_format_json_is_refused(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert b"--key-format json is not supported" in result.stderr
+    assert not (tmp_path / "db").exists()
 
 
 # -- delete-range ---------------------------------------------------------------------------------
@@ -633,3 +636,22 @@ def test_many_sort_runs_are_merged_in_passes(
     assert stats.records == 3000
     assert read_all(tmp_path / "db") == sorted(dict(lines).items())
     assert not list(tmp_path.glob("kvtool-import-*"))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["import", "--wait-lock", "300ms"],
+        ["delete-range", "--start", "a", "--end", "z", "--wait-lock", "300ms"],
+    ],
+)
+def test_wait_lock_gives_up_with_75(
+    tmp_path: Path,
+    writer_process: Callable[[Path], subprocess.Popen[str]],
+    command: list[str],
+) -> None:
+    db = make_db(tmp_path / "db", {b"a": b"1"})
+    writer_process(db)
+    result = run_kvtool(*command, db, input=b'{"key":"b","value":"2"}\n')
+    assert result.returncode == 75, result.stderr
+    assert b"gave up after waiting 0.3s" in result.stderr
