@@ -82,6 +82,8 @@ COMMAND_MODULES = (
     "kv",
     "cf",
     "generate",
+    "importing",
+    "delete_range",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from kvtool.cli.options import DbPath, WaitLock
+from kvtool.cli.options import DbPath, Force, WaitLock
 from kvtool.formats.units import parse_duration
 
 cf_app = typer.Typer(
@@ -43,7 +43,7 @@ def list_(db: DbPath) -> None:
 
 
 @cf_app.command("create")
-def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
+def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = False) -> None:
     """Create a column family with the default column family's options.
 
     Exits 2 if the column family already exists.
@@ -54,11 +54,13 @@ def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
     """
     from kvtool.ops.cf import create_column_family
 
-    create_column_family(db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"))
+    create_column_family(
+        db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"), force=force
+    )
 
 
 @cf_app.command("drop")
-def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
+def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = False) -> None:
     """Drop a column family and all its data.
 
     There is no undo: take a checkpoint first if the data may be needed. The default
@@ -70,7 +72,9 @@ def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s") -> None:
     """
     from kvtool.ops.cf import drop_column_family
 
-    drop_column_family(db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"))
+    drop_column_family(
+        db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"), force=force
+    )
 
 
 def register(app: typer.Typer) -> None:

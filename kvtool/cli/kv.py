@@ -8,7 +8,14 @@ from typing import Annotated
 
 import typer
 
-from kvtool.cli.options import ColumnFamily, DbPath, KeyFormatIn, ValueFormatIn, WaitLock
+from kvtool.cli.options import (
+    ColumnFamily,
+    DbPath,
+    Force,
+    KeyFormatIn,
+    ValueFormatIn,
+    WaitLock,
+)
 from kvtool.formats.codecs import InputFormat, decode_text, encode_text
 from kvtool.formats.units import parse_duration
 
@@ -71,6 +78,7 @@ def put(
     key_format: KeyFormatIn = InputFormat.UTF8,
     value_format: ValueFormatIn = InputFormat.UTF8,
     wait_lock: WaitLock = "0s",
+    force: Force = False,
 ) -> None:
     """Store one key and its value, replacing any value it had.
 
@@ -92,6 +100,7 @@ def put(
         decode_text(value, value_format, what="value"),
         cf=cf,
         wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        force=force,
     )
 
 
@@ -101,6 +110,7 @@ def delete(
     cf: ColumnFamily = "default",
     key_format: KeyFormatIn = InputFormat.UTF8,
     wait_lock: WaitLock = "0s",
+    force: Force = False,
 ) -> None:
     """Delete one key.
 
@@ -117,6 +127,7 @@ def delete(
         decode_text(key, key_format),
         cf=cf,
         wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        force=force,
     )
 
 

@@ -47,3 +47,12 @@ Quiet = Annotated[
     typer.Option("--quiet", "-q", help="Print nothing but errors (and the data asked for)."),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Write even when kvtool cannot preserve the database's format (a custom comparator, "
+        "merge operator, compaction filter or prefix extractor, or options its RocksDB cannot "
+        "load); without it such a write is refused with exit 2.",
+    ),
+]

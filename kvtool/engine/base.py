@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +130,11 @@ class SstWriter(Handle, ABC):
     @abstractmethod
     def put(self, key: bytes, value: bytes) -> None: ...
 
+    def put_many(self, records: Iterable[Record]) -> None:
+        """`put` each record, in order; bindings override it to save a call per record."""
+        for key, value in records:
+            self.put(key, value)
+
     @abstractmethod
     def finish(self) -> int:
         """Close the file; returns its size in bytes."""
@@ -230,7 +235,9 @@ class Database(Handle, ABC):
     def sst_writer(self, path: Path, cf: str | None = None) -> SstWriter: ...
 
     @abstractmethod
-    def ingest(self, paths: Sequence[Path], cf: str | None = None) -> None: ...
+    def ingest(self, paths: Sequence[Path], cf: str | None = None, *, move: bool = False) -> None:
+        """Add SST files written by `sst_writer`; `move` hard-links them (the caller's files
+        are then owned by the database) instead of copying, falling back to a copy."""
 
     def batches(
         self,

@@ -12,7 +12,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from kvtool.engine.base import (
     WriteBatch,
 )
 from kvtool.engine.lockfile import lock_holder
+from kvtool.engine.options_file import OptionsFile
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
     DatabaseBusyError,
@@ -174,6 +175,16 @@ class RdictSstWriter(SstWriter):
             self._require()[key] = value
         except Exception as exc:
             raise from_native(exc, context="writing SST") from None
+
+    def put_many(self, records: Iterable[Record]) -> None:
+        setitem = self._require().__setitem__
+        try:
+            for key, value in records:
+                setitem(key, value)
+        except Exception as exc:
+            raise from_native(exc, context="writing SST") from None
+        finally:
+            del setitem
 
     def finish(self) -> int:
         writer = self._require()
@@ -458,8 +469,10 @@ class RdictDatabase(Database):
             raise from_native(exc, context=f"creating {path}") from None
         return RdictSstWriter(native, self)
 
-    def ingest(self, paths: Sequence[Path], cf: str | None = None) -> None:
-        self._write_call("ingest_external_file", cf, [str(p) for p in paths])
+    def ingest(self, paths: Sequence[Path], cf: str | None = None, *, move: bool = False) -> None:
+        opts = rd.IngestExternalFileOptions()
+        opts.set_move_files(move)
+        self._write_call("ingest_external_file", cf, [str(p) for p in paths], opts)
 
 
 _SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)
@@ -499,22 +512,64 @@ def _new_cf_options(like: Any | None) -> Any:
     return opts
 
 
-def _load_options(path: Path) -> tuple[Any, dict[str, Any]]:
-    """The database's own options from its newest OPTIONS file, or defaults if it has none."""
+def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str, Any]]:
+    """The database's own options from its newest OPTIONS file, or defaults if it has none.
+
+    With `fallback` (a forced write), options that cannot be loaded are replaced by defaults too.
+    Defaults never raise the table format: they use the newest format_version the database's
+    SST files already have (NEW_DB_FORMAT_VERSION when it has none); rocksdict's own default, 6,
+    is unreadable before RocksDB 8.6.
+    """
     try:
         opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
         # rocksdict returns a hash map: order it, default first, for stable listings.
         return opts, {name: cfs[name] for name in sorted(cfs, key=lambda n: (n != DEFAULT_CF, n))}
     except Exception as exc:
         text = str(exc)
-        if "No such file" not in text and "NotFound" not in text and "OPTIONS" not in text:
+        missing = "No such file" in text or "NotFound" in text or "OPTIONS" in text
+        if not missing and not fallback:
             raise from_native(exc, context="loading the database's options") from None
-    opts = rd.Options(raw_mode=True)
+    from kvtool.engine.format_safety import sst_format_versions
+
+    version = max(sst_format_versions(path).values(), default=NEW_DB_FORMAT_VERSION)
+    version = max(version, 2)  # RocksDB 9 no longer writes format_version 0 or 1
+
+    def defaults() -> Any:
+        opts = rd.Options(raw_mode=True)
+        opts.set_block_based_table_factory(_table_options(version))
+        return opts
+
     try:
-        names = rd.Rdict.list_cf(str(path), opts)
+        names = rd.Rdict.list_cf(str(path), rd.Options(raw_mode=True))
     except Exception as exc:
         raise from_native(exc, context="listing column families") from None
-    return opts, {name: rd.Options(raw_mode=True) for name in names}
+    return defaults(), {name: defaults() for name in names}
+
+
+def options_round_trip(path: Path) -> OptionsFile:
+    """The OPTIONS file the engine writes for `path`'s options: they are loaded as a read-write
+    open loads them and used to create a scratch database elsewhere (format_safety compares it
+    with the owner's). Raises the native error when the options cannot be loaded."""
+    from kvtool.engine.options_file import read_options_file
+
+    opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
+    with tempfile.TemporaryDirectory(prefix="kvtool-options-") as tmp:
+        scratch = Path(tmp) / "db"
+        # Everything the scratch DB writes stays in the temp dir, whatever paths the owner set.
+        opts.create_if_missing(True)
+        opts.create_missing_column_families(True)
+        opts.set_error_if_exists(False)
+        opts.set_wal_dir(str(scratch))
+        opts.set_db_log_dir(str(scratch))
+        db = rd.Rdict(str(scratch), opts, column_families=dict(cfs))
+        try:
+            db.close()
+        finally:
+            del db, opts, cfs
+        parsed = read_options_file(scratch)
+    if parsed is None:  # pragma: no cover - RocksDB always writes one
+        raise RuntimeError("the engine wrote no OPTIONS file")
+    return parsed
 
 
 def check_database_dir(path: Path) -> None:
@@ -541,7 +596,7 @@ class RdictEngine(Engine):
         self, path: Path, mode: OpenMode, *, create: bool = False, force: bool = False
     ) -> Database:
         if mode is OpenMode.READ_WRITE:
-            return self._open_read_write(path, create=create)
+            return self._open_read_write(path, create=create, force=force)
         if create:
             raise UsageError("only a read-write open can create a database")
         check_database_dir(path)
@@ -573,7 +628,7 @@ class RdictEngine(Engine):
             secondary_dir=secondary_dir,
         )
 
-    def _open_read_write(self, path: Path, *, create: bool) -> Database:
+    def _open_read_write(self, path: Path, *, create: bool, force: bool = False) -> Database:
         exists = (path / "CURRENT").is_file()
         if not exists and not create:
             check_database_dir(path)
@@ -581,7 +636,11 @@ class RdictEngine(Engine):
             raise UsageError(f"{path} exists and is not a directory")
         had_config = (path / CONFIG_FILE).exists()
         if exists:
-            opts, cfs = _load_options(path)
+            # Every write passes here: refuse what the owner's RocksDB would read differently.
+            from kvtool.engine.format_safety import check_writable_safely
+
+            check_writable_safely(path, force)
+            opts, cfs = _load_options(path, fallback=force)
         else:
             opts, cfs = _new_db_options(), {DEFAULT_CF: _new_cf_options(None)}
         try:

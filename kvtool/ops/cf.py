@@ -12,11 +12,15 @@ def list_column_families(path: Path) -> list[str]:
         return db.column_families
 
 
-def create_column_family(path: Path, name: str, *, wait_lock: float = 0.0) -> None:
-    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock) as db:
+def create_column_family(
+    path: Path, name: str, *, wait_lock: float = 0.0, force: bool = False
+) -> None:
+    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock, force=force) as db:
         db.create_column_family(name)
 
 
-def drop_column_family(path: Path, name: str, *, wait_lock: float = 0.0) -> None:
-    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock) as db:
+def drop_column_family(
+    path: Path, name: str, *, wait_lock: float = 0.0, force: bool = False
+) -> None:
+    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock, force=force) as db:
         db.drop_column_family(name)

@@ -19,15 +19,23 @@ def get_value(path: Path, key: bytes, *, cf: str | None = None) -> bytes:
 
 
 def put_value(
-    path: Path, key: bytes, value: bytes, *, cf: str | None = None, wait_lock: float = 0.0
+    path: Path,
+    key: bytes,
+    value: bytes,
+    *,
+    cf: str | None = None,
+    wait_lock: float = 0.0,
+    force: bool = False,
 ) -> None:
-    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock) as db:
+    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock, force=force) as db:
         db.put(key, value, cf)
 
 
-def delete_key(path: Path, key: bytes, *, cf: str | None = None, wait_lock: float = 0.0) -> bool:
+def delete_key(
+    path: Path, key: bytes, *, cf: str | None = None, wait_lock: float = 0.0, force: bool = False
+) -> bool:
     """Delete `key`; returns whether it was there."""
-    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock) as db:
+    with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock, force=force) as db:
         existed = db.get(key, cf) is not None
         db.delete(key, cf)
     return existed

@@ -1,0 +1,201 @@
+"""`kvtool import`: JSON Lines records from a file or stdin into a database."""
+
+from __future__ import annotations
+
+import enum
+import shlex
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kvtool.cli.options import ColumnFamily, DbPath, Force, Quiet, WaitLock
+from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+
+if TYPE_CHECKING:
+    from kvtool.ops.importer import ImportOptions, ImportStats
+
+
+class RecordFormat(str, enum.Enum):
+    AUTO = "auto"
+    UTF8 = "utf8"
+    HEX = "hex"
+    BASE64 = "base64"
+    JSON = "json"
+
+
+class Mode(str, enum.Enum):
+    BATCH = "batch"
+    SST = "sst"
+
+
+class OnErrorChoice(str, enum.Enum):
+    STOP = "stop"
+    SKIP = "skip"
+
+
+def import_(
+    db: DbPath,
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="JSON Lines file to read; - (the default) reads stdin.", metavar="FILE"
+        ),
+    ] = "-",
+    key_format: Annotated[
+        RecordFormat,
+        typer.Option(
+            "--key-format",
+            help='How keys are written: auto (a string, or {"base64": ...} for binary), utf8, '
+            "hex, base64 (json is for values only: keys must be byte-exact).",
+            case_sensitive=False,
+        ),
+    ] = RecordFormat.AUTO,
+    value_format: Annotated[
+        RecordFormat,
+        typer.Option(
+            "--value-format",
+            help="How values are written: auto, utf8, hex, base64, or json (any JSON value, "
+            "stored as its compact serialisation).",
+            case_sensitive=False,
+        ),
+    ] = RecordFormat.AUTO,
+    cf: ColumnFamily = "default",
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="Create the database (table format_version 5) or the --cf column family if "
+            "missing.",
+        ),
+    ] = False,
+    mode: Annotated[
+        Mode,
+        typer.Option(
+            "--mode",
+            help="batch: write batches as lines are read. sst: sort into SST files and ingest "
+            "them at the end (the fast path for bulk loads; all or nothing).",
+            case_sensitive=False,
+        ),
+    ] = Mode.BATCH,
+    on_error: Annotated[
+        OnErrorChoice,
+        typer.Option(
+            "--on-error",
+            help="stop: exit 65 at the first bad line. skip: count bad lines, report them, go on.",
+            case_sensitive=False,
+        ),
+    ] = OnErrorChoice.STOP,
+    batch_records: Annotated[
+        int,
+        typer.Option("--batch-records", help="Records per write batch (batch mode).", min=1),
+    ] = 10_000,
+    batch_bytes: Annotated[
+        str,
+        typer.Option(
+            "--batch-bytes", help="Key+value bytes per write batch (batch mode).", metavar="SIZE"
+        ),
+    ] = "16MiB",
+    sort_memory: Annotated[
+        str,
+        typer.Option(
+            "--sort-memory",
+            help="Memory for sorting (sst mode); beyond it sorted runs go to temp files.",
+            metavar="SIZE",
+        ),
+    ] = "512MB",
+    tmp_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tmp-dir",
+            help="Where sst mode writes sorted runs and SST files (default: next to DB).",
+            metavar="DIR",
+        ),
+    ] = None,
+    wait_lock: WaitLock = "0s",
+    force: Force = False,
+    stats: StatsOption = StatsFormat.TEXT,
+    stats_file: StatsFileOption = None,
+    quiet: Quiet = False,
+) -> None:
+    """Load JSON Lines records ({"key": ..., "value": ...}, what export writes) into DB.
+
+    Reads FILE (or stdin) one line at a time and writes bounded batches (--batch-records,
+    --batch-bytes), so memory stays flat on any input size. Takes the database's LOCK (exit 75
+    if another process holds it) and writes with the database's own options (see --force).
+    A key given on several lines keeps the value of its last line, in both modes. Blank lines
+    are ignored, and fields other than "key" and "value" too.
+
+    A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
+    line) exits 65 with "line N: reason". With --on-error stop (the default) every complete
+    batch before it is committed and nothing after: the message says how many records were
+    committed and the line to resume from. --mode sst commits nothing unless the whole input is
+    good. --on-error skip imports the good lines, counts the bad ones and names the first few
+    in the stats.
+
+    --mode sst sorts in --sort-memory (beyond it, sorted runs go to temp files in --tmp-dir and
+    are merged), writes SST files with the database's own options (so they keep its
+    format_version) and ingests them in one step. Ctrl-C or SIGTERM stops either mode the same
+    way as a bad line. A progress bar shows on stderr when reading a FILE on a terminal.
+
+    Examples:
+
+        kvtool export src.db | kvtool import --create copy.db
+
+        kvtool import --mode sst --create big.db records.jsonl
+
+        tail -n +20001 records.jsonl | kvtool import db -
+
+        kvtool import --key-format hex --value-format base64 --on-error skip db dump.jsonl
+    """
+    from kvtool.cli.report import emit_stats
+    from kvtool.formats.records import FieldFormat
+    from kvtool.formats.units import parse_duration, parse_size
+    from kvtool.ops.importer import ImportMode, ImportOptions, OnError, import_records
+
+    options = ImportOptions(
+        key_format=FieldFormat(key_format.value),
+        value_format=FieldFormat(value_format.value),
+        mode=ImportMode(mode.value),
+        on_error=OnError(on_error.value),
+        batch_records=batch_records,
+        batch_bytes=parse_size(batch_bytes, option="--batch-bytes"),
+        sort_memory=parse_size(sort_memory, option="--sort-memory"),
+        tmp_dir=tmp_dir,
+        cf=cf,
+        create=create,
+        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        force=force,
+        source_name=shlex.quote(file),
+        db_name=shlex.quote(str(db)),
+    )
+    if file == "-":
+        result = import_records(db, sys.stdin.buffer, options)
+    else:
+        result = _import_file(db, Path(file), options, quiet=quiet)
+    emit_stats("import", result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
+
+
+def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -> ImportStats:
+    from kvtool.errors import UsageError
+    from kvtool.ops.importer import import_records
+
+    try:
+        src = path.open("rb", buffering=1 << 20)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    with src:
+        if quiet or not sys.stderr.isatty():
+            return import_records(db, src, options)
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        total = path.stat().st_size if path.is_file() else None
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr, leave=False
+        ) as bar:
+            return import_records(db, src, options, progress=bar.update)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("import")(import_)

@@ -1,0 +1,194 @@
+"""Format safety: whether kvtool can write to a database without changing what its owner reads.
+
+A write opens the database with its own options (`Options.load_latest`), so new files keep the
+table format_version the owner chose. What the engine cannot carry over is dropped *silently* by
+RocksDB (measured on rocksdict 0.3.29 / RocksDB 9.8): an application's own merge operator,
+compaction filter or prefix extractor comes back as `nullptr`, and files written after that (a
+flush, a compaction) no longer follow the owner's rules. So the check is empirical: the options
+are loaded exactly as a write would load them, written by the engine into a scratch database,
+and the settings that decide what data means are compared, column family by column family, with
+the owner's OPTIONS file. Anything that differs, or cannot be loaded at all, is refused unless
+the caller passes `force`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kvtool.engine.options_file import OptionsFile, read_options_file
+from kvtool.errors import UsageError
+
+# CFOptions that change what the data means or how it is ordered: a difference is refused.
+CRITICAL_CF_OPTIONS = (
+    "comparator",
+    "merge_operator",
+    "compaction_filter",
+    "compaction_filter_factory",
+    "prefix_extractor",
+    "memtable_insert_with_hint_prefix_extractor",
+    "table_factory",
+)
+# Table options whose change makes new files unreadable to the owner's RocksDB.
+CRITICAL_TABLE_OPTIONS = ("format_version",)
+
+BYTEWISE = "leveldb.BytewiseComparator"
+
+
+class UnsafeWriteError(UsageError):
+    """A write would change how the owner's RocksDB reads the database (exit 2, `--force`)."""
+
+
+@dataclass(frozen=True)
+class SafetyReport:
+    """What was checked; `problems` is empty when writing is safe."""
+
+    path: Path
+    owner_version: str | None
+    engine_version: str | None
+    problems: tuple[str, ...]
+
+    @property
+    def safe(self) -> bool:
+        return not self.problems
+
+
+# The engine writes the loaded options into a scratch database and returns its OPTIONS file,
+# or raises with the reason the options could not be loaded.
+OptionsRoundTrip = Callable[[Path], OptionsFile]
+
+
+def _normalise(value: str) -> str:
+    """`{id=X;}` and `X` name the same object; a struct's fields are compared in sorted order."""
+    text = value.strip()
+    if text.startswith("{") and text.endswith("}"):
+        fields = sorted(f for f in re.split(r"(?<!\\);", text[1:-1]) if f)
+        if len(fields) == 1 and fields[0].startswith("id="):
+            return fields[0][3:]
+        return "{" + ";".join(fields) + "}"
+    return text
+
+
+def _version_tuple(text: str | None) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
+
+
+def assess(path: Path, round_trip: OptionsRoundTrip) -> SafetyReport:
+    """Compare the owner's newest OPTIONS file with what the engine would write for it."""
+    try:
+        owner = read_options_file(path)
+    except OSError as exc:
+        return SafetyReport(path, None, None, (f"its OPTIONS file cannot be read: {exc}",))
+    if owner is None:
+        return SafetyReport(
+            path,
+            None,
+            None,
+            ("it has no OPTIONS file, so kvtool cannot know the options it was written with",),
+        )
+    problems: list[str] = []
+    try:
+        ours = round_trip(path)
+    except Exception as exc:
+        return SafetyReport(
+            path,
+            owner.rocksdb_version,
+            None,
+            (f"its OPTIONS file ({owner.path.name}) cannot be loaded: {exc}",),
+        )
+    if _version_tuple(owner.rocksdb_version) > _version_tuple(ours.rocksdb_version):
+        problems.append(
+            f"it was last written by RocksDB {owner.rocksdb_version}, newer than kvtool's "
+            f"{ours.rocksdb_version}: options that version added would be dropped"
+        )
+    for cf, settings in owner.cf_options.items():
+        theirs = ours.cf_options.get(cf, {})
+        where = "" if cf == "default" else f" of column family {cf!r}"
+        comparator = settings.get("comparator", BYTEWISE)
+        if comparator != BYTEWISE:
+            problems.append(
+                f"the comparator{where} is {comparator}, not {BYTEWISE}: kvtool orders keys "
+                "bytewise"
+            )
+            continue
+        for name in CRITICAL_CF_OPTIONS:
+            if name not in settings:
+                continue
+            want, got = _normalise(settings[name]), _normalise(theirs.get(name, "nullptr"))
+            if want != got:
+                problems.append(
+                    f"{name}{where} is {settings[name]}, which kvtool's RocksDB cannot restore "
+                    f"(it would write {theirs.get(name, 'nullptr')})"
+                )
+        owner_table, our_table = owner.table_options.get(cf, {}), ours.table_options.get(cf, {})
+        for name in CRITICAL_TABLE_OPTIONS:
+            if name not in owner_table:
+                if owner_table.get("table_factory", "BlockBasedTable") == "BlockBasedTable":
+                    problems.append(f"its OPTIONS file does not say the table {name}{where}")
+                continue
+            if owner_table[name] != our_table.get(name):
+                problems.append(
+                    f"table {name}{where} is {owner_table[name]}, but kvtool would write "
+                    f"{our_table.get(name, 'its default')}"
+                )
+    return SafetyReport(path, owner.rocksdb_version, ours.rocksdb_version, tuple(problems))
+
+
+def refuse_unless_forced(report: SafetyReport, *, force: bool) -> SafetyReport:
+    """Raise UnsafeWriteError for an unsafe report, unless `force`."""
+    if report.safe or force:
+        return report
+    reasons = "; ".join(report.problems)
+    raise UnsafeWriteError(
+        f"refusing to write to {report.path}: {reasons}",
+        hint="writing could change how its owner's RocksDB reads it; pass --force to write anyway",
+    )
+
+
+def check_writable_safely(path: str | Path, force: bool = False) -> SafetyReport:
+    """Raise UnsafeWriteError unless kvtool can write to `path` without changing its format.
+
+    Called by the engine on every read-write open of an existing database (`open_db(...,
+    force=)`), so put, delete, import, delete-range, compact and cf create/drop all pass it.
+    With `force` it returns the report (its `problems` say what will not be preserved).
+    """
+    from kvtool.engine.rdict import options_round_trip
+
+    return refuse_unless_forced(assess(Path(path), options_round_trip), force=force)
+
+
+# A block-based table ends with its format_version (uint32 LE) and an 8-byte magic number;
+# format_version 0 files use the legacy magic and carry no version field.
+_BLOCK_BASED_MAGIC = 0x88E241B785F4CFF7
+_LEGACY_BLOCK_BASED_MAGIC = 0xDB4775248B80FB57
+
+
+def sst_format_version(path: Path) -> int | None:
+    """The table format_version written in an SST file's footer, None if it is not block-based."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            if f.tell() < 12:
+                return None
+            f.seek(-12, 2)
+            tail = f.read(12)
+    except OSError:
+        return None
+    magic = int.from_bytes(tail[4:], "little")
+    if magic == _LEGACY_BLOCK_BASED_MAGIC:
+        return 0
+    if magic == _BLOCK_BASED_MAGIC:
+        return int.from_bytes(tail[:4], "little")
+    return None
+
+
+def sst_format_versions(db_dir: Path) -> dict[str, int]:
+    """Every SST file of `db_dir` with its table format_version (block-based files only)."""
+    out: dict[str, int] = {}
+    for entry in sorted(db_dir.glob("*.sst")):
+        version = sst_format_version(entry)
+        if version is not None:
+            out[entry.name] = version
+    return out

@@ -1,0 +1,503 @@
+"""Import: JSON Lines records (what `export` writes) into a database, in bounded write batches or
+as sorted SST files ingested at once.
+
+Batch mode parses and validates a whole batch before writing it, so a bad line stops the run with
+every earlier complete batch committed and nothing after it: the error names the records
+committed and the line to resume from. SST mode sorts the input (in memory, or in sorted runs on
+disk merged with `heapq.merge` when it exceeds the memory budget), writes SST files with the
+database's own options and ingests them in one step: it commits all or nothing.
+
+Within one import, a key that appears on several lines keeps the value of its last line, in both
+modes (batch mode writes the lines in order; SST mode sorts stably and keeps the last).
+"""
+
+from __future__ import annotations
+
+import enum
+import heapq
+import itertools
+import marshal
+import operator
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from kvtool.engine import DEFAULT_CF, Database, OpenMode, open_db
+from kvtool.errors import BadInputError, Interrupted, KvtoolError, StoppedError, UsageError
+from kvtool.formats.records import FieldFormat, decode_field
+
+
+class ImportMode(str, enum.Enum):
+    BATCH = "batch"
+    SST = "sst"
+
+
+class OnError(str, enum.Enum):
+    STOP = "stop"
+    SKIP = "skip"
+
+
+# How many skipped line numbers the stats name; the count covers them all.
+SKIPPED_LINES_SHOWN = 10
+# Python's cost of holding one (key, value) record in a sort run, beyond the bytes themselves.
+_RECORD_OVERHEAD = 160
+# SST mode starts a new file past this size: ingesting a few files is as cheap as one.
+SST_FILE_BYTES = 256 * 2**20
+
+
+@dataclass
+class ImportStats:
+    """What an import did; `skipped_lines` holds the first SKIPPED_LINES_SHOWN numbers."""
+
+    mode: str
+    records: int = 0  # input records committed (a key repeated in the input counts each time)
+    key_bytes: int = 0
+    value_bytes: int = 0
+    lines: int = 0  # input lines read
+    batches: int = 0  # write batches (batch mode) or SST files (sst mode)
+    skipped: int = 0
+    skipped_lines: list[int] = field(default_factory=list)
+    first_error: str | None = None
+    sorted_runs: int = 0  # sst mode: runs spilled to disk by the external sort
+    elapsed: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.records / self.elapsed if self.elapsed > 0 else 0.0
+        mb = (self.key_bytes + self.value_bytes) / 1e6 / self.elapsed if self.elapsed > 0 else 0.0
+        out: dict[str, Any] = {
+            "mode": self.mode,
+            "records": self.records,
+            "key_bytes": self.key_bytes,
+            "value_bytes": self.value_bytes,
+            "lines": self.lines,
+            "batches" if self.mode == ImportMode.BATCH.value else "sst_files": self.batches,
+            "skipped_lines": self.skipped,
+        }
+        if self.skipped:
+            shown = ", ".join(map(str, self.skipped_lines))
+            more = ", ..." if self.skipped > len(self.skipped_lines) else ""
+            out["skipped_at"] = shown + more
+            out["first_error"] = self.first_error
+        if self.mode == ImportMode.SST.value:
+            out["sorted_runs"] = self.sorted_runs
+        out["elapsed"] = round(self.elapsed, 3)
+        out["records_per_s"] = round(rate, 1)
+        out["mb_per_s"] = round(mb, 2)
+        return out
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    key_format: FieldFormat = FieldFormat.AUTO
+    value_format: FieldFormat = FieldFormat.AUTO
+    mode: ImportMode = ImportMode.BATCH
+    on_error: OnError = OnError.STOP
+    batch_records: int = 10_000
+    batch_bytes: int = 16 * 2**20
+    sort_memory: int = 512 * 10**6
+    tmp_dir: Path | None = None
+    cf: str = DEFAULT_CF
+    create: bool = False
+    wait_lock: float = 0.0
+    force: bool = False
+    # Names for the resume hint in messages: the input file ("-" for stdin) and the database.
+    source_name: str | None = None
+    db_name: str | None = None
+
+
+class _LineError(Exception):
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.reason = reason
+
+
+Progress = Callable[[int], None]
+
+
+def _fast_path(fmt: FieldFormat) -> Callable[[str], bytes] | None:
+    """The C-level decoder for a field that is a plain string in `fmt`, if there is one.
+
+    It may raise ValueError for bad text; the general `decode_field` then says why.
+    """
+    if fmt in (FieldFormat.AUTO, FieldFormat.UTF8):
+        return str.encode  # orjson never yields lone surrogates: always valid UTF-8
+    if fmt is FieldFormat.HEX:
+        return bytes.fromhex
+    return None
+
+
+def _slow(field: Any, fmt: FieldFormat, what: str = "key") -> bytes:
+    return decode_field(field, fmt, what=what)
+
+
+def parse_records(
+    lines: Iterable[bytes],
+    options: ImportOptions,
+    stats: ImportStats,
+    progress: Progress | None = None,
+) -> Iterator[tuple[int, bytes, bytes]]:
+    """(line number, key, value) for each record line; blank lines are ignored.
+
+    A bad line raises `_LineError` with `--on-error stop`; with skip it is counted in `stats`.
+    """
+    if options.key_format is FieldFormat.JSON:
+        raise UsageError("--key-format json is not supported: keys must be byte-exact")
+    key_fmt, value_fmt = options.key_format, options.value_format
+    fast_key, fast_value = _fast_path(key_fmt), _fast_path(value_fmt)
+    loads = orjson.loads
+    skip = options.on_error is OnError.SKIP
+    number = 0
+    pending_progress = 0
+    for raw in lines:
+        number += 1
+        pending_progress += len(raw)
+        if progress is not None and pending_progress >= 1 << 20:
+            progress(pending_progress)
+            pending_progress = 0
+        try:
+            try:
+                record = loads(raw)
+            except orjson.JSONDecodeError as exc:
+                if not raw.strip():
+                    continue
+                why = f"{exc.msg} at column {exc.colno}"
+                if not raw.endswith(b"\n"):
+                    raise _LineError(
+                        number,
+                        "truncated record: the input ends in the middle of a line "
+                        f"without a newline ({why})",
+                    ) from None
+                raise _LineError(number, f"not valid JSON ({why})") from None
+            if type(record) is not dict:
+                raise _LineError(
+                    number,
+                    'a record must be a JSON object {"key": ..., "value": ...}, '
+                    f"not {type(record).__name__}",
+                )
+            try:
+                key = record["key"]
+                value = record["value"]
+                try:
+                    key = fast_key(key) if fast_key and type(key) is str else _slow(key, key_fmt)
+                except ValueError:
+                    key = _slow(key, key_fmt)
+                try:
+                    value = (
+                        fast_value(value)
+                        if fast_value and type(value) is str
+                        else _slow(value, value_fmt, "value")
+                    )
+                except ValueError:
+                    value = _slow(value, value_fmt, "value")
+            except KeyError as exc:
+                raise _LineError(number, f'the record has no "{exc.args[0]}" field') from None
+            except BadInputError as exc:
+                raise _LineError(number, exc.message) from None
+        except _LineError as exc:
+            if not skip:
+                raise
+            stats.skipped += 1
+            if len(stats.skipped_lines) < SKIPPED_LINES_SHOWN:
+                stats.skipped_lines.append(number)
+            if stats.first_error is None:
+                stats.first_error = f"line {number}: {exc.reason}"
+            continue
+        yield number, key, value
+    stats.lines = number
+    if progress is not None and pending_progress:
+        progress(pending_progress)
+
+
+def import_records(
+    path: Path,
+    stream: IO[bytes],
+    options: ImportOptions = ImportOptions(),  # frozen: sharing the default is safe
+    *,
+    progress: Progress | None = None,
+) -> ImportStats:
+    """Import the JSON Lines of `stream` into the database at `path`; returns what was done.
+
+    Raises BadInputError (exit 65) for the first bad line under `--on-error stop`, naming what
+    was committed and where to resume; StoppedError for SIGINT/SIGTERM, likewise.
+    """
+    if options.key_format is FieldFormat.JSON:
+        raise UsageError("--key-format json is not supported: keys must be byte-exact")
+    if options.batch_records < 1 or options.batch_bytes < 1:
+        raise UsageError("--batch-records and --batch-bytes must be at least 1")
+    if options.mode is ImportMode.SST and options.sort_memory < 1:
+        raise UsageError("--sort-memory must be at least 1 byte")
+    stats = ImportStats(mode=options.mode.value)
+    started = time.monotonic()
+    with open_db(
+        path,
+        OpenMode.READ_WRITE,
+        create=options.create,
+        wait_lock=options.wait_lock,
+        force=options.force,
+    ) as db:
+        if options.cf not in db.column_families:
+            if not options.create:
+                raise UsageError(
+                    f"no column family {options.cf!r}",
+                    hint=f"this database has: {', '.join(db.column_families)}; --create creates it",
+                )
+            db.create_column_family(options.cf)
+        records = parse_records(stream, options, stats, progress)
+        try:
+            if options.mode is ImportMode.SST:
+                _import_sst(db, records, options, stats)
+            else:
+                _import_batches(db, records, options, stats)
+        finally:
+            stats.elapsed = time.monotonic() - started
+    return stats
+
+
+def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -> str:
+    if stats.mode == ImportMode.SST.value:
+        return "--mode sst ingests only after the whole input is read, so nothing was imported"
+    if resume_line <= 1:
+        return "fix the input and run the import again"
+    source = options.source_name if options.source_name not in (None, "-") else "FILE"
+    return (
+        f"resume from line {resume_line}: "
+        f"tail -n +{resume_line} {source} | kvtool import {options.db_name or 'DB'} -"
+    )
+
+
+def _committed(stats: ImportStats, last_line: int) -> str:
+    if stats.records == 0:
+        return "nothing was committed"
+    return (
+        f"committed {stats.records} records from lines 1-{last_line}, "
+        f"nothing after line {last_line}"
+    )
+
+
+def _import_batches(
+    db: Database,
+    records: Iterator[tuple[int, bytes, bytes]],
+    options: ImportOptions,
+    stats: ImportStats,
+) -> None:
+    cf = None if options.cf == DEFAULT_CF else options.cf
+    limit_records, limit_bytes = options.batch_records, options.batch_bytes
+    committed_line = 0  # the last input line whose record is written
+    with db.write_batch() as batch:
+        put = batch.put
+        count = size = key_bytes = value_bytes = 0
+        line = 0
+        try:
+            for line, key, value in records:
+                put(key, value, cf)
+                count += 1
+                key_bytes += len(key)
+                value_bytes += len(value)
+                size = key_bytes + value_bytes
+                if count >= limit_records or size >= limit_bytes:
+                    db.write(batch)
+                    batch.clear()
+                    stats.records += count
+                    stats.key_bytes += key_bytes
+                    stats.value_bytes += value_bytes
+                    stats.batches += 1
+                    committed_line = line
+                    count = size = key_bytes = value_bytes = 0
+            # The whole input is read and valid: the last partial batch is complete.
+            if count:
+                db.write(batch)
+                batch.clear()
+                stats.records += count
+                stats.key_bytes += key_bytes
+                stats.value_bytes += value_bytes
+                stats.batches += 1
+                committed_line = line
+            db.flush(cf)
+        except _LineError as exc:
+            batch.clear()  # records of the unfinished batch are never written
+            raise BadInputError(
+                f"{exc.reason}; {_committed(stats, committed_line)}",
+                line=exc.line,
+                hint=_resume_hint(stats, committed_line + 1, options),
+            ) from None
+        except KvtoolError as exc:
+            # A failed write (I/O error, full disk): say what is safely in the database.
+            exc.message += f"; {_committed(stats, committed_line)}"
+            raise
+        except Interrupted as exc:
+            batch.clear()
+            raise StoppedError(
+                f"interrupted; {_committed(stats, committed_line)} "
+                f"({_resume_hint(stats, committed_line + 1, options)})",
+                exit_code=exc.exit_code,
+            ) from None
+
+
+# -- SST mode ---------------------------------------------------------------------------------
+# A sort run on disk: marshal'd lists of (key, value) tuples, written and read a slice at a
+# time in C (the files are ours and temporary; marshal is not for data from elsewhere). The
+# merge holds one slice per run, and merges at most _MERGE_FANIN runs at once (more runs are
+# merged in passes first), so its memory is bounded whatever the input size.
+_RUN_SLICE_BYTES = 256 * 1024
+_MERGE_FANIN = 64
+
+
+def _write_run(path: Path, run: Iterable[tuple[bytes, bytes]]) -> None:
+    with path.open("wb", buffering=1 << 16) as out:
+        dump = marshal.dump
+        chunk: list[tuple[bytes, bytes]] = []
+        append = chunk.append
+        size = 0
+        for record in run:
+            append(record)
+            size += len(record[0]) + len(record[1]) + 64
+            if size >= _RUN_SLICE_BYTES:
+                dump(chunk, out)
+                chunk.clear()
+                size = 0
+        if chunk:
+            dump(chunk, out)
+
+
+def _read_run(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    with path.open("rb", buffering=1 << 16) as src:
+        while True:
+            try:
+                records: list[tuple[bytes, bytes]] = marshal.load(src)
+            except EOFError:
+                return
+            yield from records
+
+
+def _merge_passes(runs: list[Path], work: Path) -> list[Path]:
+    """Merge runs in groups of _MERGE_FANIN until at most that many are left. Groups are
+    consecutive and merged stably, so equal keys keep their input order."""
+    level = 0
+    while len(runs) > _MERGE_FANIN:
+        merged: list[Path] = []
+        for start in range(0, len(runs), _MERGE_FANIN):
+            group = runs[start : start + _MERGE_FANIN]
+            out = work / f"merge-{level:02d}-{len(merged):05d}"
+            _write_run(out, heapq.merge(*(_read_run(p) for p in group), key=_first))
+            for path in group:
+                path.unlink()
+            merged.append(out)
+        runs, level = merged, level + 1
+    return runs
+
+
+_first = operator.itemgetter(0)
+
+
+def _last_of_each_key(
+    ordered: Iterator[tuple[bytes, bytes]],
+) -> Iterator[tuple[bytes, bytes]]:
+    """Drop all but the last of equal keys: the input is stably sorted, so last means newest."""
+    previous: tuple[bytes, bytes] | None = None
+    for record in ordered:
+        if previous is not None and previous[0] != record[0]:
+            yield previous
+        previous = record
+    if previous is not None:
+        yield previous
+
+
+def _work_dir(options: ImportOptions, db: Database) -> Path:
+    """Sorted runs and SST files go next to the database, where ingesting can hard-link them
+    (same filesystem), or to --tmp-dir; the system temp dir when the parent is not writable."""
+    if options.tmp_dir is not None:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=options.tmp_dir))
+    try:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=db.path.parent))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="kvtool-import-"))
+
+
+def _import_sst(
+    db: Database,
+    records: Iterator[tuple[int, bytes, bytes]],
+    options: ImportOptions,
+    stats: ImportStats,
+) -> None:
+    cf = None if options.cf == DEFAULT_CF else options.cf
+    try:
+        work = _work_dir(options, db)
+    except OSError as exc:
+        raise UsageError(f"cannot create a work directory for --mode sst: {exc}") from None
+    try:
+        runs: list[Path] = []
+        run: list[tuple[bytes, bytes]] = []
+        append = run.append
+        count = key_bytes = value_bytes = used = 0
+        budget = options.sort_memory
+        try:
+            for _, key, value in records:
+                append((key, value))
+                klen, vlen = len(key), len(value)
+                key_bytes += klen
+                value_bytes += vlen
+                used += klen + vlen + _RECORD_OVERHEAD
+                if used >= budget:
+                    count += len(run)
+                    run.sort(key=_first)  # stable: equal keys stay in input order
+                    runs.append(work / f"run-{len(runs):05d}")
+                    _write_run(runs[-1], run)
+                    run, used = [], 0
+                    append = run.append
+        except _LineError as exc:
+            raise BadInputError(
+                f"{exc.reason}; nothing was committed",
+                line=exc.line,
+                hint=_resume_hint(stats, 1, options),
+            ) from None
+        count += len(run)
+        run.sort(key=_first)
+        stats.sorted_runs = len(runs)
+        if runs:
+            runs = _merge_passes(runs, work)
+            # Runs hold earlier lines than `run`; heapq.merge keeps earlier iterables first on
+            # ties, so the last of equal keys is still the newest line.
+            ordered: Iterator[tuple[bytes, bytes]] = heapq.merge(
+                *(_read_run(p) for p in runs), iter(run), key=_first
+            )
+        else:
+            ordered = iter(run)
+        # Files of about SST_FILE_BYTES each, cut by record count from the average record size.
+        per_file = max(1, SST_FILE_BYTES * count // max(1, key_bytes + value_bytes))
+        files = _write_sst_files(db, _last_of_each_key(ordered), work, cf, per_file)
+        del run, ordered
+        if files:
+            # The files are ours and temporary: the database may take them (hard links).
+            db.ingest(files, cf, move=True)
+        stats.records, stats.key_bytes, stats.value_bytes = count, key_bytes, value_bytes
+        stats.batches = len(files)
+    except Interrupted as exc:
+        raise StoppedError(
+            "interrupted; nothing was imported (--mode sst ingests only at the end)",
+            exit_code=exc.exit_code,
+        ) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _write_sst_files(
+    db: Database,
+    ordered: Iterator[tuple[bytes, bytes]],
+    work: Path,
+    cf: str | None,
+    per_file: int,
+) -> list[Path]:
+    files: list[Path] = []
+    while (first := next(ordered, None)) is not None:
+        files.append(work / f"import-{len(files):05d}.sst")
+        with db.sst_writer(files[-1], cf) as writer:
+            writer.put_many(itertools.chain((first,), itertools.islice(ordered, per_file - 1)))
+            writer.finish()
+    return files
