@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import dir_state, make_db, require_tool, run_kvtool
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.engine.format_safety import (
@@ -17,6 +16,8 @@ from kvtool.engine.format_safety import (
     sst_format_version,
     sst_format_versions,
 )
+
+from .conftest import dir_state, make_db, require_tool, run_kvtool
 
 
 def ldb(db: Path, *args: str, input: bytes | None = None) -> bytes:

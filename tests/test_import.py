@@ -14,10 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import dir_state, make_db, require_tool, run_kvtool
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.formats.records import encoder
+
+from .conftest import dir_state, make_db, require_tool, run_kvtool
 
 # -- helpers --------------------------------------------------------------------------------------
 
@@ -546,7 +547,7 @@ def _count_records(db: Path) -> int:
 
 
 def _start_import(*args: str | Path) -> subprocess.Popen[bytes]:
-    from conftest import kvtool_executable
+    from .conftest import kvtool_executable
 
     return subprocess.Popen(
         [kvtool_executable(), "import", *map(str, args)],

@@ -74,7 +74,7 @@ def import_(
         Mode,
         typer.Option(
             "--mode",
-            help="batch: write batches as lines are read. sst: sort into SST files and ingest "
+            help="Batch: write batches as lines are read. Sst: sort into SST files and ingest "
             "them at the end (the fast path for bulk loads; all or nothing).",
             case_sensitive=False,
         ),
@@ -83,7 +83,7 @@ def import_(
         OnErrorChoice,
         typer.Option(
             "--on-error",
-            help="stop: exit 65 at the first bad line. skip: count bad lines, report them, go on.",
+            help="Stop: exit 65 at the first bad line. Skip: count bad lines, report them, go on.",
             case_sensitive=False,
         ),
     ] = OnErrorChoice.STOP,
@@ -119,7 +119,7 @@ def import_(
     stats_file: StatsFileOption = None,
     quiet: Quiet = False,
 ) -> None:
-    """Load JSON Lines records ({"key": ..., "value": ...}, what export writes) into DB.
+    """Load JSON Lines records (what export writes) into a database.
 
     Reads FILE (or stdin) one line at a time and writes bounded batches (--batch-records,
     --batch-bytes), so memory stays flat on any input size. Takes the database's LOCK (exit 75
