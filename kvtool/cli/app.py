@@ -81,6 +81,9 @@ COMMAND_MODULES = (
     "kv",
     "cf",
     "generate",
+    "compact",
+    "checkpoint",
+    "verify",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
