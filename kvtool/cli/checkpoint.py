@@ -24,7 +24,7 @@ def checkpoint(
     stats_file: StatsFileOption = None,
     quiet: Quiet = False,
 ) -> None:
-    """Write a consistent copy of a database into DEST, hard-linking its SST files.
+    """Write a consistent, hard-linked copy of a database into DEST.
 
     The copy is taken through a read-write handle, so it includes what the database holds
     only in its WAL. A database held by another process (the application that owns it) is

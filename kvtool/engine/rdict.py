@@ -219,12 +219,12 @@ class RdictDatabase(Database):
         self._cf_handles.clear()
         try:
             native.close()
-        except Exception:
+        except Exception as exc:
             # After cancel_background_work RocksDB refuses close()'s flush ("Shutdown in
             # progress"); the database is released all the same and unflushed writes stay in
             # the WAL.
             if not self._background_cancelled:
-                raise
+                raise from_native(exc, context="closing the database") from None
         finally:
             if self._foreign_config:
                 _remove_config(self.path)

@@ -175,13 +175,19 @@ def compact(
             result.elapsed = time.monotonic() - started
         result.after = _sizes(db, names)
         result.background_errors_after = _background_errors(db)
-    new_errors = result.background_errors_after - result.background_errors_before
-    if new_errors > 0:
-        result.failure = StorageError(
-            f"the compaction hit {new_errors} background error(s) in {path}; RocksDB's LOG "
-            "there says which file",
-            hint="run `kvtool verify`; the database may have stopped accepting writes",
-        )
+        new_errors = result.background_errors_after - result.background_errors_before
+        if new_errors > 0:
+            # Closing reports the error itself (RocksDB refuses the closing flush with it),
+            # which is the only place its text, naming the file, reaches kvtool.
+            detail = f"; RocksDB's LOG in {path} says more"
+            try:
+                db.close()
+            except StorageError as exc:
+                detail = f": {exc.message.removeprefix('closing the database: ')}"
+            result.failure = StorageError(
+                f"the compaction hit {new_errors} background error(s){detail}",
+                hint="run `kvtool verify`; the database stopped accepting writes until reopened",
+            )
     return result
 
 
