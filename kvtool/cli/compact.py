@@ -68,14 +68,14 @@ def compact(
 
     Rewrites SST files without the overwritten and deleted records they still hold. Opens the
     database read-write, so it exits 75 at once when another process (the application that owns
-    it) holds it; --wait-lock DURATION retries with backoff for that long. A line on stderr
-    announces each column family's compaction as it starts; the stats block at the end gives SST
-    bytes, files per level and estimated keys before and after. Ctrl-C or SIGTERM cancels the
-    compaction within about a second: RocksDB discards the unfinished output, the database keeps
-    its previous files, and kvtool exits 130/143. A background error that appears during the
-    compaction exits 74. With --io-rate, the OPTIONS file RocksDB writes on open records the
-    adjusted bytes_per_sync and writable_file_max_buffer_size (write-buffer tuning, harmless to
-    the owner).
+    it) holds it; --wait-lock DURATION retries with backoff for that long. Lines on stderr
+    announce each column family's compaction when it is requested and when RocksDB reports it
+    running; the stats block at the end gives SST bytes, files per level and estimated keys
+    before and after. Ctrl-C or SIGTERM cancels the compaction within about a second: RocksDB
+    discards the unfinished output, the database stays intact and readable, and kvtool exits
+    130/143. A background error that appears during the compaction exits 74. With --io-rate, the
+    OPTIONS file RocksDB writes on open records the adjusted bytes_per_sync and
+    writable_file_max_buffer_size (write-buffer tuning, harmless to the owner).
 
     Examples:
 

@@ -141,7 +141,7 @@ def compact(
     The native compaction runs in a worker thread so that the calling (main) thread keeps
     handling signals: on Interrupted or KeyboardInterrupt it cancels RocksDB's background work,
     waits for the worker, and returns a result with `interrupted` set. RocksDB discards a
-    cancelled compaction's unfinished output, so the database keeps its previous files.
+    cancelled compaction's unfinished output; what it finished stays, and the database is intact.
     `compact_range` reports no errors of its own: the DB's `rocksdb.background-errors` counter is
     read before and after, and a new error sets `failure` (a StorageError). `on_start(cf, size)`
     is called as each column family's compaction is requested, `on_running(cf)` once RocksDB

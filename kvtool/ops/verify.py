@@ -204,7 +204,7 @@ def _located(
     cls = CorruptionError if isinstance(exc, CorruptionError) else StorageError
     error = cls(
         f"{located}: {text.removeprefix('reading: ')}",
-        hint="restore this database from a good copy (kvtool checkpoint makes one)",
+        hint="restore the database from a good copy; `kvtool checkpoint` makes them",
     )
     return error, corrupt_file, candidates
 
