@@ -33,15 +33,16 @@ def best(cmd: list[str], trials: int) -> float:
 
 
 def churned(path: Path, keys: int) -> None:
-    """Four overlapping L0 files of `keys` records of 200 bytes: a compaction with work to do."""
+    """Three overlapping L0 files (under RocksDB's automatic trigger of 4) of `keys` records of
+    400 bytes: a manual compaction with work to do."""
     from kvtool.engine import OpenMode, open_db
 
     rnd = random.Random(1)
     with open_db(path, OpenMode.READ_WRITE, create=True) as db:
-        for _ in range(4):
+        for _ in range(3):
             with db.write_batch() as batch:
                 for i in range(keys):
-                    batch.put(b"key:%08d" % i, rnd.randbytes(200))
+                    batch.put(b"key:%08d" % i, rnd.randbytes(400))
                 db.write(batch)
             db.flush()
 
