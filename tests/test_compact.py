@@ -255,4 +255,5 @@ def test_wait_lock_gets_the_database_once_the_owner_lets_go(
     _, err = proc.communicate(timeout=60)
 
     assert proc.returncode == 0, err
+    assert err == b""  # -q: quiet even when it had to wait
     assert read_all(small_db)[b"live-writer"] == b"wal-only"

@@ -44,6 +44,11 @@ def checkpoint(
     from kvtool.formats.units import format_size, parse_duration
     from kvtool.ops.checkpoint import checkpoint as run
 
+    if quiet:
+        import logging
+
+        # -q in cron: a notice such as "waiting for the lock" must not turn a success into mail.
+        logging.getLogger("kvtool").setLevel(logging.ERROR)
     result = run(db, dest, wait_lock=parse_duration(wait_lock, option="--wait-lock"))
     data = {
         "command": "checkpoint",

@@ -91,6 +91,12 @@ def compact(
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.compact import compact as run
 
+    if quiet:
+        import logging
+
+        # -q in cron: a notice such as "waiting for the lock" must not turn a success into mail.
+        logging.getLogger("kvtool").setLevel(logging.ERROR)
+
     def announce(name: str, size: ColumnFamilySize) -> None:
         if not quiet:
             from kvtool.formats.units import format_size
