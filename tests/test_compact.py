@@ -154,12 +154,13 @@ def test_signal_cancels_a_long_compaction(tmp_path: Path, sig: signal.Signals, c
     db = churned_db(tmp_path / "long.db", keys=10_000, rounds=2, value_size=400)
     digest_before = run_kvtool("verify", "-q", "--digest", db).stdout
     proc = subprocess.Popen(
-        [kvtool_executable(), "compact", "--io-rate", "200KB", "--stats", "json", str(db)],
+        [kvtool_executable(), "--trace-handles", "compact", "--io-rate=200KB", "--stats=json", db],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     assert proc.stderr is not None
     try:
+        assert proc.stderr.readline() == b"kvtool: handle open db#1\n"
         assert proc.stderr.readline().startswith(b"kvtool: compacting column family 'default'")
         # The second line comes once RocksDB reports the compaction running.
         assert proc.stderr.readline() == b"kvtool: compaction of 'default' running\n"
@@ -175,7 +176,10 @@ def test_signal_cancels_a_long_compaction(tmp_path: Path, sig: signal.Signals, c
     stats = json.loads(lines[-2])
     assert stats["status"] == f"cancelled by {sig.name}"
     assert stats["completed"] == []
+    # Cancelled in its first job (which would take ~15 s), so no output of it was kept.
+    assert stats["after"]["levels"] == stats["before"]["levels"]
     assert lines[-1].startswith(f"kvtool: error: compaction interrupted by {sig.name}")
+    assert "kvtool: handle release db#1" in lines  # released, and no leak reported
     verified = run_kvtool("verify", "-q", "--digest", db)
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout == digest_before
