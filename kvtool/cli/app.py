@@ -84,6 +84,9 @@ COMMAND_MODULES = (
     "generate",
     "importing",
     "delete_range",
+    "compact",
+    "checkpoint",
+    "verify",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
@@ -129,8 +132,8 @@ def _log_to_stderr() -> None:
         handler.setFormatter(logging.Formatter("kvtool: %(message)s"))
         handler.kvtool_cli = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
         logger.propagate = False
+    logger.setLevel(logging.INFO)  # -q lowers it for one run
 
 
 def _error(message: str) -> None:

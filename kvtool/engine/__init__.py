@@ -43,12 +43,14 @@ def open_db(
     create: bool = False,
     force: bool = False,
     wait_lock: float = 0.0,
+    io_rate: int | None = None,
     engine: str = "rocksdict",
 ) -> Database:
     """Open a database; use it as a context manager so every handle is released on every path.
 
     A busy database (LOCK held by another process) raises DatabaseBusyError at once, or after
-    retrying with backoff for up to `wait_lock` seconds.
+    retrying with backoff for up to `wait_lock` seconds. `io_rate` (bytes/s, READ_WRITE only)
+    limits what flushes and compactions write, with RocksDB's rate limiter.
     """
     impl = get_engine(engine)
     deadline = time.monotonic() + max(wait_lock, 0.0)
@@ -56,7 +58,7 @@ def open_db(
     waited = False
     while True:
         try:
-            return impl.open(Path(path), mode, create=create, force=force)
+            return impl.open(Path(path), mode, create=create, force=force, io_rate=io_rate)
         except DatabaseBusyError as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:

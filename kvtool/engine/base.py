@@ -289,7 +289,13 @@ class Engine(ABC):
 
     @abstractmethod
     def open(
-        self, path: Path, mode: OpenMode, *, create: bool = False, force: bool = False
+        self,
+        path: Path,
+        mode: OpenMode,
+        *,
+        create: bool = False,
+        force: bool = False,
+        io_rate: int | None = None,
     ) -> Database: ...
 
     @abstractmethod
