@@ -81,6 +81,10 @@ COMMAND_MODULES = (
     "kv",
     "cf",
     "generate",
+    "scan",
+    "export",
+    "count",
+    "diff",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
