@@ -102,6 +102,7 @@ def export(
 
         kvtool export demo.db --key-format hex --start 00ff --end 0100
     """
+    from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.cli.report import emit_stats
     from kvtool.errors import StoppedError, UsageError
@@ -137,8 +138,14 @@ def export(
         progress=progress,
         flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
     )
+    if result.output_closed:
+        silence_stdout()
     emit_stats(
-        "export stopped" if result.stopped else "export done",
+        "export stopped"
+        if result.stopped
+        else "export: output closed"
+        if result.output_closed
+        else "export done",
         result.stats,
         fmt=stats,
         stats_file=stats_file,

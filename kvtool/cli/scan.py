@@ -83,6 +83,7 @@ def scan(
 
         kvtool scan demo.db --reverse --format jsonl --after kv1.AQEp...
     """
+    from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.errors import UsageError
     from kvtool.formats.writers import OutputFormat, header, render_table, renderer
@@ -113,8 +114,9 @@ def scan(
     else:
         render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
         data = header(fmt, keys_only=keys_only) + render(page.records)
-    sys.stdout.buffer.write(data)
-    sys.stdout.buffer.flush()
+    with closed_pipe_is_ok():
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
     if quiet:
         return
     if page.cursor is not None:

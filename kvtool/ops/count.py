@@ -62,7 +62,8 @@ def count_records(db_path: str | Path, spec: ReadSpec, *, estimate: bool = False
             after = None
         if lower is not None and upper is not None and lower >= upper:
             return CountResult(0, False, time.monotonic() - began)
-        with db.iterator(krange.cf, lower=lower, upper=upper) as it:
+        # Only the upper bound goes to the engine (see kvtool.stream.source on lower bounds).
+        with db.iterator(krange.cf, upper=upper) as it:
             if after is not None:
                 position(it, reverse=False, after=after)
             elif lower is not None:

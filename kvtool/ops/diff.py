@@ -12,6 +12,7 @@ import orjson
 from kvtool.engine import OpenMode, Record, open_db
 from kvtool.formats.records import FieldFormat, encoder
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
+from kvtool.stream.memory import keep_freed_memory
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
@@ -58,6 +59,7 @@ def diff(
     (only in A), {"op": "changed", "key": K, "old": V_A, "new": V_B}. `keys_only` drops values
     (and then compares keys only).
     """
+    keep_freed_memory()
     ek, ev = encoder(key_format), encoder(value_format)
     dumps = orjson.dumps
     keys_only = spec.keys_only

@@ -14,6 +14,7 @@ from kvtool.engine import OpenMode, open_db
 from kvtool.formats.records import FieldFormat
 from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
+from kvtool.stream.memory import keep_freed_memory
 
 
 class Progress(Protocol):
@@ -34,6 +35,7 @@ class ExportResult:
     cursor: str | None
     stopped: StopRequested | None = None
     output: Path | None = None  # the file holding the records (`.partial` when stopped)
+    output_closed: bool = False  # the reader closed the pipe (`| head`): a quiet, normal end
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,11 +93,13 @@ def export(
     complete; a run stopped by the deadline or a signal keeps what it wrote (whole records) as
     `PATH.partial` and returns the cursor that resumes after it. A failed run leaves no file.
     """
+    keep_freed_memory()
     render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
     stopped: StopRequested | None = None
+    closed = False
     target: OutputFile | None = None
     with stopper:
         with open_db(db_path, OpenMode.READ_ONLY) as db:
@@ -125,7 +129,13 @@ def export(
                                 progress.update(len(batch))
                     except StopRequested as exc:
                         stopped = exc
-                writer.flush()
+                    except BrokenPipeError:
+                        closed = True  # `export | head`: the reader has all it wanted
+                if not closed:
+                    try:
+                        writer.flush()
+                    except BrokenPipeError:
+                        closed = True
             except BaseException:
                 if target is not None:
                     target.discard()
@@ -139,7 +149,7 @@ def export(
             partial = target.path.with_name(target.path.name + ".partial")
             written = target.commit(partial if stopped is not None else None)
     limit_hit = spec.limit is not None and stats.records >= spec.limit
-    cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit) else None
+    cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
     if stopped is not None and cursor is None and spec.after is not None:
         cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
     return ExportResult(
@@ -147,4 +157,5 @@ def export(
         cursor=cursor,
         stopped=stopped,
         output=written,
+        output_closed=closed,
     )
