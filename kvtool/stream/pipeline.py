@@ -6,12 +6,15 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from kvtool.engine import EngineIterator, Record, position
 from kvtool.stream.pacing import Clock, Stopper, TokenBucket
 
 Batch = list[Record]
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 # Paced runs hand out slices this many times per second, so waits stay short and even.
 _PACED_SLICES_PER_SECOND = 50
@@ -137,10 +140,9 @@ class ScanStats:
     def add(self, batch: Batch) -> None:
         if not batch:
             return
-        keys, values = zip(*batch, strict=True)
         self.records += len(batch)
-        self.key_bytes += sum(map(len, keys))
-        self.value_bytes += sum(map(len, values))
+        self.key_bytes += sum(map(len, map(_first, batch)))
+        self.value_bytes += sum(map(len, map(_second, batch)))
         self.pages += 1
         self.last_key = batch[-1][0]
 
