@@ -428,3 +428,42 @@ def test_diff_reports_added_removed_changed(tmp_path: Path) -> None:
     assert (stats["added"], stats["removed"], stats["changed"], stats["same"]) == (1, 1, 2, 1)
     reverse = run_kvtool("diff", a, b, "--reverse", "-q")
     assert reverse.stdout.splitlines() == result.stdout.splitlines()[::-1]
+
+
+# ---------------------------------------------------------------- progress
+
+
+def _stderr_on_a_terminal(*args: str | Path) -> bytes:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    # A real terminal has a size; a bare pty is 0x0, where tqdm draws nothing.
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [kvtool_executable(), *map(str, args)], stdout=subprocess.DEVNULL, stderr=slave
+    )
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the terminal's other side is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, seen
+    return seen
+
+
+def test_progress_bar_only_on_a_terminal(text_db: Path) -> None:
+    on_terminal = _stderr_on_a_terminal("export", text_db)
+    assert b"/2.00k" in on_terminal, on_terminal  # the total is the key estimate
+    assert b"%" in on_terminal
+    assert b"%" not in run_kvtool("export", text_db).stderr
+    assert b"%" not in _stderr_on_a_terminal("export", text_db, "-q")
