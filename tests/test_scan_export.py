@@ -467,3 +467,39 @@ def test_progress_bar_only_on_a_terminal(text_db: Path) -> None:
     assert b"%" in on_terminal
     assert b"%" not in run_kvtool("export", text_db).stderr
     assert b"%" not in _stderr_on_a_terminal("export", text_db, "-q")
+
+
+# ---------------------------------------------------------------- column families, stats file
+
+
+def test_column_family_export_count_scan(tmp_path: Path) -> None:
+    db = make_db(
+        tmp_path / "cf.db",
+        {b"d:1": b"default"},
+        cf={"meta": {b"m:%02d" % i: b"\x00%d" % i for i in range(30)}},
+    )
+    ldb = require_tool("ldb")
+    listing = subprocess.run(
+        [ldb, f"--db={db}", "--ignore_unknown_options", "--column_family=meta", "scan", "--hex"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    expected = [
+        tuple(bytes.fromhex(x[2:]) for x in line.split(" : ")) for line in listing.splitlines()
+    ]
+    assert parse_auto_export(export(db, "--cf", "meta")) == expected
+    assert run_kvtool("count", db, "--cf", "meta").stdout.strip() == b"30"
+    assert b"m:00" in run_kvtool("scan", db, "--cf", "meta").stdout
+    missing = run_kvtool("export", db, "--cf", "nope")
+    assert missing.returncode == 2 and b"nope" in missing.stderr
+
+
+def test_stats_file_and_quiet(text_db: Path, tmp_path: Path) -> None:
+    stats_path = tmp_path / "stats.json"
+    result = run_kvtool("export", text_db, "-q", "--stats-file", stats_path, "--prefix", "b:")
+    assert result.returncode == 0 and result.stderr == b""
+    stats = orjson.loads(stats_path.read_bytes())
+    assert stats["records"] == 1000 and stats["cursor"] is None
+    assert stats["key_bytes"] == 6000
+    for key in ("value_bytes", "pages", "elapsed_s", "records_per_s", "mb_per_s", "rate_wait_s"):
+        assert key in stats

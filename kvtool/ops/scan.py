@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import OpenMode, Record, open_db
-from kvtool.stream import ReadSpec, ScanStats, Stopper, record_stream
+from kvtool.errors import StoppedError
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 
 
 @dataclass
@@ -30,8 +31,11 @@ def scan_page(db_path: str | Path, spec: ReadSpec, page_size: int = 20) -> Page:
     with Stopper() as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
         peek = replace(spec, limit=size + 1, batch_size=size + 1, rate=None, bytes_rate=None)
         with record_stream(db, peek, stats, stopper) as batches:
-            for batch in batches:
-                records.extend(batch)
+            try:
+                for batch in batches:
+                    records.extend(batch)
+            except StopRequested as exc:
+                raise StoppedError(exc.reason, exit_code=exc.exit_code) from None
     stats.finish()
     more = len(records) > size
     records = records[:size]

@@ -172,13 +172,13 @@ class ScanStats:
 def tapped(
     batches: Iterable[Batch], stats: ScanStats, stopper: Stopper | None = None
 ) -> Generator[Batch, None, None]:
-    """Count each batch once the consumer has taken it, then stop here if a stop is due.
+    """Stop here if a stop is due, else hand the batch on and count it once the consumer is back.
 
     Counting after the `yield` returns means a batch the consumer failed to write is not counted,
     so `stats.last_key` is always the last record really delivered: the resume point.
     """
     for batch in batches:
-        yield batch
-        stats.add(batch)
         if stopper is not None:
             stopper.check()
+        yield batch
+        stats.add(batch)
