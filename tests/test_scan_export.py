@@ -504,3 +504,19 @@ def test_stats_file_and_quiet(text_db: Path, tmp_path: Path) -> None:
     assert stats["key_bytes"] == 6000
     for key in ("value_bytes", "pages", "elapsed_s", "records_per_s", "mb_per_s", "rate_wait_s"):
         assert key in stats
+
+
+def test_unwritable_output_is_74_not_a_traceback(small_db: Path, tmp_path: Path) -> None:
+    missing_dir = run_kvtool("export", small_db, "-o", tmp_path / "no" / "such" / "x.jsonl")
+    assert missing_dir.returncode == 74, missing_dir.stderr
+    assert missing_dir.stderr.startswith(b"kvtool: error: cannot write")
+    if Path("/dev/full").exists():
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run(
+                [kvtool_executable(), "export", str(small_db), "-q", "--limit", "2"],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                check=False,
+            )
+        assert proc.returncode == 74, proc.stderr
+        assert b"No space left" in proc.stderr and b"Traceback" not in proc.stderr

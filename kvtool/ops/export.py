@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
+from kvtool.errors import StorageError
 from kvtool.formats.records import FieldFormat
 from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
@@ -45,7 +46,13 @@ class OutputFile:
     def __init__(self, path: Path) -> None:
         self.path = path
         directory = path.parent if str(path.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {path}: {exc.strerror or exc}",
+                hint="check that the directory exists and is writable",
+            ) from None
         self.tmp = Path(tmp)
         self._raw: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
         self.stream: BinaryIO = self._raw
@@ -131,11 +138,17 @@ def export(
                         stopped = exc
                     except BrokenPipeError:
                         closed = True  # `export | head`: the reader has all it wanted
+                    except OSError as exc:  # e.g. a full disk: not a bug, an I/O error
+                        where = path if path is not None else "stdout"
+                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
                 if not closed:
                     try:
                         writer.flush()
                     except BrokenPipeError:
                         closed = True
+                    except OSError as exc:
+                        where = path if path is not None else "stdout"
+                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
             except BaseException:
                 if target is not None:
                     target.discard()
