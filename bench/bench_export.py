@@ -54,7 +54,7 @@ def main() -> int:
     pairs = [
         ("export", [*ldb_base, "scan"], [KVTOOL, "export", str(db), "-q"], 1.5),
         (
-            "export --value-format hex",
+            "export hex (vs scan --hex)",
             [*ldb_base, "scan", "--hex"],
             [KVTOOL, "export", str(db), "-q", "--key-format", "hex", "--value-format", "hex"],
             1.5,
