@@ -87,6 +87,10 @@ COMMAND_MODULES = (
     "compact",
     "checkpoint",
     "verify",
+    "scan",
+    "export",
+    "count",
+    "diff",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)

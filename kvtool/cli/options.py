@@ -56,3 +56,95 @@ Force = Annotated[
         "load); without it such a write is refused with exit 2.",
     ),
 ]
+
+
+# Range options, shared by every reading command (scan, export, count, diff).
+Prefix = Annotated[
+    str | None,
+    typer.Option(
+        "--prefix",
+        help="Only keys starting with this (spelled as --key-format says).",
+        metavar="KEY",
+        rich_help_panel="Range",
+    ),
+]
+Start = Annotated[
+    str | None,
+    typer.Option(
+        "--start",
+        help="First key of the range, inclusive (spelled as --key-format says).",
+        metavar="KEY",
+        rich_help_panel="Range",
+    ),
+]
+End = Annotated[
+    str | None,
+    typer.Option(
+        "--end",
+        help="End of the range, exclusive (spelled as --key-format says).",
+        metavar="KEY",
+        rich_help_panel="Range",
+    ),
+]
+Reverse = Annotated[
+    bool,
+    typer.Option("--reverse", help="Read from the last key back.", rich_help_panel="Range"),
+]
+Limit = Annotated[
+    int | None,
+    typer.Option(
+        "--limit", help="Read at most N records.", min=0, metavar="N", rich_help_panel="Range"
+    ),
+]
+KeysOnly = Annotated[
+    bool,
+    typer.Option("--keys-only", help="Keys only: no values.", rich_help_panel="Range"),
+]
+RangeKeyFormat = Annotated[
+    str,
+    typer.Option(
+        "--key-format",
+        help="How keys are written, and how --prefix/--start/--end are spelled: auto (text, or "
+        '{"base64": ...} for binary keys; keys given as text), utf8, hex, base64.',
+        metavar="auto|utf8|hex|base64",
+        rich_help_panel="Range",
+    ),
+]
+ValueFormatOut = Annotated[
+    str,
+    typer.Option(
+        "--value-format",
+        help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64, or '
+        "json (parsed and embedded, for jq; not byte-exact).",
+        metavar="auto|utf8|hex|base64|json",
+    ),
+]
+After = Annotated[
+    str | None,
+    typer.Option(
+        "--after",
+        help="Continue strictly after this cursor (as printed by scan or a stopped export); "
+        "give the same range options as the run that printed it.",
+        metavar="CURSOR",
+    ),
+]
+Rate = Annotated[
+    float | None,
+    typer.Option("--rate", help="Read at most N records per second.", min=0.001, metavar="N"),
+]
+BytesRate = Annotated[
+    str | None,
+    typer.Option(
+        "--bytes-rate",
+        help="Read at most SIZE key+value bytes per second (e.g. 10MB, 512KiB).",
+        metavar="SIZE",
+    ),
+]
+Timeout = Annotated[
+    str | None,
+    typer.Option(
+        "--timeout",
+        help="Stop cleanly after DURATION (e.g. 30s, 5m): exit 124 with the cursor to resume.",
+        metavar="DURATION",
+    ),
+]

@@ -1,0 +1,22 @@
+"""Record streams as plain generators: range -> paginate -> rate limit -> deadline -> stats tap."""
+
+from kvtool.stream.cursor import Cursor
+from kvtool.stream.keyrange import KeyRange
+from kvtool.stream.pacing import Stopper, StopRequested, TokenBucket
+from kvtool.stream.pipeline import ScanStats, limited, paced, read_batches, tapped
+from kvtool.stream.source import ReadSpec, record_stream
+
+__all__ = [
+    "Cursor",
+    "KeyRange",
+    "ReadSpec",
+    "ScanStats",
+    "StopRequested",
+    "Stopper",
+    "TokenBucket",
+    "limited",
+    "paced",
+    "read_batches",
+    "record_stream",
+    "tapped",
+]

@@ -1,0 +1,78 @@
+"""Export and count speed against Debian's ldb on the same database, as ratios, in one run.
+
+Usage: python bench/bench_export.py [--keys 2000000] [--value-size 100] [--runs 3] [--db PATH]
+
+Generates the database once (kvtool generate; 14-byte keys k:000000000000), then takes the best of
+--runs wall-clock times of each command with stdout to /dev/null:
+  ldb scan              vs  kvtool export (JSON Lines)     DESIGN target: <= 1.5x
+  ldb dump --count_only vs  kvtool count                   DESIGN target: <= 1.2x
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+KVTOOL = str(Path(sys.executable).parent / "kvtool")
+
+
+def best_of(runs: int, argv: list[str]) -> float:
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=2_000_000)
+    parser.add_argument("--value-size", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--db", type=Path, default=None)
+    args = parser.parse_args()
+    ldb = shutil.which("ldb")
+    if ldb is None:
+        print("ldb is not installed (apt-get install rocksdb-tools)", file=sys.stderr)
+        return 1
+    db = args.db or Path(f"/tmp/kvtool-bench-{args.keys}-{args.value_size}.db")
+    if not db.exists():
+        print(f"generating {db} ...", file=sys.stderr)
+        subprocess.run(
+            [
+                *(KVTOOL, "generate", "--keys", str(args.keys)),
+                *("--value-size", str(args.value_size), "--key-prefix", "k:", "-q", str(db)),
+            ],
+            check=True,
+        )
+    ldb_base = [ldb, f"--db={db}", "--ignore_unknown_options"]
+    pairs = [
+        ("export", [*ldb_base, "scan"], [KVTOOL, "export", str(db), "-q"], 1.5),
+        (
+            "export hex (vs scan --hex)",
+            [*ldb_base, "scan", "--hex"],
+            [KVTOOL, "export", str(db), "-q", "--key-format", "hex", "--value-format", "hex"],
+            1.5,
+        ),
+        ("count", [*ldb_base, "dump", "--count_only"], [KVTOOL, "count", str(db)], 1.2),
+    ]
+    print(
+        f"database: {db} ({args.keys} records, {args.value_size}-byte values), best of {args.runs}"
+    )
+    print(f"{'command':<28}{'ldb s':>8}{'kvtool s':>10}{'ratio':>8}{'target':>8}")
+    for name, ldb_argv, kv_argv, target in pairs:
+        t_ldb = best_of(args.runs, ldb_argv)
+        t_kv = best_of(args.runs, kv_argv)
+        ratio = t_kv / t_ldb
+        verdict = "ok" if ratio <= target else "MISSED"
+        print(f"{name:<28}{t_ldb:>8.3f}{t_kv:>10.3f}{ratio:>8.2f}{target:>7.1f}x {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

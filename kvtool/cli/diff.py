@@ -1,0 +1,94 @@
+"""`kvtool diff A B`: the records that differ between two databases, as JSON Lines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kvtool.cli.options import (
+    ColumnFamily,
+    End,
+    KeysOnly,
+    Prefix,
+    Quiet,
+    RangeKeyFormat,
+    Reverse,
+    Start,
+    Timeout,
+    ValueFormatOut,
+)
+from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+
+
+def diff(
+    a: Annotated[Path, typer.Argument(help="The first (old) database.", metavar="A")],
+    b: Annotated[Path, typer.Argument(help="The second (new) database.", metavar="B")],
+    cf: ColumnFamily = "default",
+    prefix: Prefix = None,
+    start: Start = None,
+    end: End = None,
+    reverse: Reverse = False,
+    keys_only: KeysOnly = False,
+    key_format: RangeKeyFormat = "auto",
+    value_format: ValueFormatOut = "auto",
+    timeout: Timeout = None,
+    stats: StatsOption = StatsFormat.TEXT,
+    stats_file: StatsFileOption = None,
+    quiet: Quiet = False,
+) -> None:
+    """Print the records that differ between databases A and B, as JSON Lines.
+
+    Reads both in key order and merges the two sorted streams, so memory stays flat:
+    {"op": "removed", "key": K, "value": V} is only in A, {"op": "added", ...} only in B, and
+    {"op": "changed", "key": K, "old": VA, "new": VB} differs. With --keys-only only keys are
+    compared. Exits 0 whether or not they differ; the counts are in the stats on stderr.
+
+    Examples:
+
+        kvtool diff before.db after.db | jq -c 'select(.op == "changed")'
+
+        kvtool diff a.db b.db --prefix user: --keys-only
+    """
+    from kvtool.cli.pipes import closed_pipe_is_ok
+    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
+    from kvtool.cli.report import emit_stats
+    from kvtool.errors import StoppedError
+    from kvtool.ops.diff import diff as run
+
+    spec = read_spec(
+        cf=cf,
+        prefix=prefix,
+        start=start,
+        end=end,
+        reverse=reverse,
+        key_format=key_format,
+        keys_only=keys_only,
+        timeout=timeout,
+    )
+    with closed_pipe_is_ok():
+        result = run(
+            a,
+            b,
+            spec,
+            sys.stdout.buffer,
+            key_format=key_format.lower(),
+            value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
+        )
+    emit_stats(
+        "diff stopped" if result.stopped else "diff done",
+        result.as_dict(),
+        fmt=stats,
+        stats_file=stats_file,
+        quiet=quiet,
+    )
+    if result.stopped is not None:
+        raise StoppedError(
+            f"{result.stopped.reason}: the diff is incomplete", exit_code=result.stopped.exit_code
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("diff")(diff)

@@ -1,0 +1,175 @@
+"""`kvtool export`: the whole range as records (JSON Lines by default) to stdout or a file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from kvtool.cli.options import (
+    After,
+    BytesRate,
+    ColumnFamily,
+    DbPath,
+    End,
+    KeysOnly,
+    Limit,
+    Prefix,
+    Quiet,
+    RangeKeyFormat,
+    Rate,
+    Reverse,
+    Start,
+    Timeout,
+    ValueFormatOut,
+)
+from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+
+
+class _Bar:
+    """tqdm on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+
+    def start(self, total: int | None) -> None:
+        from tqdm import tqdm  # type: ignore[import-untyped]
+
+        self._bar = tqdm(total=total, unit=" rec", unit_scale=True, file=sys.stderr, leave=False)
+
+    def update(self, records: int) -> None:
+        self._bar.update(records)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def export(
+    db: DbPath,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file instead of stdout: a temp file beside it, renamed when "
+            "complete; gzip-compressed when the name ends in .gz.",
+            metavar="FILE",
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format: jsonl, csv (with a header) or tsv.",
+            metavar="FMT",
+        ),
+    ] = "jsonl",
+    cf: ColumnFamily = "default",
+    prefix: Prefix = None,
+    start: Start = None,
+    end: End = None,
+    reverse: Reverse = False,
+    limit: Limit = None,
+    keys_only: KeysOnly = False,
+    key_format: RangeKeyFormat = "auto",
+    value_format: ValueFormatOut = "auto",
+    after: After = None,
+    rate: Rate = None,
+    bytes_rate: BytesRate = None,
+    timeout: Timeout = None,
+    stats: StatsOption = StatsFormat.TEXT,
+    stats_file: StatsFileOption = None,
+    quiet: Quiet = False,
+) -> None:
+    """Stream every record of a range out, as JSON Lines by default.
+
+    Each record is {"key": ..., "value": ...} on one line. One iterator reads the whole run, so the
+    output is one consistent point in time. Binary keys and values survive exactly with the default
+    auto format ({"base64": ...} for bytes that are not UTF-8), or with hex/base64; kvtool import
+    reads it back. Ctrl-C (exit 130), SIGTERM (143) and --timeout (124) stop at a record boundary,
+    flush whole records and print the stats and a cursor: run the same command with --after CURSOR
+    to get the rest (with -o, the records written so far are kept in FILE.partial). A closed pipe
+    (| head) ends quietly with exit 0. A corrupt block exits 74, never a short output. Stats go to
+    stderr (--stats json, --stats-file, -q); a progress bar too when stderr is a terminal. csv and
+    tsv are for people: their auto format shows invalid UTF-8 as \\x escapes; use hex or base64 for
+    exact bytes.
+
+    Examples:
+
+        kvtool export demo.db | jq -r .key
+
+        kvtool export demo.db --prefix user: -o users.jsonl.gz
+
+        kvtool export demo.db --rate 5000 --timeout 10m --stats json
+
+        kvtool export demo.db --key-format hex --start 00ff --end 0100
+    """
+    from kvtool.cli.pipes import silence_stdout
+    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
+    from kvtool.cli.report import emit_stats
+    from kvtool.errors import StoppedError, UsageError
+    from kvtool.formats.writers import OutputFormat
+    from kvtool.ops.export import export as run
+
+    if fmt.lower() not in ("jsonl", "csv", "tsv"):
+        raise UsageError(f"--format: {fmt!r} is not one of jsonl, csv, tsv")
+    spec = read_spec(
+        cf=cf,
+        prefix=prefix,
+        start=start,
+        end=end,
+        reverse=reverse,
+        key_format=key_format,
+        limit=limit,
+        keys_only=keys_only,
+        after=after,
+        rate=rate,
+        bytes_rate=bytes_rate,
+        timeout=timeout,
+    )
+    to_stdout = output is None or str(output) == "-"
+    progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
+    result = run(
+        db,
+        spec,
+        out=sys.stdout.buffer if to_stdout else None,
+        path=None if to_stdout else output,
+        fmt=OutputFormat(fmt.lower()),
+        key_format=key_format.lower(),
+        value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
+        progress=progress,
+        flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
+    )
+    if result.output_closed:
+        silence_stdout()
+    emit_stats(
+        "export stopped"
+        if result.stopped
+        else "export: output closed"
+        if result.output_closed
+        else "export done",
+        result.stats,
+        fmt=stats,
+        stats_file=stats_file,
+        quiet=quiet,
+    )
+    if result.stopped is not None:
+        where = f"; records so far are in {result.output}" if result.output else ""
+        resume = (
+            f"; resume with --after {result.cursor}"
+            if result.cursor
+            else "; nothing was written: run it again"
+        )
+        raise StoppedError(
+            f"{result.stopped.reason}{where}{resume}",
+            exit_code=result.stopped.exit_code,
+            cursor=result.cursor,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)

@@ -1,0 +1,27 @@
+"""A closed stdout (`kvtool ... | head`) is a normal end: stop writing, exit 0, no traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so flushing what is still buffered at exit cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+@contextmanager
+def closed_pipe_is_ok() -> Iterator[None]:
+    """Turn BrokenPipeError on stdout into a quiet end (Typer would exit 1 on it)."""
+    try:
+        yield
+    except BrokenPipeError:
+        silence_stdout()

@@ -1,0 +1,69 @@
+"""Turning the shared range options into a `KeyRange`/`ReadSpec` (imports kept cheap)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kvtool.errors import UsageError
+
+if TYPE_CHECKING:
+    from kvtool.stream.source import ReadSpec
+
+KEY_FORMATS = ("auto", "utf8", "hex", "base64")
+VALUE_FORMATS = (*KEY_FORMATS, "json")
+
+
+def check_format(value: str, allowed: tuple[str, ...], option: str) -> str:
+    low = value.lower()
+    if low not in allowed:
+        raise UsageError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
+    return low
+
+
+def read_spec(
+    *,
+    cf: str,
+    prefix: str | None,
+    start: str | None,
+    end: str | None,
+    reverse: bool,
+    key_format: str,
+    limit: int | None = None,
+    keys_only: bool = False,
+    after: str | None = None,
+    rate: float | None = None,
+    bytes_rate: str | None = None,
+    timeout: str | None = None,
+) -> ReadSpec:
+    """The ReadSpec the range options describe; bad spellings are usage errors (exit 2)."""
+    from kvtool.formats.codecs import decode_text
+    from kvtool.formats.units import parse_duration, parse_size
+    from kvtool.stream.keyrange import KeyRange
+    from kvtool.stream.source import ReadSpec
+
+    kf = check_format(key_format, KEY_FORMATS, "--key-format")
+    spelling = "utf8" if kf == "auto" else kf
+
+    def key(text: str | None, option: str) -> bytes | None:
+        if text is None:
+            return None
+        return decode_text(text, spelling, what=option)
+
+    krange = KeyRange.build(
+        cf=cf,
+        prefix=key(prefix, "--prefix"),
+        start=key(start, "--start"),
+        end=key(end, "--end"),
+        reverse=reverse,
+    )
+    spec = ReadSpec(
+        krange=krange,
+        limit=limit,
+        keys_only=keys_only,
+        rate=rate,
+        bytes_rate=float(parse_size(bytes_rate, option="--bytes-rate")) if bytes_rate else None,
+        timeout=parse_duration(timeout, option="--timeout") if timeout else None,
+    )
+    if spec.bytes_rate is not None and spec.bytes_rate <= 0:
+        raise UsageError("--bytes-rate must be more than 0")
+    return spec.with_cursor(after)

@@ -1,0 +1,133 @@
+"""`kvtool scan`: one page of records for people, and the command for the next page."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import sys
+from typing import Annotated
+
+import typer
+
+from kvtool.cli.options import (
+    After,
+    ColumnFamily,
+    DbPath,
+    End,
+    KeysOnly,
+    Limit,
+    Prefix,
+    Quiet,
+    RangeKeyFormat,
+    Reverse,
+    Start,
+    ValueFormatOut,
+)
+
+
+def _next_command(token: str) -> str:
+    """This command line with --after TOKEN in place of any --after it had."""
+    args = sys.argv[1:]
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg == "--after":
+            skip = True
+            continue
+        if arg.startswith("--after="):
+            continue
+        kept.append(arg)
+    return shlex.join(["kvtool", *kept, "--after", token])
+
+
+def scan(
+    db: DbPath,
+    page_size: Annotated[
+        int,
+        typer.Option("--page-size", "-n", help="Records per page.", min=1, metavar="N"),
+    ] = 20,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Output format: table (for people), tsv, csv or jsonl.",
+            metavar="FMT",
+        ),
+    ] = "table",
+    cf: ColumnFamily = "default",
+    prefix: Prefix = None,
+    start: Start = None,
+    end: End = None,
+    reverse: Reverse = False,
+    limit: Limit = None,
+    keys_only: KeysOnly = False,
+    key_format: RangeKeyFormat = "auto",
+    value_format: ValueFormatOut = "auto",
+    after: After = None,
+    quiet: Quiet = False,
+) -> None:
+    """Show one page of records, and how to get the next one.
+
+    Prints up to --page-size records (a table by default; tsv, csv or jsonl for scripts) and,
+    when more follow, the command for the next page on stderr: `next: kvtool scan ... --after
+    CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
+    The table shows bytes that are not printable as \\x escapes and cuts long cells to the
+    terminal's width; use --format jsonl or export for exact bytes. --limit caps the page size.
+
+    Examples:
+
+        kvtool scan demo.db
+
+        kvtool scan demo.db --prefix user: --page-size 50
+
+        kvtool scan demo.db --reverse --format jsonl --after kv1.AQEp...
+    """
+    from kvtool.cli.pipes import closed_pipe_is_ok
+    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
+    from kvtool.errors import UsageError
+    from kvtool.formats.writers import OutputFormat, header, render_table, renderer
+    from kvtool.ops.scan import scan_page
+
+    fmt = fmt.lower()
+    if fmt not in ("table", "tsv", "csv", "jsonl"):
+        raise UsageError(f"--format: {fmt!r} is not one of table, tsv, csv, jsonl")
+    vf = check_format(value_format, VALUE_FORMATS, "--value-format")
+    spec = read_spec(
+        cf=cf,
+        prefix=prefix,
+        start=start,
+        end=end,
+        reverse=reverse,
+        key_format=key_format,
+        limit=limit,
+        keys_only=keys_only,
+        after=after,
+    )
+    page = scan_page(db, spec, page_size)
+    kf = key_format.lower()
+    if fmt == "table":
+        width = shutil.get_terminal_size((100, 24)).columns
+        data = render_table(page.records, kf, vf, keys_only=keys_only, width=width).encode(
+            "utf-8", errors="backslashreplace"
+        )
+    else:
+        render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
+        data = header(fmt, keys_only=keys_only) + render(page.records)
+    with closed_pipe_is_ok():
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    if quiet:
+        return
+    if page.cursor is not None:
+        print(f"next: {_next_command(page.cursor)}", file=sys.stderr)
+    else:
+        n = len(page.records)
+        print(f"({n} record{'s' if n != 1 else ''}; end of range)", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("scan")(scan)

@@ -1,0 +1,134 @@
+"""`diff`: the records that differ between two databases, by merging their two sorted streams."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from kvtool.engine import OpenMode, Record, open_db
+from kvtool.formats.records import FieldFormat, encoder
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
+from kvtool.stream.memory import keep_freed_memory
+
+_NL = orjson.OPT_APPEND_NEWLINE
+
+
+@dataclass
+class DiffResult:
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    same: int = 0
+    stopped: StopRequested | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "same": self.same,
+            **self.stats,
+        }
+
+
+_END: Record = (b"", b"")
+
+
+def _records(batches: Iterator[list[Record]]) -> Generator[Record, None, None]:
+    for batch in batches:
+        yield from batch
+
+
+def diff(
+    a_path: str | Path,
+    b_path: str | Path,
+    spec: ReadSpec,
+    out: BinaryIO,
+    *,
+    key_format: FieldFormat | str = FieldFormat.AUTO,
+    value_format: FieldFormat | str = FieldFormat.AUTO,
+) -> DiffResult:
+    """Write one JSON line per difference, in key order (of the scan's direction):
+
+    {"op": "added", "key": K, "value": V} (only in B), {"op": "removed", "key": K, "value": V}
+    (only in A), {"op": "changed", "key": K, "old": V_A, "new": V_B}. `keys_only` drops values
+    (and then compares keys only).
+    """
+    keep_freed_memory()
+    ek, ev = encoder(key_format), encoder(value_format)
+    dumps = orjson.dumps
+    keys_only = spec.keys_only
+    result = DiffResult()
+    stats_a, stats_b = ScanStats(), ScanStats()
+    reverse = spec.krange.reverse
+    pending: list[bytes] = []
+
+    def emit(obj: dict[str, Any]) -> None:
+        pending.append(dumps(obj, option=_NL))
+        if len(pending) >= 1024:
+            out.write(b"".join(pending))
+            pending.clear()
+
+    with (
+        Stopper(spec.timeout) as stopper,
+        open_db(a_path, OpenMode.READ_ONLY) as db_a,
+        open_db(b_path, OpenMode.READ_ONLY) as db_b,
+        record_stream(db_a, spec, stats_a, stopper) as batches_a,
+        record_stream(db_b, spec, stats_b, stopper) as batches_b,
+    ):
+        a_it, b_it = _records(batches_a), _records(batches_b)
+        try:
+            a = next(a_it, None)
+            b = next(b_it, None)
+            while a is not None or b is not None:
+                if b is None or (
+                    a is not None and ((a[0] < b[0]) if not reverse else (a[0] > b[0]))
+                ):
+                    assert a is not None
+                    result.removed += 1
+                    if keys_only:
+                        emit({"op": "removed", "key": ek(a[0])})
+                    else:
+                        emit({"op": "removed", "key": ek(a[0]), "value": ev(a[1])})
+                    a = next(a_it, None)
+                elif a is None or a[0] != b[0]:
+                    result.added += 1
+                    if keys_only:
+                        emit({"op": "added", "key": ek(b[0])})
+                    else:
+                        emit({"op": "added", "key": ek(b[0]), "value": ev(b[1])})
+                    b = next(b_it, None)
+                else:
+                    if a[1] != b[1]:
+                        result.changed += 1
+                        emit(
+                            {
+                                "op": "changed",
+                                "key": ek(a[0]),
+                                "old": ev(a[1]),
+                                "new": ev(b[1]),
+                            }
+                        )
+                    else:
+                        result.same += 1
+                    a = next(a_it, None)
+                    b = next(b_it, None)
+        except StopRequested as exc:
+            result.stopped = exc
+        finally:
+            a_it.close()
+            b_it.close()
+        out.write(b"".join(pending))
+        out.flush()
+    stats_a.finish()
+    result.stats = {
+        "records_a": stats_a.records,
+        "records_b": stats_b.records,
+        "elapsed_s": round(stats_a.elapsed, 3),
+    }
+    return result

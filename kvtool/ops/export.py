@@ -1,0 +1,174 @@
+"""`export`: every record of a range, through one iterator, to a stream or an atomically renamed
+file; stops cleanly (deadline, signals) with a cursor to resume."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from kvtool.engine import OpenMode, open_db
+from kvtool.errors import StorageError
+from kvtool.formats.records import FieldFormat
+from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
+from kvtool.stream.memory import keep_freed_memory
+
+
+class Progress(Protocol):
+    """What export reports progress to (the CLI's tqdm bar)."""
+
+    def start(self, total: int | None) -> None: ...
+
+    def update(self, records: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class ExportResult:
+    """How an export ended. `cursor` resumes it (None when the whole range was written)."""
+
+    stats: dict[str, Any]
+    cursor: str | None
+    stopped: StopRequested | None = None
+    output: Path | None = None  # the file holding the records (`.partial` when stopped)
+    output_closed: bool = False  # the reader closed the pipe (`| head`): a quiet, normal end
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class OutputFile:
+    """A temp file beside `path`, renamed over it by `commit()`; gzip when the name ends in .gz."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        directory = path.parent if str(path.parent) else Path(".")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot write {path}: {exc.strerror or exc}",
+                hint="check that the directory exists and is writable",
+            ) from None
+        self.tmp = Path(tmp)
+        self._raw: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
+        self.stream: BinaryIO = self._raw
+        if path.suffix == ".gz":
+            self.stream = gzip.GzipFile(  # type: ignore[assignment]
+                filename=path.name[:-3], fileobj=self._raw, mode="wb", compresslevel=6
+            )
+
+    def _close(self) -> None:
+        if self.stream is not self._raw:
+            self.stream.close()
+        self._raw.flush()
+        os.fsync(self._raw.fileno())
+        self._raw.close()
+
+    def commit(self, target: Path | None = None) -> Path:
+        self._close()
+        final = target or self.path
+        os.replace(self.tmp, final)
+        return final
+
+    def discard(self) -> None:
+        try:
+            if not self._raw.closed:
+                self._raw.close()
+        finally:
+            self.tmp.unlink(missing_ok=True)
+
+
+def export(
+    db_path: str | Path,
+    spec: ReadSpec,
+    *,
+    out: BinaryIO | None = None,
+    path: Path | None = None,
+    fmt: OutputFormat | str = OutputFormat.JSONL,
+    key_format: FieldFormat | str = FieldFormat.AUTO,
+    value_format: FieldFormat | str = FieldFormat.AUTO,
+    progress: Progress | None = None,
+    flush_each_batch: bool = False,
+) -> ExportResult:
+    """Write the records of `spec` from the database at `db_path` to `out` or to the file `path`.
+
+    A file is written to a temp file beside it and renamed over `path` only when the export is
+    complete; a run stopped by the deadline or a signal keeps what it wrote (whole records) as
+    `PATH.partial` and returns the cursor that resumes after it. A failed run leaves no file.
+    """
+    keep_freed_memory()
+    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
+    head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
+    stats = ScanStats()
+    stopper = Stopper(spec.timeout)
+    stopped: StopRequested | None = None
+    closed = False
+    target: OutputFile | None = None
+    with stopper:
+        with open_db(db_path, OpenMode.READ_ONLY) as db:
+            if progress is not None:
+                total = None
+                if spec.krange.lower is None and spec.krange.upper is None and spec.after is None:
+                    estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
+                    total = int(estimate) if estimate and estimate.isdigit() else None
+                    if total is not None and spec.limit is not None:
+                        total = min(total, spec.limit)
+                progress.start(total)
+            try:
+                if path is not None:
+                    target = OutputFile(path)
+                    sink = target.stream
+                else:
+                    assert out is not None, "export needs out= or path="
+                    sink = out
+                writer = RecordWriter(sink, render, head=head)
+                with record_stream(db, spec, stats, stopper) as batches:
+                    try:
+                        for batch in batches:
+                            writer.write(batch)
+                            if flush_each_batch:
+                                writer.flush()
+                            if progress is not None:
+                                progress.update(len(batch))
+                    except StopRequested as exc:
+                        stopped = exc
+                    except BrokenPipeError:
+                        closed = True  # `export | head`: the reader has all it wanted
+                    except OSError as exc:  # e.g. a full disk: not a bug, an I/O error
+                        where = path if path is not None else "stdout"
+                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
+                if not closed:
+                    try:
+                        writer.flush()
+                    except BrokenPipeError:
+                        closed = True
+                    except OSError as exc:
+                        where = path if path is not None else "stdout"
+                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
+            except BaseException:
+                if target is not None:
+                    target.discard()
+                raise
+            finally:
+                stats.finish()
+                if progress is not None:
+                    progress.close()
+        written: Path | None = None
+        if target is not None:
+            partial = target.path.with_name(target.path.name + ".partial")
+            written = target.commit(partial if stopped is not None else None)
+    limit_hit = spec.limit is not None and stats.records >= spec.limit
+    cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
+    if stopped is not None and cursor is None and spec.after is not None:
+        cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
+    return ExportResult(
+        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor),
+        cursor=cursor,
+        stopped=stopped,
+        output=written,
+        output_closed=closed,
+    )

@@ -1,0 +1,125 @@
+"""Pacing and stopping: a token bucket for --rate/--bytes-rate, and the deadline and signals a run
+stops at, always between whole records."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from kvtool.errors import ExitCode, Interrupted
+
+Clock = Callable[[], float]
+
+
+class StopRequested(Exception):
+    """A run must stop at the next record boundary: deadline reached or a signal arrived."""
+
+    def __init__(self, exit_code: ExitCode, reason: str) -> None:
+        super().__init__(reason)
+        self.exit_code = exit_code
+        self.reason = reason
+
+
+class TokenBucket:
+    """Lets `rate` units per second through, with bursts of at most `burst` units.
+
+    The bucket starts empty, so a run's average rate is the target from its first record on; a
+    consumer that falls behind catches up by at most `burst` units, never by a flood.
+    """
+
+    def __init__(self, rate: float, *, burst: float | None = None, clock: Clock = time.monotonic):
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = float(rate)
+        self.burst = float(burst) if burst is not None else max(1.0, self.rate / 20)
+        self._clock = clock
+        self._tokens = 0.0
+        self._last = clock()
+
+    def take(self, amount: float) -> float:
+        """Take `amount` units; returns how many seconds to wait before using them."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        self._last = now
+        self._tokens -= amount
+        return -self._tokens / self.rate if self._tokens < 0 else 0.0
+
+
+class Stopper:
+    """Where a run stops: a deadline, and (as a context manager) SIGINT/SIGTERM.
+
+    While active it replaces the signal handlers with ones that only take note, so a signal never
+    cuts a write in half; the stream checks `check()` between batches. A second signal while the
+    first is pending raises `Interrupted` at once, for a consumer that stopped reading.
+    """
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(
+        self,
+        timeout: float | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self.deadline = clock() + timeout if timeout is not None else None
+        self.timeout = timeout
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Stopper:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self._SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._note)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+
+    def note_interrupt(self, exc: Interrupted) -> None:
+        """Record a signal that arrived as `Interrupted` (before our handlers were installed)."""
+        if self.signum is None:
+            self.signum = exc.signum
+
+    def check(self) -> None:
+        if self.signum is not None:
+            term = self.signum == signal.SIGTERM
+            raise StopRequested(
+                ExitCode.SIGTERM if term else ExitCode.SIGINT,
+                "interrupted by SIGTERM" if term else "interrupted",
+            )
+        if self.deadline is not None and self._clock() >= self.deadline:
+            raise StopRequested(ExitCode.TIMEOUT, f"--timeout {self.timeout:g}s reached")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but wake for a signal or the deadline (then raise StopRequested)."""
+        end = self._clock() + seconds
+        while True:
+            self.check()
+            now = self._clock()
+            remaining = end - now
+            if remaining <= 0:
+                return
+            if self.deadline is not None:
+                remaining = min(remaining, max(self.deadline - now, 0.0))
+            self._sleep(min(remaining, 0.1))
+            if self.deadline is not None and self._clock() >= self.deadline:
+                self.check()
