@@ -135,12 +135,10 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("batch_size", [1, 7, 1024])
 def test_read_batches_respects_both_bounds(db_path: Path, reverse: bool, batch_size: int) -> None:
-    with open_db(db_path) as db, db.iterator(upper=b"k200") as it:
+    with open_db(db_path) as db, db.iterator(lower=b"k100", upper=b"k200") as it:
         keys = [
             k
-            for batch in read_batches(
-                it, reverse=reverse, batch_size=batch_size, lower=b"k100", upper=b"k200"
-            )
+            for batch in read_batches(it, reverse=reverse, batch_size=batch_size)
             for k, _ in batch
         ]
     expected = [b"k%03d" % i for i in range(100, 200)]

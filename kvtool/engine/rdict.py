@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +50,66 @@ CONFIG_FILE = "rocksdict-config.json"
 NEW_DB_FORMAT_VERSION = 5
 
 
+_first = itemgetter(0)
+
+
+def _identity(key: bytes) -> bytes:
+    return key
+
+
 class RdictIterator(EngineIterator):
+    """A bounded iterator. The upper bound is native; the lower bound is kept here.
+
+    rocksdict 0.3.29's `ReadOptions.set_iterate_lower_bound` sets the *upper* bound instead (a
+    lone lower bound hides every key at or after it; next to an upper bound it is overridden), so
+    it is never called. Forward reads start at `lower` (the seeks clamp to it) and keys only grow;
+    reverse reads are cut where they cross it, one compare per batch, and the iterator then
+    counts as past its end until the next seek, as a native bound would leave it.
+    """
+
+    def __init__(self, native: Any, owner: RdictDatabase, lower: bytes | None = None) -> None:
+        super().__init__(native, owner)
+        self._lower = lower
+        self._past_lower = False
+
     def seek_to_first(self) -> None:
-        self._call("seek_to_first")
+        if self._lower is None:
+            self._call("seek_to_first")
+        else:
+            self._call("seek", self._lower)
 
     def seek_to_last(self) -> None:
         self._call("seek_to_last")
 
     def seek(self, key: bytes) -> None:
+        if self._lower is not None and key < self._lower:
+            key = self._lower
         self._call("seek", key)
 
     def seek_for_prev(self, key: bytes) -> None:
         self._call("seek_for_prev", key)
 
     def _call(self, name: str, *args: Any) -> None:
+        self._past_lower = False
         try:
             getattr(self._require(), name)(*args)
         except Exception as exc:
             raise from_native(exc) from None
 
+    def _keep_within_lower(self, out: list[Any], key: Callable[[Any], bytes]) -> None:
+        """Drop the tail of `out` (read in one direction) that lies below the lower bound."""
+        lower = self._lower
+        if lower is None or not out or (key(out[0]) >= lower and key(out[-1]) >= lower):
+            return
+        self._past_lower = True
+        if key(out[0]) < lower:  # positioned below it (seek_for_prev, seek_to_last): nothing
+            out.clear()
+        else:  # a reverse read crossed it: keys fall, so the outside ones are a tail
+            del out[bisect_left(out, True, key=lambda item: key(item) < lower) :]
+
     def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
+        if self._past_lower:
+            return []
         it: Any = self._require()
         valid = key = value = step = None
         try:
@@ -81,13 +123,16 @@ class RdictIterator(EngineIterator):
                     break
                 append((key(), value()))
                 step()
-            return out
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = value = step = None
+        self._keep_within_lower(out, _first)
+        return out
 
     def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
+        if self._past_lower:
+            return []
         it: Any = self._require()
         valid = key = step = None
         try:
@@ -101,13 +146,19 @@ class RdictIterator(EngineIterator):
                     break
                 append(key())
                 step()
-            return out
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = step = None
+        self._keep_within_lower(out, _identity)
+        return out
 
     def count(self, limit: int, *, reverse: bool = False) -> int:
+        if self._past_lower:
+            return 0
+        if self._lower is not None and (reverse or self._starts_below_lower()):
+            # Reverse steps must look at each key to stop at the bound.
+            return len(self.read_keys(limit, reverse=reverse))
         it: Any = self._require()
         valid = step = None
         try:
@@ -124,6 +175,17 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = step = None
+
+    def _starts_below_lower(self) -> bool:
+        it: Any = self._require()
+        try:
+            if it.valid() and self._lower is not None and it.key() < self._lower:
+                self._past_lower = True
+            return self._past_lower
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = None
 
 
 class RdictSnapshot(Snapshot):
@@ -312,12 +374,11 @@ class RdictDatabase(Database):
         opts.fill_cache(fill_cache)  # type: ignore[call-arg]  # the stub omits the flag
         if readahead:
             opts.set_readahead_size(readahead)
-        if lower is not None:
-            opts.set_iterate_lower_bound(lower)
+        # The lower bound is RdictIterator's job (see there); never set_iterate_lower_bound.
         if upper is not None:
             opts.set_iterate_upper_bound(upper)
         try:
-            return RdictIterator(self._view(cf).iter(opts), self)
+            return RdictIterator(self._view(cf).iter(opts), self, lower)
         except Exception as exc:
             raise from_native(exc) from None
 

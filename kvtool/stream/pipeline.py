@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -27,47 +26,17 @@ def read_batches(
     after: bytes | None = None,
     batch_size: int = 1024,
     keys_only: bool = False,
-    lower: bytes | None = None,
-    upper: bytes | None = None,
 ) -> Iterator[Batch]:
-    """Batches of [lower, upper) from `it` (which we position), strictly after `after`.
-
-    The caller owns `it`. The bounds are enforced here as well as in the iterator: rocksdict
-    0.3.29 ignores `iterate_lower_bound` (seek_to_first and prev() run past it), so the first
-    seek goes to the bound and each batch is cut where it crosses one (one compare per batch).
-    """
-    if after is not None:
-        position(it, reverse=reverse, after=after)
-    elif not reverse and lower is not None:
-        it.seek(lower)
-    elif reverse and upper is not None:
-        position(it, reverse=True, after=upper)  # the last key strictly before `upper`
-    else:
-        position(it, reverse=reverse, after=None)
-    # The bound the scan runs towards; `outside(key)` is monotonic along the scan.
-    stop = lower if reverse else upper
+    """Batches from `it` (which we position; the caller owns it and its bounds), after `after`."""
+    position(it, reverse=reverse, after=after)
     while True:
         if keys_only:
-            keys = it.read_keys(batch_size, reverse=reverse)
-            batch = [(key, b"") for key in keys]
+            batch = [(key, b"") for key in it.read_keys(batch_size, reverse=reverse)]
         else:
             batch = it.read_batch(batch_size, reverse=reverse)
         if not batch:
             return
-        if stop is not None:
-            last = batch[-1][0]
-            if (last < stop) if reverse else (last >= stop):
-                cut = bisect_left(batch, True, key=_outside(stop, reverse))
-                if cut:
-                    yield batch[:cut]
-                return
         yield batch
-
-
-def _outside(stop: bytes, reverse: bool) -> Callable[[Record], bool]:
-    if reverse:
-        return lambda record: record[0] < stop
-    return lambda record: record[0] >= stop
 
 
 def limited(batches: Iterable[Batch], limit: int | None) -> Iterator[Batch]:

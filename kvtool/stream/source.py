@@ -59,17 +59,13 @@ def record_stream(
     if krange.empty or (spec.limit is not None and spec.limit <= 0):
         yield iter(())
         return
-    # No lower bound for the engine: rocksdict 0.3.29 mishandles iterate_lower_bound (alone it
-    # hides every key; with an upper bound it is ignored). read_batches enforces it instead.
-    with db.iterator(krange.cf, upper=krange.upper) as it:
+    with db.iterator(krange.cf, lower=krange.lower, upper=krange.upper) as it:
         batches: Iterator[Batch] = read_batches(
             it,
             reverse=krange.reverse,
             after=spec.after,
             batch_size=spec.batch_size,
             keys_only=spec.keys_only,
-            lower=krange.lower,
-            upper=krange.upper,
         )
         batches = limited(batches, spec.limit)
         batches = paced(
