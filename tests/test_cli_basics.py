@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -10,7 +12,7 @@ import pytest
 
 from kvtool.engine import open_db
 
-from .conftest import dir_state, require_tool, run_kvtool
+from .conftest import dir_state, kvtool_executable, require_tool, run_kvtool
 
 
 def _one_error_line(stderr: bytes) -> str:
@@ -215,3 +217,38 @@ def test_trace_handles_fails_the_command_when_a_handle_is_left_open(
     err = capsys.readouterr().err
     assert code == 1
     assert f"native handles left open at exit: db#{leaked.id}" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["info", "{db}"],
+        ["cf", "list", "{db}"],
+        ["get", "{db}", "key:007"],
+        ["count", "{db}"],
+        ["scan", "{db}"],
+        ["export", "{db}", "-q"],
+        ["diff", "{db}", "{db}", "-q"],
+        ["--help"],
+        ["--version"],
+    ],
+    ids=lambda args: " ".join(a for a in args if a != "{db}"),
+)
+def test_a_closed_stdout_is_a_quiet_normal_end(small_db: Path, args: list[str]) -> None:
+    """`kvtool ... | head` where head has gone: exit 0, nothing on stderr but scan's cursor."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        result = subprocess.run(
+            [kvtool_executable(), *(a.replace("{db}", str(small_db)) for a in args)],
+            stdin=subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    stderr = result.stderr.decode()
+    assert result.returncode == 0, stderr
+    assert "Traceback" not in stderr and "error" not in stderr, stderr

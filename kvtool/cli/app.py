@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from kvtool import __version__
+from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.errors import ExitCode, Interrupted, KvtoolError
 
@@ -170,8 +171,14 @@ def run(argv: list[str] | None = None) -> int:
         _error("interrupted" + (" by SIGTERM" if exc.signum == signal.SIGTERM else ""))
         code = int(exc.exit_code)
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
         code = int(ExitCode.OK)
+    except SystemExit as exc:
+        if _undo_click_pipe_handling():
+            silence_stdout()
+            code = int(ExitCode.OK)
+        else:
+            code = exc.code if isinstance(exc.code, int) else int(ExitCode.FAILURE)
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it
@@ -228,13 +235,19 @@ def _check_handles(code: int) -> int:
     return code or int(ExitCode.FAILURE)
 
 
-def _silence_stdout() -> None:
-    # After EPIPE, Python would complain again while flushing stdout at exit.
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+def _undo_click_pipe_handling() -> bool:
+    """Whether Click met EPIPE on stdout (it wraps both streams and exits 1); undo the wrapping.
+
+    A closed pipe (`kvtool ... | head`) is a normal end for kvtool: exit 0, as `cat` would.
+    """
+    # Recent Typer releases vendor their own Click, so match the wrapper by name, not by class.
+    def unwrap(stream: Any) -> Any:
+        return stream.wrapped if type(stream).__name__ == "PacifyFlushWrapper" else stream
+
+    if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+        return False
+    sys.stdout, sys.stderr = unwrap(sys.stdout), unwrap(sys.stderr)
+    return True
 
 
 def main() -> None:
@@ -243,5 +256,5 @@ def main() -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _silence_stdout()
+        silence_stdout()
     sys.exit(code)
