@@ -3,6 +3,7 @@ input that stops (or is skipped) with exactly the committed records in the datab
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import re
@@ -131,7 +132,6 @@ def test_roundtrip_is_byte_identical(
 def test_roundtrip_via_export(
     tmp_path: Path, source: tuple[Path, list[tuple[bytes, bytes]]]
 ) -> None:
-    pytest.importorskip("kvtool.ops.export")
     src, records = source
     for fmt in ("auto", "hex", "base64"):
         formats = ["--key-format", fmt, "--value-format", fmt]
@@ -144,6 +144,39 @@ def test_roundtrip_via_export(
         assert second.returncode == 0, second.stderr
         assert second.stdout == first.stdout
         assert ldb_scan_hex(dest) == ldb_scan_hex(src) == records
+
+
+def test_gzip_export_imports_as_it_was_written(
+    tmp_path: Path, source: tuple[Path, list[tuple[bytes, bytes]]]
+) -> None:
+    src, records = source
+    archive = tmp_path / "all.jsonl.gz"
+    assert run_kvtool("export", "-q", src, "-o", archive).returncode == 0
+    assert archive.read_bytes()[:2] == b"\x1f\x8b"  # gzip's magic: it really is compressed
+    dest = tmp_path / "dest.db"
+    loaded = run_kvtool("import", "--create", "-q", dest, archive)
+    assert loaded.returncode == 0, loaded.stderr
+    assert read_all(dest) == records
+
+
+def test_truncated_gzip_says_what_was_committed_and_resumes(tmp_path: Path) -> None:
+    lines = [b'{"key": "k%04d", "value": "v"}\n' % i for i in range(3000)]
+    whole = gzip.compress(b"".join(lines), compresslevel=0)  # stored: truncation keeps lines
+    damaged = tmp_path / "in.jsonl.gz"
+    damaged.write_bytes(whole[: len(whole) // 2])
+    db = tmp_path / "db"
+    result = run_kvtool("import", "--create", "--batch-records", "100", db, damaged)
+    assert result.returncode == 65, result.stderr
+    message = result.stderr.decode()
+    assert message.count("\n") == 1 and "cannot read the input" in message, message
+    match = re.search(r"committed (\d+) records from lines 1-(\d+)", message)
+    assert match and match.group(1) == match.group(2) and int(match.group(1)) % 100 == 0, message
+    committed = int(match.group(1))
+    assert f"zcat {damaged} | tail -n +{committed + 1} | kvtool import {db} -" in message
+    assert len(read_all(db)) == committed
+    resumed = run_kvtool("import", db, "-", input=b"".join(lines[committed:]))
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(read_all(db)) == len(lines)
 
 
 def test_import_reads_a_file_and_reports_stats(tmp_path: Path) -> None:

@@ -240,6 +240,7 @@ def _undo_click_pipe_handling() -> bool:
 
     A closed pipe (`kvtool ... | head`) is a normal end for kvtool: exit 0, as `cat` would.
     """
+
     # Recent Typer releases vendor their own Click, so match the wrapper by name, not by class.
     def unwrap(stream: Any) -> Any:
         return stream.wrapped if type(stream).__name__ == "PacifyFlushWrapper" else stream

@@ -6,7 +6,7 @@ import enum
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -40,7 +40,7 @@ def import_(
     file: Annotated[
         str,
         typer.Argument(
-            help="JSON Lines file to read; - (the default) reads stdin.", metavar="FILE"
+            help="JSON Lines file to read (.gz too); - (the default) reads stdin.", metavar="FILE"
         ),
     ] = "-",
     key_format: Annotated[
@@ -121,11 +121,11 @@ def import_(
 ) -> None:
     """Load JSON Lines records (what export writes) into a database.
 
-    Reads FILE (or stdin) one line at a time and writes bounded batches (--batch-records,
-    --batch-bytes), so memory stays flat on any input size. Takes the database's LOCK (exit 75
-    if another process holds it) and writes with the database's own options (see --force).
-    A key given on several lines keeps the value of its last line, in both modes. Blank lines
-    are ignored, and fields other than "key" and "value" too.
+    Reads FILE (or stdin; a FILE ending in .gz is decompressed) one line at a time and writes
+    bounded batches (--batch-records, --batch-bytes), so memory stays flat on any input size. Takes
+    the database's LOCK (exit 75 if another process holds it) and writes with the database's own
+    options (see --force). A key given on several lines keeps the value of its last line, in both
+    modes. Blank lines are ignored, and fields other than "key" and "value" too.
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete
@@ -182,15 +182,22 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
     from kvtool.ops.importer import import_records
 
     try:
-        src = path.open("rb", buffering=1 << 20)
+        raw = path.open("rb", buffering=1 << 20)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    with src:
+    compressed = path.suffix == ".gz"
+    with raw:
+        src: IO[bytes] = raw
+        if compressed:
+            import gzip
+
+            src = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]  # IO-like
         if quiet or not sys.stderr.isatty():
             return import_records(db, src, options)
         from tqdm import tqdm  # type: ignore[import-untyped]
 
-        total = path.stat().st_size if path.is_file() else None
+        # The bar counts uncompressed bytes, so a .gz file's size is no total for it.
+        total = path.stat().st_size if path.is_file() and not compressed else None
         with tqdm(
             total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr, leave=False
         ) as bar:

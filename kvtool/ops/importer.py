@@ -21,6 +21,7 @@ import operator
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,23 @@ class _LineError(Exception):
 
 Progress = Callable[[int], None]
 
+# What reading a damaged input raises: OSError (including gzip.BadGzipFile), EOFError (a
+# truncated .gz), zlib.error (a corrupt deflate stream).
+_READ_ERRORS = (OSError, EOFError, zlib.error)
+
+
+class _Unreadable(Exception):
+    """The input cannot be read any further (a damaged .gz, an I/O error)."""
+
+
+def _readable(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """`lines`, with what reading a damaged input raises turned into `_Unreadable`."""
+    try:
+        yield from lines
+    except _READ_ERRORS as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise _Unreadable(f"cannot read the input ({reason or type(exc).__name__})") from None
+
 
 def _fast_path(fmt: FieldFormat) -> Callable[[str], bytes] | None:
     """The C-level decoder for a field that is a plain string in `fmt`, if there is one.
@@ -155,61 +173,66 @@ def parse_records(
     skip = options.on_error is OnError.SKIP
     number = 0
     pending_progress = 0
-    for raw in lines:
-        number += 1
-        pending_progress += len(raw)
-        if progress is not None and pending_progress >= 1 << 20:
-            progress(pending_progress)
-            pending_progress = 0
-        try:
+    try:
+        for raw in _readable(lines):
+            number += 1
+            pending_progress += len(raw)
+            if progress is not None and pending_progress >= 1 << 20:
+                progress(pending_progress)
+                pending_progress = 0
             try:
-                record = loads(raw)
-            except orjson.JSONDecodeError as exc:
-                if not raw.strip():
-                    continue
-                why = f"{exc.msg} at column {exc.colno}"
-                if not raw.endswith(b"\n"):
+                try:
+                    record = loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    if not raw.strip():
+                        continue
+                    why = f"{exc.msg} at column {exc.colno}"
+                    if not raw.endswith(b"\n"):
+                        raise _LineError(
+                            number,
+                            "truncated record: the input ends in the middle of a line "
+                            f"without a newline ({why})",
+                        ) from None
+                    raise _LineError(number, f"not valid JSON ({why})") from None
+                if type(record) is not dict:
                     raise _LineError(
                         number,
-                        "truncated record: the input ends in the middle of a line "
-                        f"without a newline ({why})",
-                    ) from None
-                raise _LineError(number, f"not valid JSON ({why})") from None
-            if type(record) is not dict:
-                raise _LineError(
-                    number,
-                    'a record must be a JSON object {"key": ..., "value": ...}, '
-                    f"not {type(record).__name__}",
-                )
-            try:
-                key = record["key"]
-                value = record["value"]
-                try:
-                    key = fast_key(key) if fast_key and type(key) is str else _slow(key, key_fmt)
-                except ValueError:
-                    key = _slow(key, key_fmt)
-                try:
-                    value = (
-                        fast_value(value)
-                        if fast_value and type(value) is str
-                        else _slow(value, value_fmt, "value")
+                        'a record must be a JSON object {"key": ..., "value": ...}, '
+                        f"not {type(record).__name__}",
                     )
-                except ValueError:
-                    value = _slow(value, value_fmt, "value")
-            except KeyError as exc:
-                raise _LineError(number, f'the record has no "{exc.args[0]}" field') from None
-            except BadInputError as exc:
-                raise _LineError(number, exc.message) from None
-        except _LineError as exc:
-            if not skip:
-                raise
-            stats.skipped += 1
-            if len(stats.skipped_lines) < SKIPPED_LINES_SHOWN:
-                stats.skipped_lines.append(number)
-            if stats.first_error is None:
-                stats.first_error = f"line {number}: {exc.reason}"
-            continue
-        yield number, key, value
+                try:
+                    key = record["key"]
+                    value = record["value"]
+                    try:
+                        key = (
+                            fast_key(key) if fast_key and type(key) is str else _slow(key, key_fmt)
+                        )
+                    except ValueError:
+                        key = _slow(key, key_fmt)
+                    try:
+                        value = (
+                            fast_value(value)
+                            if fast_value and type(value) is str
+                            else _slow(value, value_fmt, "value")
+                        )
+                    except ValueError:
+                        value = _slow(value, value_fmt, "value")
+                except KeyError as exc:
+                    raise _LineError(number, f'the record has no "{exc.args[0]}" field') from None
+                except BadInputError as exc:
+                    raise _LineError(number, exc.message) from None
+            except _LineError as exc:
+                if not skip:
+                    raise
+                stats.skipped += 1
+                if len(stats.skipped_lines) < SKIPPED_LINES_SHOWN:
+                    stats.skipped_lines.append(number)
+                if stats.first_error is None:
+                    stats.first_error = f"line {number}: {exc.reason}"
+                continue
+            yield number, key, value
+    except _Unreadable as exc:
+        raise _LineError(number + 1, str(exc)) from None
     stats.lines = number
     if progress is not None and pending_progress:
         progress(pending_progress)
@@ -266,10 +289,12 @@ def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -
     if resume_line <= 1:
         return "fix the input and run the import again"
     source = options.source_name if options.source_name not in (None, "-") else "FILE"
-    return (
-        f"resume from line {resume_line}: "
-        f"tail -n +{resume_line} {source} | kvtool import {options.db_name or 'DB'} -"
+    reader = (
+        f"zcat {source} | tail -n +{resume_line}"
+        if source.endswith(".gz")
+        else (f"tail -n +{resume_line} {source}")
     )
+    return f"resume from line {resume_line}: {reader} | kvtool import {options.db_name or 'DB'} -"
 
 
 def _committed(stats: ImportStats, last_line: int) -> str:
