@@ -60,7 +60,7 @@ def checkpoint(
         "linked": result.linked,
         "copied": result.copied,
         "bytes": result.bytes,
-        "elapsed": round(result.elapsed, 3),
+        "elapsed_s": round(result.elapsed, 3),
     }
     if stats_file is not None:
         write_stats_file(stats_file, data)

@@ -144,7 +144,7 @@ def stats_dict(result: CompactResult, *, start: str | None, end: str | None) -> 
         "end": end,
         "bottommost": result.bottommost,
         "io_rate": result.io_rate,
-        "elapsed": round(result.elapsed, 3),
+        "elapsed_s": round(result.elapsed, 3),
         "before": result.before.to_dict(),
         "after": result.after.to_dict(),
         "background_errors_before": result.background_errors_before,

@@ -75,7 +75,7 @@ def stats_dict(result: VerifyResult) -> dict[str, Any]:
         "value_bytes": result.value_bytes,
         "sst_files": result.sst_files,
         "sst_bytes": result.sst_bytes,
-        "elapsed": round(result.elapsed, 3),
+        "elapsed_s": round(result.elapsed, 3),
         "digest": result.digest,
         "column_families": [
             {

@@ -26,7 +26,7 @@ class DeleteRangeResult:
             "records_in_range": self.records,
             "deleted": 0 if self.dry_run else self.records,
             "dry_run": self.dry_run,
-            "elapsed": round(self.elapsed, 3),
+            "elapsed_s": round(self.elapsed, 3),
         }
 
 

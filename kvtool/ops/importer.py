@@ -87,7 +87,7 @@ class ImportStats:
             out["first_error"] = self.first_error
         if self.mode == ImportMode.SST.value:
             out["sorted_runs"] = self.sorted_runs
-        out["elapsed"] = round(self.elapsed, 3)
+        out["elapsed_s"] = round(self.elapsed, 3)
         out["records_per_s"] = round(rate, 1)
         out["mb_per_s"] = round(mb, 2)
         return out
