@@ -21,7 +21,7 @@ def require_tool(name: str) -> str:
     """Path of an external tool (ldb, sst_dump, jq); skip without it, but fail under CI."""
     path = shutil.which(name)
     if path is None:
-        message = f"{name} is not installed (apt-get install rocksdb-tools jq)"
+        message = f"{name} is not installed (.ci/run lists the packages the tests use)"
         if IN_CI:
             pytest.fail(message)
         pytest.skip(message)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from .conftest import dir_state, run_kvtool
+from .conftest import dir_state, require_tool, run_kvtool
 
 READING_COMMANDS: list[list[str]] = [
     ["info"],
@@ -43,9 +42,7 @@ def test_reading_command_works_on_a_directory_it_cannot_write(
     prefix: list[str] = []
     if os.geteuid() == 0:
         # root ignores permission bits; drop the capabilities that let it.
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("setpriv (util-linux) is needed to drop root's file capabilities")
+        setpriv = require_tool("setpriv")  # util-linux: drops root's file capabilities
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     import subprocess
 
