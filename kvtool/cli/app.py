@@ -78,20 +78,21 @@ def root(
 
 
 # One module per command (or group); each has `register(app)`. Keep one name per line.
+# The order is the order of `kvtool --help`: looking, reading, writing, maintenance.
 COMMAND_MODULES = (
     "info",
-    "kv",
-    "cf",
-    "generate",
-    "importing",
-    "delete_range",
-    "compact",
-    "checkpoint",
-    "verify",
     "scan",
     "export",
     "count",
     "diff",
+    "kv",
+    "importing",
+    "delete_range",
+    "cf",
+    "compact",
+    "checkpoint",
+    "verify",
+    "generate",
 )
 for _name in COMMAND_MODULES:
     importlib.import_module(f"kvtool.cli.{_name}").register(app)
