@@ -74,8 +74,8 @@ def import_(
         Mode,
         typer.Option(
             "--mode",
-            help="Batch: write batches as lines are read. Sst: sort into SST files and ingest "
-            "them at the end (the fast path for bulk loads; all or nothing).",
+            help="How to write: batch commits batches as lines are read; sst sorts into SST "
+            "files and ingests them at the end (the fast path for bulk loads; all or nothing).",
             case_sensitive=False,
         ),
     ] = Mode.BATCH,
@@ -83,7 +83,8 @@ def import_(
         OnErrorChoice,
         typer.Option(
             "--on-error",
-            help="Stop: exit 65 at the first bad line. Skip: count bad lines, report them, go on.",
+            help="What a bad line does: stop exits 65 at the first one; skip counts and reports "
+            "bad lines and goes on.",
             case_sensitive=False,
         ),
     ] = OnErrorChoice.STOP,
