@@ -333,6 +333,24 @@ def test_cursor_of_another_range_or_direction_exits_2(small_db: Path) -> None:
         assert b"cursor" in bad.stderr
 
 
+@pytest.mark.parametrize(
+    "range_args",
+    [
+        ["--start", "key:5", "--end", "key:1"],
+        ["--key-format", "hex", "--prefix", "zz"],
+        ["--key-format", "base64", "--start", "%%%"],
+    ],
+)
+def test_bad_range_exits_2_with_one_line(small_db: Path, range_args: list[str]) -> None:
+    for command in ("scan", "export", "count", "diff"):
+        dbs = [small_db, small_db] if command == "diff" else [small_db]
+        result = run_kvtool(command, *dbs, *range_args)
+        assert result.returncode == 2, (command, result.stderr)
+        assert result.stdout == b""
+        lines = result.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("kvtool: error: --"), lines
+
+
 # ---------------------------------------------------------------- count
 
 

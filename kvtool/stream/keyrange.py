@@ -46,7 +46,7 @@ class KeyRange:
                 upper = stop if upper is None else min(upper, stop)
         if start is not None and end is not None and start > end:
             raise UsageError(
-                f"--start {start!r} is after --end {end!r}",
+                "--start sorts after --end",
                 hint="--start is inclusive and --end exclusive, in key order, whatever --reverse",
             )
         return cls(cf=cf, lower=lower, upper=upper, reverse=reverse)
