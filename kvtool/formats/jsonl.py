@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 
 import orjson
 
@@ -13,6 +14,37 @@ Render = Callable[[Sequence[Record]], bytes]
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
+# Bytes that a JSON string must escape (orjson writes every other byte of valid UTF-8 as it is).
+_ESCAPED = bytes(range(0x20)) + b'"\\'
+_flatten = chain.from_iterable
+
+
+def _plain(fields: bytes) -> bool:
+    """Whether `fields` (a batch's fields run together) is ASCII with nothing to escape.
+
+    Such fields are JSON strings as they stand, so a batch can be laid into a line template
+    with one `%` instead of a decode and a dumps per record (about a third less time per
+    record, bench/bench_export.py); the output is byte-identical to orjson's. ASCII only: a
+    run of non-ASCII fields could be valid UTF-8 together while one field alone is not.
+    """
+    return fields.isascii() and len(fields.translate(None, _ESCAPED)) == len(fields)
+
+
+class _Templates:
+    """`line * n` for each batch size n, made once (batches are mostly one size)."""
+
+    def __init__(self, line: bytes) -> None:
+        self.line = line
+        self.sizes: dict[int, bytes] = {}
+
+    def __call__(self, n: int) -> bytes:
+        template = self.sizes.get(n)
+        if template is None:
+            if len(self.sizes) > 16:
+                self.sizes.clear()
+            template = self.sizes[n] = self.line * n
+        return template
+
 
 def jsonl_renderer(
     key_format: FieldFormat | str = FieldFormat.AUTO,
@@ -22,8 +54,9 @@ def jsonl_renderer(
 ) -> Render:
     """A function turning a batch into its JSON Lines bytes (each line ends with a newline).
 
-    The common case (auto/auto, all valid UTF-8) decodes and dumps in one comprehension per batch;
-    a batch holding any invalid UTF-8 falls back to the per-field codecs.
+    The common case (auto, a batch of plain ASCII fields) is laid into a line template with one
+    `%`; other valid UTF-8 is decoded and dumped in one comprehension per batch; a batch holding
+    any invalid UTF-8 falls back to the per-field codecs.
     """
     kf, vf = FieldFormat(key_format), FieldFormat(value_format)
     if kf is FieldFormat.JSON:
@@ -40,9 +73,14 @@ def jsonl_renderer(
         if kf is not FieldFormat.AUTO:
             return render_keys
 
+        key_lines = _Templates(b'{"key":"%s"}\n')
+
         def render_keys_auto(batch: Sequence[Record]) -> bytes:
+            keys = tuple([k for k, _ in batch])
+            if _plain(join(keys)):
+                return key_lines(len(keys)) % keys
             try:
-                return join([dumps({"key": k.decode()}, option=_NL) for k, _ in batch])
+                return join([dumps({"key": k.decode()}, option=_NL) for k in keys])
             except UnicodeDecodeError:
                 return render_keys(batch)
 
@@ -52,8 +90,12 @@ def jsonl_renderer(
         return join([dumps({"key": ek(k), "value": ev(v)}, option=_NL) for k, v in batch])
 
     if kf is FieldFormat.AUTO and vf is FieldFormat.AUTO:
+        lines = _Templates(b'{"key":"%s","value":"%s"}\n')
 
         def render_auto(batch: Sequence[Record]) -> bytes:
+            fields = tuple(_flatten(batch))
+            if _plain(join(fields)):
+                return lines(len(batch)) % fields
             try:
                 return join(
                     [dumps({"key": k.decode(), "value": v.decode()}, option=_NL) for k, v in batch]
