@@ -69,3 +69,23 @@ def test_json_escapes_and_split_utf8_never_take_the_template() -> None:
         b'{"key":{"base64":"ww=="},"value":{"base64":"qQ=="}}\n'
     )
     assert render([(b'a"b', b"c\\d\x01")]) == b'{"key":"a\\"b","value":"c\\\\d\\u0001"}\n'
+
+
+@pytest.mark.parametrize("keys_only", [False, True], ids=["records", "keys"])
+@pytest.mark.parametrize(
+    ("key_format", "value_format"),
+    [("hex", "hex"), ("base64", "base64"), ("hex", "base64"), ("base64", "hex")],
+)
+def test_hex_and_base64_templates_match_orjson_per_record(
+    key_format: str, value_format: str, keys_only: bool
+) -> None:
+    rng = random.Random(6)
+    render = jsonl_renderer(key_format, value_format, keys_only=keys_only)
+    ek, ev = encoder(key_format), encoder(value_format)
+    for _ in range(500):
+        batch = [(_field(rng), _field(rng)) for _ in range(rng.choice([0, 1, 3, 20]))]
+        if keys_only:
+            want = b"".join(orjson.dumps({"key": ek(k)}) + b"\n" for k, _ in batch)
+        else:
+            want = b"".join(orjson.dumps({"key": ek(k), "value": ev(v)}) + b"\n" for k, v in batch)
+        assert render(batch) == want, batch

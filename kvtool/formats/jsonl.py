@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from itertools import chain
 
 import orjson
@@ -30,20 +31,19 @@ def _plain(fields: bytes) -> bool:
     return fields.isascii() and len(fields.translate(None, _ESCAPED)) == len(fields)
 
 
-class _Templates:
-    """`line * n` for each batch size n, made once (batches are mostly one size)."""
+@lru_cache(maxsize=32)
+def _repeat(line: bytes, n: int) -> bytes:
+    """`line * n`, made once per batch size (batches are mostly one size)."""
+    return line * n
 
-    def __init__(self, line: bytes) -> None:
-        self.line = line
-        self.sizes: dict[int, bytes] = {}
 
-    def __call__(self, n: int) -> bytes:
-        template = self.sizes.get(n)
-        if template is None:
-            if len(self.sizes) > 16:
-                self.sizes.clear()
-            template = self.sizes[n] = self.line * n
-        return template
+@lru_cache(maxsize=32)
+def _repeat_text(line: str, n: int) -> str:
+    return line * n
+
+
+# Formats whose text never needs JSON escaping: their fields go into templates as they come.
+_SAFE = (FieldFormat.HEX, FieldFormat.BASE64)
 
 
 def jsonl_renderer(
@@ -70,15 +70,20 @@ def jsonl_renderer(
         def render_keys(batch: Sequence[Record]) -> bytes:
             return join([dumps({"key": ek(k)}, option=_NL) for k, _ in batch])
 
+        if kf in _SAFE:
+
+            def render_keys_safe(batch: Sequence[Record]) -> bytes:
+                keys = tuple([ek(k) for k, _ in batch])
+                return (_repeat_text('{"key":"%s"}\n', len(keys)) % keys).encode("ascii")
+
+            return render_keys_safe
         if kf is not FieldFormat.AUTO:
             return render_keys
-
-        key_lines = _Templates(b'{"key":"%s"}\n')
 
         def render_keys_auto(batch: Sequence[Record]) -> bytes:
             keys = tuple([k for k, _ in batch])
             if _plain(join(keys)):
-                return key_lines(len(keys)) % keys
+                return _repeat(b'{"key":"%s"}\n', len(keys)) % keys
             try:
                 return join([dumps({"key": k.decode()}, option=_NL) for k in keys])
             except UnicodeDecodeError:
@@ -90,12 +95,11 @@ def jsonl_renderer(
         return join([dumps({"key": ek(k), "value": ev(v)}, option=_NL) for k, v in batch])
 
     if kf is FieldFormat.AUTO and vf is FieldFormat.AUTO:
-        lines = _Templates(b'{"key":"%s","value":"%s"}\n')
 
         def render_auto(batch: Sequence[Record]) -> bytes:
             fields = tuple(_flatten(batch))
             if _plain(join(fields)):
-                return lines(len(batch)) % fields
+                return _repeat(b'{"key":"%s","value":"%s"}\n', len(batch)) % fields
             try:
                 return join(
                     [dumps({"key": k.decode(), "value": v.decode()}, option=_NL) for k, v in batch]
@@ -104,4 +108,15 @@ def jsonl_renderer(
                 return render(batch)
 
         return render_auto
+    if kf in _SAFE and vf in _SAFE:
+
+        def render_safe(batch: Sequence[Record]) -> bytes:
+            if ek is ev:
+                fields = tuple(map(ek, _flatten(batch)))
+            else:
+                fields = tuple(chain.from_iterable([(ek(k), ev(v)) for k, v in batch]))
+            text = _repeat_text('{"key":"%s","value":"%s"}\n', len(batch)) % fields
+            return text.encode("ascii")
+
+        return render_safe
     return render
