@@ -575,6 +575,12 @@ class RdictDatabase(Database):
             for f in raw
         ]
 
+    def sequence_number(self) -> int:
+        try:
+            return int(self._require().latest_sequence_number())
+        except Exception as exc:
+            raise from_native(exc) from None
+
     def catch_up(self) -> None:
         if self.mode is OpenMode.SECONDARY:
             if self._shadow is not None:
