@@ -195,3 +195,32 @@ def test_chunks_tile_the_range_in_output_order() -> None:
             assert upper == spec.after
         else:
             assert lower == spec.after + b"\0"
+
+
+def test_two_workers_count_exactly_what_one_process_counts(big_db: Path) -> None:
+    scan = run_kvtool("scan", big_db, "-n", "777", "--reverse", "--start", "k:00004")
+    token = scan.stderr.decode().split("--after ")[1].split()[0]
+    for args in (
+        [],
+        ["--prefix", "k:0001"],
+        ["--start", "k:00010000", "--end", "k:00090000"],
+        ["--reverse", "--start", "k:00004", "--after", token],
+    ):
+        counts = [
+            run_kvtool("count", big_db, "--workers", workers, *args) for workers in ("1", "2")
+        ]
+        assert counts[0].returncode == counts[1].returncode == 0, counts[1].stderr
+        assert counts[0].stdout == counts[1].stdout, args
+    assert run_kvtool("count", big_db, "--workers", "2").stdout.strip() == str(N + 2).encode()
+
+
+def test_count_with_workers_fails_on_corruption(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "good.db", {b"c:%06d" % i: os.urandom(200) for i in range(40_000)})
+    sst = max(source.glob("*.sst"), key=lambda p: p.stat().st_size)
+    data = bytearray(sst.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    sst.write_bytes(bytes(data))
+    result = run_kvtool("count", source, "--workers", "2")
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b"Traceback" not in result.stderr

@@ -49,6 +49,7 @@ MIN_SST_BYTES = 64 << 20  # below this one process is about as fast (startup dom
 CHUNK_RECORDS = 50_000  # about 7 MB of JSON Lines at 140 bytes a record
 BUFFER_LIMIT = 32 << 20  # bytes a worker renders ahead of its turn
 _BATCH = 1024
+_COUNT_STEP = 1 << 16
 _POLL = 0.05  # seconds between the parent's checks for signals and the deadline
 _REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
 
@@ -176,7 +177,7 @@ class _Inbox:
 class _Job:
     db_path: Path
     spec: ReadSpec
-    render: Render
+    render: Render | None  # None: count the chunks instead
     out_fd: int
     workers: int
     where: str
@@ -317,7 +318,10 @@ class _Worker:
                 if self.assigned is None:
                     break
                 number, self.assigned = self.assigned, None
-                self._chunk(db, number, chunks[number])
+                if job.render is None:
+                    _send(self.status, ("counted", self._count(db, chunks[number])))
+                else:
+                    self._chunk(db, number, chunks[number])
                 while self.buffered >= BUFFER_LIMIT:
                     self._poll(block=True)
                 _send(self.status, ("next",))
@@ -325,8 +329,21 @@ class _Worker:
             self._poll(block=True)
         _send(self.status, ("done",))
 
+    def _count(self, db: Database, bounds: Chunk) -> int:
+        """The records of one chunk (stepped forward: a count has no direction)."""
+        total = 0
+        with db.iterator(self.job.spec.krange.cf, lower=bounds[0], upper=bounds[1]) as it:
+            it.seek_to_first()
+            while True:
+                self._check()
+                n: int = it.count(_COUNT_STEP)
+                total += n
+                if n < _COUNT_STEP:
+                    return total
+
     def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
         spec, render = self.job.spec, self.job.render
+        assert render is not None
         reverse = spec.krange.reverse
         self.current = number
         chunk = _Written()
@@ -380,6 +397,7 @@ class ParallelResult:
     stopped: StopRequested | None = None
     closed: bool = False
     error: errors.KvtoolError | None = None
+    counted: int = 0  # count_parallel: records in the chunks counted
 
 
 def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
@@ -395,7 +413,7 @@ def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
 def export_parallel(
     db_path: Path,
     spec: ReadSpec,
-    render: Render,
+    render: Render | None,
     out_fd: int,
     *,
     workers: int,
@@ -430,12 +448,22 @@ def export_parallel(
             os.close(status_w)
             os.close(commands_r)
             crew.add(pid, _Inbox(status_r), commands_w)
-        result = _coordinate(crew, stopper, stats, started, progressed)
+        result = _coordinate(crew, stopper, stats, started, progressed, ordered=render is not None)
     except BaseException:
         crew.end(hurry=True)
         raise
     crew.end()
     return result
+
+
+def count_parallel(
+    db_path: Path, spec: ReadSpec, *, workers: int, stopper: Stopper
+) -> ParallelResult | None:
+    """Count `spec`'s records with `workers` forked processes, chunks side by side; the total is
+    `counted`. None when the workers' views differ (the caller counts in one process)."""
+    return export_parallel(
+        db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
+    )
 
 
 class _Crew:
@@ -492,6 +520,8 @@ def _coordinate(
     stats: ScanStats,
     started: Callable[[int | None], None] | None,
     progressed: Callable[[int], None] | None,
+    *,
+    ordered: bool,
 ) -> ParallelResult | None:
     result = ParallelResult(stats=stats, output_bytes=0)
     ready: dict[int, tuple[int, Any, str | None]] = {}
@@ -509,7 +539,7 @@ def _coordinate(
             return
         owner[next_chunk] = worker
         crew.command(worker, b"c", next_chunk)
-        if next_chunk == turn:
+        if ordered and next_chunk == turn:
             crew.command(worker, b"t", next_chunk)
         next_chunk += 1
 
@@ -551,6 +581,8 @@ def _coordinate(
                         turn = number + 1
                         if turn in owner:
                             crew.command(owner[turn], b"t", turn)
+                elif kind == "counted":
+                    result.counted += message[1]
                 elif kind == "done":
                     finished += 1
                 elif kind == "closed":
@@ -559,7 +591,9 @@ def _coordinate(
                 elif kind in ("error", "bug"):
                     if result.error is None:
                         if kind == "bug":
-                            result.error = errors.KvtoolError(f"export worker failed: {message[1]}")
+                            result.error = errors.KvtoolError(
+                                f"a worker process failed: {message[1]}"
+                            )
                         else:
                             result.error = _error(message[1], message[2], message[3])
                     halt()
@@ -579,6 +613,6 @@ def _coordinate(
                 for worker in list(crew.inboxes):
                     hand_out(worker)
     complete = result.error is None and result.stopped is None and not result.closed
-    if complete and (finished < len(crew.pids) or turn < chunks):
-        result.error = errors.KvtoolError("an export worker ended without reporting")
+    if complete and (finished < len(crew.pids) or (ordered and turn < chunks)):
+        result.error = errors.KvtoolError("a worker process ended without reporting")
     return result
