@@ -6,7 +6,9 @@ Generates the database once (kvtool generate; 14-byte keys k:000000000000), then
 --runs wall-clock times of each command with stdout to /dev/null:
   ldb scan              vs  kvtool export (JSON Lines)     DESIGN target: <= 1.5x
   ldb dump --count_only vs  kvtool count                   DESIGN target: <= 1.2x
-and, for scale, the fixed cost of starting each tool: a count of a 10-record database.
+kvtool's defaults use two range workers on this size of database; the same two commands with
+--workers 1 show one process. For scale, the fixed cost of starting each tool: a count of a
+10-record database.
 """
 
 from __future__ import annotations
@@ -61,6 +63,19 @@ def main() -> int:
             1.5,
         ),
         ("count", [*ldb_base, "dump", "--count_only"], [KVTOOL, "count", str(db)], 1.2),
+        # The same in one process (no range workers), for machines where they cannot help.
+        (
+            "export --workers 1",
+            [*ldb_base, "scan"],
+            [KVTOOL, "export", str(db), "-q", "--workers", "1"],
+            1.5,
+        ),
+        (
+            "count --workers 1",
+            [*ldb_base, "dump", "--count_only"],
+            [KVTOOL, "count", str(db), "--workers", "1"],
+            1.2,
+        ),
     ]
     tiny = Path("/tmp/kvtool-bench-10.db")
     if not tiny.exists():
