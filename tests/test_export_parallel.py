@@ -224,3 +224,20 @@ def test_count_with_workers_fails_on_corruption(tmp_path: Path) -> None:
     result = run_kvtool("count", source, "--workers", "2")
     assert result.returncode == 74, result.stderr
     assert result.stderr.startswith(b"kvtool: error: ") and b"Traceback" not in result.stderr
+
+
+def test_a_deadline_stops_cleanly_and_the_rest_follows(big_db: Path) -> None:
+    whole = _export(big_db, "--workers", "1")
+    for timeout in ("0.05", "0.3"):  # before the workers start, or while they write
+        first = run_kvtool("export", big_db, "--workers", "2", "--timeout", timeout)
+        if first.returncode == 0:  # finished in time: nothing to resume
+            assert first.stdout == whole
+            continue
+        assert first.returncode == 124, first.stderr
+        assert first.stdout == b"" or first.stdout.endswith(b"\n")
+        assert whole.startswith(first.stdout)
+        if b"--after " not in first.stderr:  # stopped before writing anything
+            assert first.stdout == b""
+            continue
+        token = first.stderr.decode().split("--after ")[1].split()[0]
+        assert first.stdout + _export(big_db, "--workers", "2", "--after", token) == whole
