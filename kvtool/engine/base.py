@@ -187,6 +187,14 @@ class Database(Handle, ABC):
     @abstractmethod
     def live_files(self) -> list[LiveFile]: ...
 
+    @abstractmethod
+    def sequence_number(self) -> int:
+        """The sequence number of the last write this view holds.
+
+        Every write raises it, so two static views of a path with the same number (and the same
+        files) hold the same data: separate READ_ONLY opens can then share one export.
+        """
+
     def catch_up(self) -> None:
         """SECONDARY mode: see the writer's newer data. Other modes see what they opened."""
 

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from kvtool.errors import (
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
+    StorageError,
     UsageError,
     from_native,
 )
@@ -65,28 +67,85 @@ class RdictIterator(EngineIterator):
     it is never called. Forward reads start at `lower` (the seeks clamp to it) and keys only grow;
     reverse reads are cut where they cross it, one compare per batch, and the iterator then
     counts as past its end until the next seek, as a native bound would leave it.
+
+    Bulk reads. Stepping an `RdictIter` from Python costs four native calls per record (valid, key,
+    value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
+    direction instead pull from rocksdict's own `items()`/`keys()` stream, one native call per
+    record (about 40% less time, bench/bench_export.py). That stream ends silently on a corrupt
+    block (DESIGN, engine fact 1), so where it ends the native iterator is placed just past the last
+    record it gave and asked: a record there means the stream stopped early (raised as a
+    StorageError), else `status()` raises what stopped it. A new stream starts after each seek, and
+    when a read changes kind (keys/items); the view being static, every stream sees the same data.
+    `count` copies nothing out, so it steps the native iterator. A read against the direction of the
+    last seek or read is rare (and has native semantics that a stream cannot give): the native
+    iterator is placed where the stream left off and stepped as before until the next seek.
     """
 
-    def __init__(self, native: Any, owner: RdictDatabase, lower: bytes | None = None) -> None:
+    def __init__(
+        self,
+        native: Any,
+        owner: RdictDatabase,
+        lower: bytes | None = None,
+        *,
+        cf: str | None = None,
+        opts: Any = None,
+        static: bool = False,
+    ) -> None:
         super().__init__(native, owner)
+        self._db = owner
         self._lower = lower
         self._past_lower = False
+        self._cf = cf
+        self._opts = opts
+        self._bulk = static
+        # The bulk position: reading `reverse`-ward from `_from` (None: the range's end), skipping
+        # a first record equal to `_skip` (the last record already given).
+        self._reverse = False
+        self._from: bytes | None = lower
+        self._skip: bytes | None = None
+        self._stream: Any = None  # rocksdict's items()/keys() stream, held only here
+        self._stream_kind = ""
+        # Nothing to read until a seek: not yet positioned, or past the end (either direction).
+        self._ended = True
+        self._stepping = not static  # reads step the native iterator (no bulk position)
+
+    def _close_native(self, native: Any) -> None:
+        self._stream = None
+
+    def _bulk_seek(self, reverse: bool, key: bytes | None) -> None:
+        self._stream = None
+        self._reverse, self._from, self._skip = reverse, key, None
+        self._ended = False
+        self._past_lower = False
+        self._stepping = not self._bulk
 
     def seek_to_first(self) -> None:
+        if self._bulk:
+            self._require()
+            return self._bulk_seek(False, self._lower)
         if self._lower is None:
             self._call("seek_to_first")
         else:
             self._call("seek", self._lower)
 
     def seek_to_last(self) -> None:
+        if self._bulk:
+            self._require()
+            return self._bulk_seek(True, None)
         self._call("seek_to_last")
 
     def seek(self, key: bytes) -> None:
         if self._lower is not None and key < self._lower:
             key = self._lower
+        if self._bulk:
+            self._require()
+            return self._bulk_seek(False, key)
         self._call("seek", key)
 
     def seek_for_prev(self, key: bytes) -> None:
+        if self._bulk:
+            self._require()
+            return self._bulk_seek(True, key)
         self._call("seek_for_prev", key)
 
     def _call(self, name: str, *args: Any) -> None:
@@ -107,9 +166,98 @@ class RdictIterator(EngineIterator):
         else:  # a reverse read crossed it: keys fall, so the outside ones are a tail
             del out[bisect_left(out, True, key=lambda item: key(item) < lower) :]
 
+    # -- bulk reads -------------------------------------------------------------------------------
+    def _use_bulk(self, reverse: bool) -> bool:
+        """Whether this read can come from a stream; else the native iterator is placed to step."""
+        if self._stepping:
+            return False
+        if reverse == self._reverse or self._ended:  # an ended read gives nothing either way
+            return True
+        self._place_native()
+        self._stepping = True
+        self._stream = None
+        return False
+
+    def _place_native(self) -> None:
+        """Put the native iterator where the bulk position is: on the next record to give."""
+        it: Any = self._require()
+        try:
+            key = self._from
+            if self._reverse:
+                it.seek_to_last() if key is None else it.seek_for_prev(key)
+            else:
+                it.seek_to_first() if key is None else it.seek(key)
+            if self._skip is not None and it.valid() and it.key() == self._skip:
+                it.prev() if self._reverse else it.next()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = None
+
+    def _bulk_read(self, kind: str, limit: int) -> list[Any]:
+        """Up to `limit` items or keys from the stream at the bulk position."""
+        if self._ended or self._past_lower or limit <= 0:
+            return []
+        self._require()
+        stream = self._stream
+        try:
+            if stream is None or self._stream_kind != kind:
+                view = self._db._view(self._cf)
+                make = view.items if kind == "items" else view.keys
+                stream = make(backwards=self._reverse, from_key=self._from, read_opt=self._opts)
+                view = make = None
+                self._stream, self._stream_kind = stream, kind
+                if self._skip is not None:
+                    # A new stream starts at the last record already given (still there: the
+                    # view is static): drop it.
+                    out = list(islice(stream, 1))
+                    if out and (out[0][0] if kind == "items" else out[0]) == self._skip:
+                        out.clear()
+                    out += islice(stream, limit - len(out))
+                else:
+                    out = list(islice(stream, limit))
+            else:
+                out = list(islice(stream, limit))
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            stream = None
+        if out:
+            last = out[-1][0] if kind == "items" else out[-1]
+            self._from = self._skip = last
+        if len(out) < limit:
+            self._stream = None
+            self._ended = True
+            self._check_end()
+        return out
+
+    def _check_end(self) -> None:
+        """A stream ended: raise unless the native iterator finds the range ends there too."""
+        self._place_native()
+        it: Any = self._require()
+        try:
+            if it.valid():
+                key = it.key()
+                if self._reverse and self._lower is not None and key < self._lower:
+                    return
+                raise StorageError(
+                    f"reading: the read stopped early, before key {key!r}, with no error status",
+                    hint="run it again; if it recurs, run `kvtool verify`",
+                )
+            it.status()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = None
+
+    # -- reads ------------------------------------------------------------------------------------
     def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
         if self._past_lower:
             return []
+        if self._use_bulk(reverse):
+            records: list[Record] = self._bulk_read("items", limit)
+            self._keep_within_lower(records, _first)
+            return records
         it: Any = self._require()
         valid = key = value = step = None
         try:
@@ -133,6 +281,10 @@ class RdictIterator(EngineIterator):
     def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
         if self._past_lower:
             return []
+        if self._use_bulk(reverse):
+            keys: list[bytes] = self._bulk_read("keys", limit)
+            self._keep_within_lower(keys, _identity)
+            return keys
         it: Any = self._require()
         valid = key = step = None
         try:
@@ -156,6 +308,14 @@ class RdictIterator(EngineIterator):
     def count(self, limit: int, *, reverse: bool = False) -> int:
         if self._past_lower:
             return 0
+        if not self._stepping:
+            if self._ended:
+                return 0
+            # Counting copies nothing out: step the native iterator from the bulk position
+            # (as fast as a keys stream for short keys, faster for long ones).
+            self._place_native()
+            self._stepping = True
+            self._stream = None
         if self._lower is not None and (reverse or self._starts_below_lower()):
             # Reverse steps must look at each key to stop at the bound.
             return len(self.read_keys(limit, reverse=reverse))
@@ -378,7 +538,14 @@ class RdictDatabase(Database):
         if upper is not None:
             opts.set_iterate_upper_bound(upper)
         try:
-            return RdictIterator(self._view(cf).iter(opts), self, lower)
+            return RdictIterator(
+                self._view(cf).iter(opts),
+                self,
+                lower,
+                cf=cf,
+                opts=opts,
+                static=self.mode is OpenMode.READ_ONLY,
+            )
         except Exception as exc:
             raise from_native(exc) from None
 
@@ -413,6 +580,12 @@ class RdictDatabase(Database):
             )
             for f in raw
         ]
+
+    def sequence_number(self) -> int:
+        try:
+            return int(self._require().latest_sequence_number())
+        except Exception as exc:
+            raise from_native(exc) from None
 
     def catch_up(self) -> None:
         if self.mode is OpenMode.SECONDARY:

@@ -1,5 +1,6 @@
-"""`export`: every record of a range, through one iterator, to a stream or an atomically renamed
-file; stops cleanly (deadline, signals) with a cursor to resume."""
+"""`export`: every record of a range, through one iterator (or range workers reading one view,
+see export_parallel), to a stream or an atomically renamed file; stops cleanly (deadline,
+signals) with a cursor to resume."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StorageError
+from kvtool.formats.jsonl import Render
 from kvtool.formats.records import FieldFormat
 from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
@@ -93,16 +95,38 @@ def export(
     value_format: FieldFormat | str = FieldFormat.AUTO,
     progress: Progress | None = None,
     flush_each_batch: bool = False,
+    workers: int | None = None,
 ) -> ExportResult:
     """Write the records of `spec` from the database at `db_path` to `out` or to the file `path`.
 
     A file is written to a temp file beside it and renamed over `path` only when the export is
     complete; a run stopped by the deadline or a signal keeps what it wrote (whole records) as
     `PATH.partial` and returns the cursor that resumes after it. A failed run leaves no file.
+
+    `workers` > 1 reads with that many forked range workers (kvtool.ops.export_parallel); None
+    chooses: 2 on a multi-core machine for a database over 64 MB of SST files. A run with
+    --limit, pacing, per-batch flushes or gzip output, or an `out` without a file descriptor,
+    is read by one process; so is one whose workers' views of the database differ.
     """
     keep_freed_memory()
     render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
+    count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    if count > 1:
+        result = _export_parallel(
+            Path(db_path),
+            spec,
+            count,
+            render=render,
+            head=head,
+            out=out,
+            path=path,
+            progress=progress,
+        )
+        if result is not None:
+            return result
+        if path is None:
+            head = b""  # already on stdout
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
     stopped: StopRequested | None = None
@@ -167,6 +191,133 @@ def export(
         cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
     return ExportResult(
         stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor),
+        cursor=cursor,
+        stopped=stopped,
+        output=written,
+        output_closed=closed,
+    )
+
+
+def _worker_count(
+    workers: int | None,
+    db_path: Path,
+    spec: ReadSpec,
+    out: BinaryIO | None,
+    path: Path | None,
+    flush_each_batch: bool,
+) -> int:
+    """How many processes read this export (see `export`)."""
+    if workers is not None and workers <= 1:
+        return 1
+    if spec.limit is not None or spec.rate or spec.bytes_rate or flush_each_batch:
+        return 1
+    if spec.krange.empty:
+        return 1
+    if path is not None and path.suffix == ".gz":
+        return 1
+    if out is not None:
+        try:
+            out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return 1
+    if not hasattr(os, "fork"):
+        return 1
+    if workers is not None:
+        return workers
+    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, sst_bytes
+
+    if (os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES:
+        return 1
+    return WORKERS
+
+
+def _export_parallel(
+    db_path: Path,
+    spec: ReadSpec,
+    workers: int,
+    *,
+    render: Render,
+    head: bytes,
+    out: BinaryIO | None,
+    path: Path | None,
+    progress: Progress | None,
+) -> ExportResult | None:
+    """`export` by range workers; None when they could not share one view (nothing written)."""
+    from kvtool.ops.export_parallel import export_parallel
+
+    stats = ScanStats()
+    stopper = Stopper(spec.timeout)
+    target: OutputFile | None = None
+    where = str(path) if path is not None else "stdout"
+    closed = False
+    started = False
+
+    def start(total: int | None) -> None:
+        nonlocal started
+        started = True
+        if progress is not None:
+            if total is not None and (
+                spec.krange.lower is not None or spec.krange.upper is not None or spec.after
+            ):
+                total = None
+            progress.start(total)
+
+    with stopper:
+        try:
+            if path is not None:
+                target = OutputFile(path)
+                sink = target.stream
+            else:
+                assert out is not None, "export needs out= or path="
+                sink = out
+            try:
+                if head:
+                    sink.write(head)
+                sink.flush()
+            except BrokenPipeError:
+                closed = True
+            except OSError as exc:
+                raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
+            result = None
+            if not closed:
+                result = export_parallel(
+                    db_path,
+                    spec,
+                    render,
+                    sink.fileno(),
+                    workers=workers,
+                    where=where,
+                    stopper=stopper,
+                    stats=stats,
+                    started=start,
+                    progressed=progress.update if progress is not None else None,
+                )
+                if result is None:  # the views differed: nothing was written
+                    if target is not None:
+                        target.discard()
+                    return None
+                if result.error is not None:
+                    raise result.error
+                closed = result.closed
+        except BaseException:
+            if target is not None:
+                target.discard()
+            raise
+        finally:
+            stats.finish()
+            if progress is not None and started:
+                progress.close()
+        stopped = result.stopped if result is not None else None
+        written: Path | None = None
+        if target is not None:
+            partial = target.path.with_name(target.path.name + ".partial")
+            written = target.commit(partial if stopped is not None else None)
+    cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
+    if stopped is not None and cursor is None and spec.after is not None:
+        cursor = spec.cursor_after(spec.after)
+    output_bytes = len(head) + (result.output_bytes if result is not None else 0)
+    return ExportResult(
+        stats=stats.as_dict(output_bytes=output_bytes, cursor=cursor),
         cursor=cursor,
         stopped=stopped,
         output=written,

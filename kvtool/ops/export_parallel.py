@@ -1,0 +1,618 @@
+"""Parallel export: forked range workers read and render chunks of the range side by side and
+write them to the output in key order, taking turns; the parent only coordinates.
+
+Why processes: rocksdict holds the GIL while it steps, so threads do not read in parallel.
+Why fork before any open: RocksDB starts threads when a database opens, and a process that
+forks with threads running may hang in the child; so in parallel mode the parent never opens the
+database. Each worker opens it READ_ONLY itself.
+
+One point in time: a READ_ONLY open is a static view, but two opens see the same data only if
+nothing was written between them (a live writer). Every worker reports its view's sequence
+number and chunk plan (derived from the same SST files); the run goes ahead only if all agree,
+before a byte is written. Otherwise `export_parallel` returns None and the caller exports in one
+process.
+
+Order: the parent hands out chunks (in output order) to whichever worker asks, and gives chunk
+j's worker the turn to write once chunk j - 1 is written. A worker reads on while its finished
+chunks wait for their turn, holding at most about `BUFFER_LIMIT` bytes; the chunk that has the
+turn is written as it is read. Stops (deadline, signals) and errors: the parent tells every
+worker to stop (SIGUSR1 and a command); the worker with the turn writes the whole batches it has
+read and reports them; the others write nothing. The output is thus always a prefix of the range
+in order, ending at a record boundary, and the parent's stats name its last key (the cursor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from operator import itemgetter
+from pathlib import Path
+from typing import Any, NoReturn
+
+from kvtool import errors
+from kvtool.engine import Database, LiveFile, OpenMode, open_db
+from kvtool.formats.jsonl import Render
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
+
+WORKERS = 2  # measured on 2 cores; more workers than cores only adds switching
+MIN_SST_BYTES = 64 << 20  # below this one process is about as fast (startup dominates)
+CHUNK_RECORDS = 50_000  # about 7 MB of JSON Lines at 140 bytes a record
+BUFFER_LIMIT = 32 << 20  # bytes a worker renders ahead of its turn
+_BATCH = 1024
+_COUNT_STEP = 1 << 16
+_POLL = 0.05  # seconds between the parent's checks for signals and the deadline
+_REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
+
+Chunk = tuple[bytes | None, bytes | None]
+_LEN = struct.Struct(">I")
+# Parent to worker: b"c" take chunk N, b"t" write chunk N now, b"e" no chunks left, b"x" stop.
+_COMMAND = struct.Struct(">ci")
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+def sst_bytes(path: Path) -> int:
+    """Bytes of SST files in the database directory (read without opening the database)."""
+    try:
+        with os.scandir(path) as entries:
+            return sum(e.stat().st_size for e in entries if e.name.endswith(".sst"))
+    except OSError:
+        return 0
+
+
+def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
+    """Up to `parts - 1` keys spread between `a` and `b`, reading the 8 bytes after their common
+    prefix as a number. Only a hint of where records lie: any keys are correct split points."""
+    prefix = 0
+    while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
+        prefix += 1
+    low = int.from_bytes(a[prefix : prefix + 8].ljust(8, b"\0"), "big")
+    high = int.from_bytes(b[prefix : prefix + 8].ljust(8, b"\0"), "big")
+    if high - low < parts:
+        return []
+    head = a[:prefix]
+    return [head + (low + (high - low) * i // parts).to_bytes(8, "big") for i in range(1, parts)]
+
+
+def effective_bounds(spec: ReadSpec) -> tuple[bytes | None, bytes | None]:
+    """The range's [lower, upper) with `after` folded in (keys compare bytewise, so the first
+    key strictly after K is K + b"\\0")."""
+    krange, after = spec.krange, spec.after
+    lower, upper = krange.lower, krange.upper
+    if after is not None:
+        if krange.reverse:
+            upper = after if upper is None else min(upper, after)
+        else:
+            successor = after + b"\0"
+            lower = successor if lower is None else max(lower, successor)
+    return lower, upper
+
+
+def plan_chunks(
+    files: Sequence[LiveFile], spec: ReadSpec, *, target: int = CHUNK_RECORDS
+) -> list[Chunk]:
+    """The range cut into chunks of about `target` records, in output order.
+
+    Cut points are the SST files' first keys and keys spread inside each file by its entry
+    count; chunk sizes follow the data only as well as those hints do, never correctness.
+    """
+    lower, upper = effective_bounds(spec)
+    cf = spec.krange.cf
+    cuts: set[bytes] = set()
+    for f in files:
+        if f.column_family not in (cf, None) or not f.smallest_key:
+            continue
+        cuts.add(f.smallest_key)
+        parts = math.ceil(f.entries / target)
+        if parts > 1:
+            cuts.update(_between(f.smallest_key, f.largest_key, parts))
+    inside = sorted(
+        c for c in cuts if (lower is None or c > lower) and (upper is None or c < upper)
+    )
+    edges: list[bytes | None] = [lower, *inside, upper]
+    chunks: list[Chunk] = list(itertools.pairwise(edges))
+    return chunks[::-1] if spec.krange.reverse else chunks
+
+
+# -- messages between workers and the parent ------------------------------------------------------
+def _send(fd: int, message: Any) -> None:
+    data = pickle.dumps(message)
+    _write_all(fd, _LEN.pack(len(data)) + data)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_parts(fd: int, parts: list[bytes]) -> None:
+    """Write `parts` in order without joining them (a join copies and faults in fresh pages)."""
+    views = [memoryview(p) for p in parts if p]
+    while views:
+        done = os.writev(fd, views[:1024])
+        while done and views:
+            if done >= len(views[0]):
+                done -= len(views[0])
+                views.pop(0)
+            else:
+                views[0] = views[0][done:]
+                done = 0
+
+
+class _Inbox:
+    """Framed messages from one worker's status pipe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = b""
+        self.closed = False
+
+    def read(self) -> list[Any]:
+        chunk = os.read(self.fd, 1 << 16)
+        if not chunk:
+            self.closed = True
+        self.buffer += chunk
+        out = []
+        while len(self.buffer) >= _LEN.size:
+            (size,) = _LEN.unpack_from(self.buffer)
+            if len(self.buffer) < _LEN.size + size:
+                break
+            out.append(pickle.loads(self.buffer[_LEN.size : _LEN.size + size]))
+            self.buffer = self.buffer[_LEN.size + size :]
+        return out
+
+
+# -- the worker -----------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    db_path: Path
+    spec: ReadSpec
+    render: Render | None  # None: count the chunks instead
+    out_fd: int
+    workers: int
+    where: str
+
+
+class _Stop(Exception):
+    """The parent asked this worker to stop."""
+
+
+@dataclass
+class _Written:
+    """What a chunk (or the first part of one) holds: rendered bytes and their stats."""
+
+    parts: list[bytes] = field(default_factory=list)
+    size: int = 0
+    records: int = 0
+    key_bytes: int = 0
+    value_bytes: int = 0
+    pages: int = 0
+    last: bytes | None = None
+
+
+class _Worker:
+    """One forked worker: takes chunks from the parent, reads and renders each, and writes each
+    when the parent gives it that chunk's turn (once every earlier chunk is written).
+
+    It does not wait for a turn to read on: finished chunks wait in memory while it reads the
+    next, up to BUFFER_LIMIT bytes; only then does it wait. The chunk that holds the turn is
+    written as it is read.
+    """
+
+    def __init__(self, job: _Job, index: int, commands: int, status: int) -> None:
+        self.job, self.index = job, index
+        self.commands, self.status = commands, status
+        self.stop = False
+        self.parent = os.getppid()
+        self.inbox = b""
+        self.assigned: int | None = None
+        self.no_more = False
+        self.current: int | None = None  # the chunk being read
+        self.turn: int | None = None  # the chunk of ours that may be written now
+        self.waiting: dict[int, _Written] = {}  # read chunks waiting for their turn
+        self.buffered = 0
+
+    def _note_stop(self, signum: int, frame: Any) -> None:
+        if self.stop:  # asked again: break out of a blocked write too
+            raise _Stop
+        self.stop = True
+
+    def _check(self) -> None:
+        if self.stop or os.getppid() != self.parent:
+            raise _Stop
+
+    def _poll(self, block: bool) -> None:
+        """Act on the parent's commands; with `block`, wait for at least one."""
+        while True:
+            self._check()
+            ready, _, _ = select.select([self.commands], [], [], _POLL if block else 0)
+            if ready:
+                data = os.read(self.commands, 4096)
+                if not data:
+                    raise _Stop
+                self.inbox += data
+            handled = False
+            while len(self.inbox) >= _COMMAND.size:
+                kind, number = _COMMAND.unpack_from(self.inbox)
+                self.inbox = self.inbox[_COMMAND.size :]
+                handled = True
+                if kind == b"x":
+                    raise _Stop
+                if kind == b"c":
+                    self.assigned = number
+                elif kind == b"e":
+                    self.no_more = True
+                elif kind == b"t":
+                    self._grant(number)
+            if handled or not block:
+                return
+
+    def _grant(self, number: int) -> None:
+        if number in (self.current, self.assigned):  # being read, or about to be
+            self.turn = number
+            return
+        chunk = self.waiting.pop(number)
+        self.buffered -= chunk.size
+        self._write(number, chunk, final=True)
+
+    def _write(self, number: int, chunk: _Written, *, final: bool) -> None:
+        _write_parts(self.job.out_fd, chunk.parts)
+        _send(
+            self.status,
+            (
+                "wrote",
+                number,
+                final,
+                chunk.records,
+                chunk.key_bytes,
+                chunk.value_bytes,
+                chunk.pages,
+                chunk.last,
+                chunk.size,
+            ),
+        )
+
+    def run(self) -> NoReturn:
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGUSR1, self._note_stop)
+            self._run()
+        except _Stop:
+            pass
+        except BrokenPipeError:
+            _send(self.status, ("closed",))
+        except OSError as exc:
+            message = f"writing {self.job.where}: {exc.strerror or exc}"
+            _send(self.status, ("error", "StorageError", message, None))
+        except errors.KvtoolError as exc:
+            _send(self.status, ("error", type(exc).__name__, exc.message, exc.hint))
+        except BaseException as exc:  # a bug: report it, never return into the parent's code
+            code = 1
+            with contextlib.suppress(BaseException):
+                _send(self.status, ("bug", f"{type(exc).__name__}: {exc}"))
+        finally:
+            os._exit(code)
+
+    def _run(self) -> None:
+        job = self.job
+        spec = job.spec
+        with open_db(job.db_path, OpenMode.READ_ONLY) as db:
+            chunks = plan_chunks(db.live_files(), spec)
+            estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
+            _send(self.status, ("ready", db.sequence_number(), chunks, estimate))
+            while True:
+                while self.assigned is None and not self.no_more:
+                    self._poll(block=True)
+                if self.assigned is None:
+                    break
+                number, self.assigned = self.assigned, None
+                if job.render is None:
+                    _send(self.status, ("counted", self._count(db, chunks[number])))
+                else:
+                    self._chunk(db, number, chunks[number])
+                while self.buffered >= BUFFER_LIMIT:
+                    self._poll(block=True)
+                _send(self.status, ("next",))
+        while self.waiting:  # the database is closed: only writes are left
+            self._poll(block=True)
+        _send(self.status, ("done",))
+
+    def _count(self, db: Database, bounds: Chunk) -> int:
+        """The records of one chunk (stepped forward: a count has no direction)."""
+        total = 0
+        with db.iterator(self.job.spec.krange.cf, lower=bounds[0], upper=bounds[1]) as it:
+            it.seek_to_first()
+            while True:
+                self._check()
+                n: int = it.count(_COUNT_STEP)
+                total += n
+                if n < _COUNT_STEP:
+                    return total
+
+    def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
+        spec, render = self.job.spec, self.job.render
+        assert render is not None
+        reverse = spec.krange.reverse
+        self.current = number
+        chunk = _Written()
+        try:
+            with db.iterator(spec.krange.cf, lower=bounds[0], upper=bounds[1]) as it:
+                if reverse:
+                    it.seek_to_last()
+                else:
+                    it.seek_to_first()
+                while True:
+                    self._check()
+                    if spec.keys_only:
+                        batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
+                    else:
+                        batch = it.read_batch(_BATCH, reverse=reverse)
+                    if not batch:
+                        break
+                    data = render(batch)
+                    chunk.parts.append(data)
+                    chunk.size += len(data)
+                    chunk.records += len(batch)
+                    chunk.key_bytes += sum(map(len, map(_first, batch)))
+                    chunk.value_bytes += sum(map(len, map(_second, batch)))
+                    chunk.pages += 1
+                    chunk.last = batch[-1][0]
+                    self.buffered += len(data)
+                    self._poll(block=False)
+                    while self.turn != number and self.buffered >= BUFFER_LIMIT:
+                        self._poll(block=True)
+                    if self.turn == number:
+                        self._write(number, chunk, final=False)
+                        self.buffered -= chunk.size
+                        chunk = _Written()
+        except _Stop:
+            if self.turn == number and chunk.parts:  # whole batches read before the stop: output
+                self._write(number, chunk, final=False)
+            raise
+        self.current = None
+        if self.turn == number:
+            self.buffered -= chunk.size
+            self._write(number, chunk, final=True)
+        else:
+            self.waiting[number] = chunk
+
+
+# -- the parent -----------------------------------------------------------------------------------
+@dataclass
+class ParallelResult:
+    stats: ScanStats
+    output_bytes: int
+    stopped: StopRequested | None = None
+    closed: bool = False
+    error: errors.KvtoolError | None = None
+    counted: int = 0  # count_parallel: records in the chunks counted
+
+
+def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, errors.KvtoolError)) or cls in (
+        errors.StoppedError,
+        errors.BadInputError,
+    ):
+        cls = errors.KvtoolError
+    return cls(message, hint=hint)
+
+
+def export_parallel(
+    db_path: Path,
+    spec: ReadSpec,
+    render: Render | None,
+    out_fd: int,
+    *,
+    workers: int,
+    where: str,
+    stopper: Stopper,
+    stats: ScanStats,
+    started: Callable[[int | None], None] | None = None,
+    progressed: Callable[[int], None] | None = None,
+) -> ParallelResult | None:
+    """Export `spec` with `workers` forked processes writing to `out_fd` in key order.
+
+    Returns None, having written nothing, when the workers' views differ (a writer changed the
+    database between their opens): the caller then exports in one process.
+    """
+    crew = _Crew()
+    try:
+        for index in range(workers):
+            status_r, status_w = os.pipe()
+            commands_r, commands_w = os.pipe()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns into the parent's code
+                try:
+                    os.close(status_r)
+                    os.close(commands_w)
+                    for fd in crew.fds():
+                        os.close(fd)
+                    job = _Job(db_path, spec, render, out_fd, workers, where)
+                    _Worker(job, index, commands_r, status_w).run()
+                finally:
+                    os._exit(1)
+            os.close(status_w)
+            os.close(commands_r)
+            crew.add(pid, _Inbox(status_r), commands_w)
+        result = _coordinate(crew, stopper, stats, started, progressed, ordered=render is not None)
+    except BaseException:
+        crew.end(hurry=True)
+        raise
+    crew.end()
+    return result
+
+
+def count_parallel(
+    db_path: Path, spec: ReadSpec, *, workers: int, stopper: Stopper
+) -> ParallelResult | None:
+    """Count `spec`'s records with `workers` forked processes, chunks side by side; the total is
+    `counted`. None when the workers' views differ (the caller counts in one process)."""
+    return export_parallel(
+        db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
+    )
+
+
+class _Crew:
+    """The parent's side of the workers: pids, status pipes, command pipes."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = []
+        self.inboxes: dict[int, _Inbox] = {}  # by status fd
+        self.commands: dict[int, int] = {}  # status fd -> command fd
+
+    def add(self, pid: int, inbox: _Inbox, commands: int) -> None:
+        self.pids.append(pid)
+        self.inboxes[inbox.fd] = inbox
+        self.commands[inbox.fd] = commands
+
+    def fds(self) -> list[int]:
+        return [*self.inboxes, *self.commands.values()]
+
+    def command(self, worker: int, kind: bytes, number: int = 0) -> None:
+        with contextlib.suppress(BrokenPipeError):  # the worker has gone: its status says why
+            _write_all(self.commands[worker], _COMMAND.pack(kind, number))
+
+    def stop(self) -> None:
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    def end(self, *, hurry: bool = False) -> None:
+        """Stop and reap every worker. `hurry` (the parent is being interrupted) asks twice, which
+        also ends a write blocked on a reader that stopped reading; a worker still there after
+        `_REAP_WAIT` seconds is killed."""
+        self.stop()
+        if hurry:
+            self.stop()
+        deadline = time.monotonic() + _REAP_WAIT
+        for pid in self.pids:
+            with contextlib.suppress(ChildProcessError):
+                while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    if time.monotonic() > deadline:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        break
+                    time.sleep(0.01)
+        for fd in self.fds():
+            os.close(fd)
+        self.pids.clear()
+        self.inboxes.clear()
+        self.commands.clear()
+
+
+def _coordinate(
+    crew: _Crew,
+    stopper: Stopper,
+    stats: ScanStats,
+    started: Callable[[int | None], None] | None,
+    progressed: Callable[[int], None] | None,
+    *,
+    ordered: bool,
+) -> ParallelResult | None:
+    result = ParallelResult(stats=stats, output_bytes=0)
+    ready: dict[int, tuple[int, Any, str | None]] = {}
+    chunks = 0
+    next_chunk = 0
+    turn = 0  # the chunk that may write now
+    owner: dict[int, int] = {}  # chunk -> worker (status fd)
+    finished = 0
+    going = False
+
+    def hand_out(worker: int) -> None:
+        nonlocal next_chunk
+        if next_chunk >= chunks or result.error or result.stopped or result.closed:
+            crew.command(worker, b"e")
+            return
+        owner[next_chunk] = worker
+        crew.command(worker, b"c", next_chunk)
+        if ordered and next_chunk == turn:
+            crew.command(worker, b"t", next_chunk)
+        next_chunk += 1
+
+    def halt() -> None:
+        crew.stop()
+        for worker in crew.inboxes:
+            crew.command(worker, b"x")
+
+    while True:
+        if result.stopped is None and result.error is None and not result.closed:
+            try:
+                stopper.check()
+            except StopRequested as exc:
+                result.stopped = exc
+                halt()
+        open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
+        if not open_fds:
+            break
+        readable, _, _ = select.select(open_fds, [], [], _POLL)
+        for fd in readable:
+            for message in crew.inboxes[fd].read():
+                kind = message[0]
+                if kind == "ready":
+                    ready[fd] = (message[1], message[2], message[3])
+                elif kind == "next":
+                    hand_out(fd)
+                elif kind == "wrote":
+                    _, number, final, records, kb, vb, pages, last, size = message
+                    stats.records += records
+                    stats.key_bytes += kb
+                    stats.value_bytes += vb
+                    stats.pages += pages
+                    result.output_bytes += size
+                    if last is not None:
+                        stats.last_key = last  # writes come in output order
+                    if progressed is not None and records:
+                        progressed(records)
+                    if final:
+                        turn = number + 1
+                        if turn in owner:
+                            crew.command(owner[turn], b"t", turn)
+                elif kind == "counted":
+                    result.counted += message[1]
+                elif kind == "done":
+                    finished += 1
+                elif kind == "closed":
+                    result.closed = True
+                    halt()
+                elif kind in ("error", "bug"):
+                    if result.error is None:
+                        if kind == "bug":
+                            result.error = errors.KvtoolError(
+                                f"a worker process failed: {message[1]}"
+                            )
+                        else:
+                            result.error = _error(message[1], message[2], message[3])
+                    halt()
+        if not going and len(ready) == len(crew.pids):
+            going = True
+            views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
+            if result.error is not None or result.stopped is not None:
+                halt()
+            elif len(views) != 1:
+                halt()
+                return None
+            else:
+                _seq, plan, estimate = next(iter(ready.values()))
+                chunks = len(plan)
+                if started is not None:
+                    started(int(estimate) if estimate and estimate.isdigit() else None)
+                for worker in list(crew.inboxes):
+                    hand_out(worker)
+    complete = result.error is None and result.stopped is None and not result.closed
+    if complete and (finished < len(crew.pids) or (ordered and turn < chunks)):
+        result.error = errors.KvtoolError("a worker process ended without reporting")
+    return result

@@ -1,0 +1,243 @@
+"""Parallel export (--workers 2): forked range workers must write exactly what one process
+writes, in order, stop and resume at record boundaries, fail on corruption, and refuse to mix two
+views of a database that a live writer changes under them."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from kvtool.engine import LiveFile
+from kvtool.ops.export_parallel import plan_chunks
+from kvtool.stream import KeyRange, ReadSpec
+
+from .conftest import dir_state, kvtool_executable, make_db, run_kvtool
+
+N = 120_000
+
+
+@pytest.fixture(scope="module")
+def big_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120k records (several chunks), a few of them binary or needing JSON escapes."""
+    path = tmp_path_factory.mktemp("parallel") / "p.db"
+    records = {b"k:%08d" % i: b"value %d" % i for i in range(N)}
+    records.update({b"k:00050000\xff": b"\x00\xff", b'k:00070000"q': b"tab\there\\"})
+    return make_db(path, records)
+
+
+def _export(db: Path, *args: str | Path) -> bytes:
+    result = run_kvtool("export", db, "-q", *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--reverse"],
+        ["--start", "k:00010000", "--end", "k:00090000"],
+        ["--prefix", "k:0006", "--reverse"],
+        ["--keys-only"],
+        ["--format", "csv"],
+        ["--key-format", "hex", "--value-format", "base64"],
+    ],
+    ids=["all", "reverse", "start-end", "prefix-reverse", "keys", "csv", "hex-base64"],
+)
+def test_two_workers_write_exactly_what_one_process_writes(big_db: Path, args: list[str]) -> None:
+    one = _export(big_db, "--workers", "1", *args)
+    two = _export(big_db, "--workers", "2", *args)
+    assert two == one
+    assert one.count(b"\n") > 1000
+
+
+def test_resuming_after_a_cursor_and_files(big_db: Path, tmp_path: Path) -> None:
+    whole = _export(big_db, "--workers", "1")
+    for reverse in ([], ["--reverse"]):
+        scan = run_kvtool("scan", big_db, "-n", "777", *reverse)
+        token = scan.stderr.decode().split("--after ")[1].split()[0]
+        rest = _export(big_db, "--workers", "2", "--after", token, *reverse)
+        assert rest == _export(big_db, "--workers", "1", "--after", token, *reverse)
+    target, packed = tmp_path / "out.jsonl", tmp_path / "out.jsonl.gz"
+    _export(big_db, "--workers", "2", "-o", target)
+    _export(big_db, "--workers", "2", "-o", packed)  # gzip: read by one process
+    assert target.read_bytes() == whole
+    assert gzip.decompress(packed.read_bytes()) == whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.jsonl.gz"]
+
+
+def test_the_database_dir_is_untouched_and_no_temp_dirs_are_left(big_db: Path) -> None:
+    tmp = Path(tempfile.gettempdir())
+    before, temps = dir_state(big_db), {p.name for p in tmp.glob("kvtool-*")}
+    _export(big_db, "--workers", "2")
+    assert dir_state(big_db) == before
+    assert {p.name for p in tmp.glob("kvtool-*")} == temps
+
+
+def test_sigint_stops_at_a_record_boundary_and_the_cursor_resumes(big_db: Path) -> None:
+    whole = _export(big_db, "--workers", "1")
+    proc = subprocess.Popen(
+        [kvtool_executable(), "export", str(big_db), "--workers", "2", "--stats", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()  # the workers are writing
+    proc.send_signal(signal.SIGINT)
+    head = first + proc.stdout.read()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, err
+    assert head.endswith(b"\n") and whole.startswith(head)
+    token = err.decode().split("--after ")[1].split()[0]
+    rest = _export(big_db, "--workers", "2", "--after", token)
+    assert head + rest == whole
+
+
+def test_a_closed_pipe_ends_quietly(big_db: Path) -> None:
+    proc = subprocess.Popen(
+        [kvtool_executable(), "export", str(big_db), "--workers", "2", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b'{"key":')
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0, err
+    assert b"Traceback" not in err
+
+
+def test_corruption_fails_with_74_and_leaves_no_file(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "good.db", {b"c:%06d" % i: os.urandom(200) for i in range(40_000)})
+    copy = tmp_path / "corrupt.db"
+    shutil.copytree(source, copy)
+    sst = max(copy.glob("*.sst"), key=lambda p: p.stat().st_size)
+    data = bytearray(sst.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    sst.write_bytes(bytes(data))
+    result = run_kvtool("export", copy, "--workers", "2")
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b"Traceback" not in result.stderr
+    target = tmp_path / "never.jsonl"
+    assert run_kvtool("export", copy, "--workers", "2", "-o", target).returncode == 74
+    assert not any(p.name.startswith((".never", "never")) for p in tmp_path.iterdir())
+
+
+def test_a_live_writer_never_gets_two_views_mixed(big_db: Path, tmp_path: Path) -> None:
+    """The writer puts a:N and z:N in one batch, N rising; a consistent export holds both or
+    neither. Workers opening at different moments would see different N: the run must notice
+    (sequence numbers differ) and read in one process instead."""
+    db = tmp_path / "live.db"
+    shutil.copytree(big_db, db)
+    code = (
+        "import sys, itertools\n"
+        "from rocksdict import Rdict, Options, WriteBatch\n"
+        "o, cfs = Options.load_latest(sys.argv[1], ignore_unknown_options=True)\n"
+        "db = Rdict(sys.argv[1], o, column_families=cfs)\n"
+        "print('ready', flush=True)\n"
+        "for n in itertools.count():\n"
+        "    b = WriteBatch(raw_mode=True)\n"
+        "    b.put(b'a:%09d' % n, b'x')\n"
+        "    b.put(b'z:%09d' % n, b'x')\n"
+        "    db.write(b)\n"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", code, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+        time.sleep(0.2)  # let the WAL grow (not synchronisation: any amount of data will do)
+        for _ in range(3):
+            out = _export(db, "--workers", "2", "--keys-only", "--key-format", "hex")
+            keys = [bytes.fromhex(line[8:-2].decode()) for line in out.splitlines()]
+            low = {k[2:] for k in keys if k.startswith(b"a:")}
+            high = {k[2:] for k in keys if k.startswith(b"z:")}
+            assert low == high
+            assert len(keys) == N + 2 + 2 * len(low)
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+
+
+def _file(smallest: bytes, largest: bytes, entries: int) -> LiveFile:
+    return LiveFile("1.sst", "default", 6, 1, entries, 0, smallest, largest)
+
+
+def test_chunks_tile_the_range_in_output_order() -> None:
+    files = [_file(b"k:0000", b"k:4999", 5000), _file(b"k:5000", b"k:9999", 5000)]
+    for spec in (
+        ReadSpec(),
+        ReadSpec(krange=KeyRange(lower=b"k:1", upper=b"k:7")),
+        ReadSpec(krange=KeyRange(reverse=True)),
+        ReadSpec(krange=KeyRange(lower=b"k:2"), after=b"k:3000"),
+        ReadSpec(krange=KeyRange(upper=b"k:8", reverse=True), after=b"k:6000"),
+    ):
+        chunks = plan_chunks(files, spec, target=1000)
+        assert len(chunks) > 5
+        ordered = chunks[::-1] if spec.krange.reverse else chunks
+        for (_, high), (low, _) in itertools.pairwise(ordered):
+            assert high == low and high is not None
+        lower, upper = ordered[0][0], ordered[-1][1]
+        if spec.after is None:
+            assert (lower, upper) == (spec.krange.lower, spec.krange.upper)
+        elif spec.krange.reverse:
+            assert upper == spec.after
+        else:
+            assert lower == spec.after + b"\0"
+
+
+def test_two_workers_count_exactly_what_one_process_counts(big_db: Path) -> None:
+    scan = run_kvtool("scan", big_db, "-n", "777", "--reverse", "--start", "k:00004")
+    token = scan.stderr.decode().split("--after ")[1].split()[0]
+    for args in (
+        [],
+        ["--prefix", "k:0001"],
+        ["--start", "k:00010000", "--end", "k:00090000"],
+        ["--reverse", "--start", "k:00004", "--after", token],
+    ):
+        counts = [
+            run_kvtool("count", big_db, "--workers", workers, *args) for workers in ("1", "2")
+        ]
+        assert counts[0].returncode == counts[1].returncode == 0, counts[1].stderr
+        assert counts[0].stdout == counts[1].stdout, args
+    assert run_kvtool("count", big_db, "--workers", "2").stdout.strip() == str(N + 2).encode()
+
+
+def test_count_with_workers_fails_on_corruption(tmp_path: Path) -> None:
+    source = make_db(tmp_path / "good.db", {b"c:%06d" % i: os.urandom(200) for i in range(40_000)})
+    sst = max(source.glob("*.sst"), key=lambda p: p.stat().st_size)
+    data = bytearray(sst.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    sst.write_bytes(bytes(data))
+    result = run_kvtool("count", source, "--workers", "2")
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b"Traceback" not in result.stderr
+
+
+def test_a_deadline_stops_cleanly_and_the_rest_follows(big_db: Path) -> None:
+    whole = _export(big_db, "--workers", "1")
+    for timeout in ("0.05", "0.3"):  # before the workers start, or while they write
+        first = run_kvtool("export", big_db, "--workers", "2", "--timeout", timeout)
+        if first.returncode == 0:  # finished in time: nothing to resume
+            assert first.stdout == whole
+            continue
+        assert first.returncode == 124, first.stderr
+        assert first.stdout == b"" or first.stdout.endswith(b"\n")
+        assert whole.startswith(first.stdout)
+        if b"--after " not in first.stderr:  # stopped before writing anything
+            assert first.stdout == b""
+            continue
+        token = first.stderr.decode().split("--after ")[1].split()[0]
+        assert first.stdout + _export(big_db, "--workers", "2", "--after", token) == whole
