@@ -26,6 +26,13 @@ def bounds_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_db(path, {key: b"v" + key for key in KEYS})
 
 
+# READ_ONLY views read through rocksdict's bulk streams, READ_WRITE ones step the native iterator.
+@pytest.fixture(params=[OpenMode.READ_ONLY, OpenMode.READ_WRITE], ids=["bulk", "stepping"])
+def mode(request: pytest.FixtureRequest) -> OpenMode:
+    mode: OpenMode = request.param
+    return mode
+
+
 def _expected(lower: bytes | None, upper: bytes | None) -> list[bytes]:
     return [k for k in KEYS if (lower is None or k >= lower) and (upper is None or k < upper)]
 
@@ -36,8 +43,10 @@ def _pairs() -> list[tuple[bytes | None, bytes | None]]:
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("batch", [1, 2, 5, 100])
-def test_batches_hold_exactly_the_range(bounds_db: Path, reverse: bool, batch: int) -> None:
-    with open_db(bounds_db) as db:
+def test_batches_hold_exactly_the_range(
+    bounds_db: Path, mode: OpenMode, reverse: bool, batch: int
+) -> None:
+    with open_db(bounds_db, mode) as db:
         for lower, upper in _pairs():
             got = [
                 k
@@ -49,8 +58,10 @@ def test_batches_hold_exactly_the_range(bounds_db: Path, reverse: bool, batch: i
 
 
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_keys_and_counts_hold_exactly_the_range(bounds_db: Path, reverse: bool) -> None:
-    with open_db(bounds_db, OpenMode.READ_ONLY) as db:
+def test_keys_and_counts_hold_exactly_the_range(
+    bounds_db: Path, mode: OpenMode, reverse: bool
+) -> None:
+    with open_db(bounds_db, mode) as db:
         for lower, upper in _pairs():
             want = _expected(lower, upper)
             with db.iterator(lower=lower, upper=upper) as it:
@@ -64,10 +75,12 @@ def test_keys_and_counts_hold_exactly_the_range(bounds_db: Path, reverse: bool) 
                 assert it.count(3, reverse=reverse) + it.count(100, reverse=reverse) == len(want)
 
 
-def test_seeks_outside_the_bounds_behave_like_native_bounds(bounds_db: Path) -> None:
+def test_seeks_outside_the_bounds_behave_like_native_bounds(
+    bounds_db: Path, mode: OpenMode
+) -> None:
     lower, upper = b"A\x05", b"B\xff"
     want = _expected(lower, upper)
-    with open_db(bounds_db) as db, db.iterator(lower=lower, upper=upper) as it:
+    with open_db(bounds_db, mode) as db, db.iterator(lower=lower, upper=upper) as it:
         it.seek(b"\x00")  # before the range: lands on its first key
         assert it.read_keys(1) == want[:1]
         it.seek_for_prev(b"\x00\xff")  # before the range: nothing, whichever way we read
@@ -80,9 +93,9 @@ def test_seeks_outside_the_bounds_behave_like_native_bounds(bounds_db: Path) -> 
         assert it.count(100) == len(want)
 
 
-def test_resuming_after_any_key_gives_the_rest(bounds_db: Path) -> None:
+def test_resuming_after_any_key_gives_the_rest(bounds_db: Path, mode: OpenMode) -> None:
     rng = random.Random(7)
-    with open_db(bounds_db) as db:
+    with open_db(bounds_db, mode) as db:
         for _ in range(300):
             lower, upper = rng.choice(_pairs())
             reverse = rng.random() < 0.5
