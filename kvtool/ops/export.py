@@ -84,6 +84,15 @@ class OutputFile:
             self.tmp.unlink(missing_ok=True)
 
 
+def _open_sink(path: Path | None, out: BinaryIO | None) -> tuple[OutputFile | None, BinaryIO]:
+    """Where records go: a new OutputFile at `path` (and its stream), or the stream `out`."""
+    if path is not None:
+        target = OutputFile(path)
+        return target, target.stream
+    assert out is not None, "export needs out= or path="
+    return None, out
+
+
 def export(
     db_path: str | Path,
     spec: ReadSpec,
@@ -143,12 +152,7 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                if path is not None:
-                    target = OutputFile(path)
-                    sink = target.stream
-                else:
-                    assert out is not None, "export needs out= or path="
-                    sink = out
+                target, sink = _open_sink(path, out)
                 writer = RecordWriter(sink, render, head=head)
                 with record_stream(db, spec, stats, stopper) as batches:
                     try:
@@ -264,12 +268,7 @@ def _export_parallel(
 
     with stopper:
         try:
-            if path is not None:
-                target = OutputFile(path)
-                sink = target.stream
-            else:
-                assert out is not None, "export needs out= or path="
-                sink = out
+            target, sink = _open_sink(path, out)
             try:
                 if head:
                     sink.write(head)
