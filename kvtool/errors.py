@@ -6,16 +6,20 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Process exit codes; DESIGN.md's table, and nothing else."""
+    """Process exit codes: the table in README and the man page (sysexits where one fits)."""
 
     OK = 0
-    FAILURE = 1  # unexpected failure: a bug (and `get` of a key that is not there)
+    NOT_FOUND = 1  # `get` of a key that is not there; `diff` found differences
     USAGE = 2  # bad option, bad cursor, bad key encoding
     DATA_ERROR = 65  # bad input data (import)
     NO_DATABASE = 66  # no such database; nothing was created
+    UNAVAILABLE = 69  # the database needs what kvtool or the engine cannot provide
+    SOFTWARE = 70  # unexpected failure: a bug in kvtool
     IO_ERROR = 74  # corruption or I/O error while reading or writing
     BUSY = 75  # LOCK held by another process, or lock wait timed out
+    NO_PERMISSION = 77  # the database, or a directory on its path, cannot be read (or written)
     TIMEOUT = 124  # --timeout reached
+    SIGHUP = 129
     SIGINT = 130
     SIGTERM = 143
 
@@ -23,7 +27,7 @@ class ExitCode(IntEnum):
 class KvtoolError(Exception):
     """Base of every error kvtool reports to a user; `hint` says what to do next."""
 
-    exit_code: ExitCode = ExitCode.FAILURE
+    exit_code: ExitCode = ExitCode.SOFTWARE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -59,7 +63,7 @@ class DatabaseNotFoundError(KvtoolError):
 class KeyNotFoundError(KvtoolError):
     """`get` of a key that the database does not hold (exit 1, as grep and git config do)."""
 
-    exit_code = ExitCode.FAILURE
+    exit_code = ExitCode.NOT_FOUND
 
 
 class StorageError(KvtoolError):
@@ -70,6 +74,19 @@ class StorageError(KvtoolError):
 
 class CorruptionError(StorageError):
     """A checksum mismatch or otherwise corrupt file."""
+
+
+class PermissionDeniedError(KvtoolError):
+    """The database, or a directory on its path, cannot be read (or, for a write, written)."""
+
+    exit_code = ExitCode.NO_PERMISSION
+
+
+class UnavailableError(KvtoolError):
+    """The database needs what kvtool or the chosen engine cannot provide: a comparator or merge
+    operator it cannot load, a feature the engine lacks. The message names it."""
+
+    exit_code = ExitCode.UNAVAILABLE
 
 
 class DatabaseBusyError(KvtoolError):
@@ -139,7 +156,7 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
 
 
 class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived. A BaseException, so that only code meant to stop catches it."""
+    """SIGINT, SIGTERM or SIGHUP arrived; a BaseException, so only code meant to stop catches it."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
@@ -149,4 +166,8 @@ class Interrupted(BaseException):
     def exit_code(self) -> ExitCode:
         import signal
 
-        return ExitCode.SIGTERM if self.signum == signal.SIGTERM else ExitCode.SIGINT
+        if self.signum == signal.SIGTERM:
+            return ExitCode.SIGTERM
+        if self.signum == signal.SIGHUP:
+            return ExitCode.SIGHUP
+        return ExitCode.SIGINT

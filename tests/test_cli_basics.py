@@ -215,7 +215,7 @@ def test_trace_handles_fails_the_command_when_a_handle_is_left_open(
     finally:
         leaked.close()
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 70  # a leaked handle is a bug in kvtool
     assert f"native handles left open at exit: db#{leaked.id}" in err
 
 

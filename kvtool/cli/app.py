@@ -23,8 +23,9 @@ app = typer.Typer(
     name="kvtool",
     help="A command-line toolkit for RocksDB databases: look inside, page through, stream out "
     "as JSON Lines, load back in, and keep healthy from cron.",
-    epilog="Exit codes: 0 done, 1 failure, 2 usage, 65 bad input data, 66 no such database, "
-    "74 corruption or I/O error, 75 database busy, 124 timeout, 130/143 interrupted.",
+    epilog="Exit codes: 0 done, 1 not found or differences, 2 usage, 65 bad input data, "
+    "66 no such database, 69 unavailable, 70 bug, 74 corruption or I/O error, 75 database busy, "
+    "77 permission denied, 124 timeout, 129/130/143 interrupted.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
@@ -126,6 +127,10 @@ def _first_paragraph(text: str) -> str:
 _whole_summaries(app)
 
 
+# The signals that stop a run cleanly: a terminal or ssh session closing (SIGHUP) is a stop too.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
@@ -153,9 +158,7 @@ def _is_click_error(exc: BaseException) -> bool:
 
 def run(argv: list[str] | None = None) -> int:
     """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
-    previous = {
-        sig: signal.signal(sig, _raise_interrupted) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
     STATE.reset()
     _log_to_stderr()
     code: int
@@ -169,7 +172,10 @@ def run(argv: list[str] | None = None) -> int:
         _report(exc)
         code = int(exc.exit_code)
     except Interrupted as exc:
-        _error("interrupted" + (" by SIGTERM" if exc.signum == signal.SIGTERM else ""))
+        _error(
+            "interrupted"
+            + ("" if exc.signum == signal.SIGINT else f" by {signal.Signals(exc.signum).name}")
+        )
         code = int(exc.exit_code)
     except BrokenPipeError:
         silence_stdout()
@@ -179,7 +185,7 @@ def run(argv: list[str] | None = None) -> int:
             silence_stdout()
             code = int(ExitCode.OK)
         else:
-            code = exc.code if isinstance(exc.code, int) else int(ExitCode.FAILURE)
+            code = exc.code if isinstance(exc.code, int) else int(ExitCode.SOFTWARE)
     except Exception as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":
             # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it
@@ -194,7 +200,7 @@ def run(argv: list[str] | None = None) -> int:
             code = int(getattr(exc, "exit_code", ExitCode.USAGE))
         else:
             _report(exc)
-            code = int(ExitCode.FAILURE)
+            code = int(ExitCode.SOFTWARE)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -233,7 +239,7 @@ def _check_handles(code: int) -> int:
         return code
     names = ", ".join(f"{h.kind}#{h.id}" for h in leaked)
     _error(f"native handles left open at exit: {names} (a bug in kvtool: please report it)")
-    return code or int(ExitCode.FAILURE)
+    return code or int(ExitCode.SOFTWARE)
 
 
 def _undo_click_pipe_handling() -> bool:
