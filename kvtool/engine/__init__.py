@@ -21,6 +21,7 @@ from kvtool.engine.base import (
     position,
 )
 from kvtool.engine.handles import TRACER, Handle, HandleClosedError
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
 ENGINES = ("rocksdict",)
@@ -73,14 +74,18 @@ def open_db(
 
 
 __all__ = [
+    "BYTEWISE",
     "DEFAULT_CF",
+    "REVERSE_BYTEWISE",
     "TRACER",
     "Bottommost",
+    "Bounds",
     "Database",
     "Engine",
     "EngineIterator",
     "Handle",
     "HandleClosedError",
+    "KeyOrder",
     "LiveFile",
     "OpenMode",
     "Record",
@@ -88,6 +93,7 @@ __all__ = [
     "SstWriter",
     "WriteBatch",
     "get_engine",
+    "key_order",
     "open_db",
     "position",
 ]
