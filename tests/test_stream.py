@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from kvtool.engine import TRACER, OpenMode, open_db
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds
 from kvtool.errors import ExitCode, UsageError
 from kvtool.formats.jsonl import jsonl_renderer
 from kvtool.ops.count import count_records
@@ -56,10 +57,33 @@ def test_prefix_end() -> None:
 
 def test_range_intersects_prefix_and_bounds() -> None:
     r = KeyRange.build(prefix=b"b", start=b"a", end=b"bm")
-    assert (r.lower, r.upper) == (b"b", b"bm")
-    assert KeyRange.build(prefix=b"b", start=b"c").empty
+    assert r.bounds(BYTEWISE) == Bounds(b"b", b"bm")
+    assert BYTEWISE.is_empty(KeyRange.build(prefix=b"b", start=b"c").bounds(BYTEWISE))
     with pytest.raises(UsageError):
-        KeyRange.build(start=b"z", end=b"a")
+        KeyRange.build(start=b"z", end=b"a").bounds(BYTEWISE)
+
+
+def test_range_in_reverse_bytewise_order() -> None:
+    """Under rocksdb.ReverseBytewiseComparator keys run bytewise-down: a prefix's keys run from
+    just after the next prefix through the prefix itself, and --start may be bytewise above
+    --end."""
+    rev = REVERSE_BYTEWISE
+    keys = [b"c", b"b\xff", b"b\x01", b"b", b"a\xff", b"a"]  # in that order
+    r = KeyRange.build(prefix=b"b")
+    assert r.bounds(rev) == Bounds(b"c", b"b", lower_open=True, upper_closed=True)
+    assert [k for k in keys if rev.contains(r.bounds(rev), k)] == [b"b\xff", b"b\x01", b"b"]
+    assert KeyRange.build(start=b"z", end=b"a").bounds(rev) == Bounds(b"z", b"a")
+    with pytest.raises(UsageError):
+        KeyRange.build(start=b"a", end=b"z").bounds(rev)
+    both = KeyRange.build(prefix=b"b", start=b"b\x01", end=b"a").bounds(rev)
+    assert [k for k in keys if rev.contains(both, k)] == [b"b\x01", b"b"]
+    assert rev.is_empty(KeyRange.build(prefix=b"b", start=b"a").bounds(rev))
+    after = rev.after(r.bounds(rev), b"b\x01", reverse=False)
+    assert [k for k in keys if rev.contains(after, k)] == [b"b"]
+    after = rev.after(r.bounds(rev), b"b\x01", reverse=True)
+    assert [k for k in keys if rev.contains(after, k)] == [b"b\xff"]
+    top = KeyRange.build(prefix=b"\xff").bounds(rev)  # no key sorts before its keys
+    assert top == Bounds(None, b"\xff", upper_closed=True)
 
 
 def test_cursor_round_trip_and_binding() -> None:
