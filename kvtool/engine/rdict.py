@@ -38,13 +38,15 @@ from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
+    CorruptionError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
     StorageError,
+    UnavailableError,
     UsageError,
-    from_native,
 )
+from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
 # Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
@@ -53,6 +55,26 @@ NEW_DB_FORMAT_VERSION = 5
 
 
 _first = itemgetter(0)
+
+# Block compressions this build of RocksDB cannot decompress. rocksdict 0.3.29's bundled RocksDB
+# lacks zlib: it fails on every zlib block that ldb 7.8 or RocksDB 6.14 wrote with "Corrupted
+# compressed block contents: Zlib" (tests/test_compat_matrix.py checks this claim both ways).
+UNSUPPORTED_COMPRESSIONS = ("Zlib",)
+
+
+def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
+    """The engine's error for a native exception: `errors.from_native`, except that a block this
+    build cannot decompress is what it is (unavailable, 69), not corruption."""
+    error = _status_error(exc, context=context)
+    if isinstance(error, CorruptionError):
+        for name in UNSUPPORTED_COMPRESSIONS:
+            if f"Corrupted compressed block contents: {name}" in error.message:
+                return UnavailableError(
+                    f"{context + ': ' if context else ''}the database has blocks compressed with "
+                    f"{name.lower()}, which the rocksdict engine's RocksDB build cannot decompress",
+                    hint="read it with RocksDB's own tools (e.g. `ldb`), which can",
+                )
+    return error
 
 
 def _identity(key: bytes) -> bytes:
