@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 
 
@@ -155,6 +156,27 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     return EngineError(f"{where}{text}")
 
 
+# The signals that stop a run cleanly, at a record boundary: Ctrl-C, a supervisor's SIGTERM, and a
+# terminal or ssh session closing (SIGHUP). The one definition every stop path uses.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_STOP_CODES = {
+    signal.SIGINT: ExitCode.SIGINT,
+    signal.SIGTERM: ExitCode.SIGTERM,
+    signal.SIGHUP: ExitCode.SIGHUP,
+}
+
+
+def stop_reason(signum: int) -> str:
+    """How a stop by `signum` is named in messages: "interrupted" (Ctrl-C) or "interrupted by X"."""
+    if signum == signal.SIGINT:
+        return "interrupted"
+    try:
+        return f"interrupted by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"interrupted by signal {signum}"
+
+
 class Interrupted(BaseException):
     """SIGINT, SIGTERM or SIGHUP arrived; a BaseException, so only code meant to stop catches it."""
 
@@ -164,10 +186,8 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> ExitCode:
-        import signal
+        return _STOP_CODES.get(signal.Signals(self.signum), ExitCode.SIGINT)
 
-        if self.signum == signal.SIGTERM:
-            return ExitCode.SIGTERM
-        if self.signum == signal.SIGHUP:
-            return ExitCode.SIGHUP
-        return ExitCode.SIGINT
+    @property
+    def reason(self) -> str:
+        return stop_reason(self.signum)

@@ -86,10 +86,9 @@ def scan(
 
         kvtool scan demo.db --reverse --format jsonl --after kv1.AQEp...
     """
-    from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.errors import UsageError
-    from kvtool.formats.writers import OutputFormat, header, render_table, renderer
+    from kvtool.formats.writers import OutputFormat, header, render_table, renderer, write_all
     from kvtool.ops.scan import scan_page
 
     fmt = fmt.lower()
@@ -117,9 +116,10 @@ def scan(
     else:
         render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
         data = header(fmt, keys_only=keys_only) + render(page.records)
-    with closed_pipe_is_ok():
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+    # A closed stdout raises BrokenPipeError out of here: the root command ends that quietly
+    # (exit 0, no "next:" line).
+    write_all(sys.stdout.buffer, data)
+    sys.stdout.buffer.flush()
     if quiet:
         return
     if page.cursor is not None:

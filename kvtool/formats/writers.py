@@ -123,6 +123,22 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write every byte of `data` to `out`.
+
+    A raw (unbuffered) stream, such as stdout under PYTHONUNBUFFERED=1 or `python -u`, returns
+    a short count when a signal interrupts a write to a full pipe; the rest would be lost and
+    the reader would get a torn record. Buffered streams write everything in one call.
+    """
+    written = out.write(data)
+    if written is None or written >= len(data):
+        return
+    view = memoryview(data)[written:]
+    while view:
+        n = out.write(view)
+        view = view[n or 0 :]
+
+
 class RecordWriter:
     """Streams rendered batches to a binary sink; counts the bytes it wrote."""
 
@@ -134,7 +150,7 @@ class RecordWriter:
             self._put(head)
 
     def _put(self, data: bytes) -> None:
-        self._out.write(data)
+        write_all(self._out, data)
         self.bytes_written += len(data)
 
     def write(self, batch: Sequence[Record]) -> None:
