@@ -310,8 +310,9 @@ def test_scan_table_shows_binary_safely(binary_db: Path) -> None:
     "cursor_args",
     [
         ["--after", "garbage"],
-        ["--after", "kv1.!!!"],
-        ["--after", "kv1.AQ"],
+        ["--after", "kv2.!!!"],
+        ["--after", "kv2.AQ"],
+        ["--after", "kv1.AQDMdPfNNn8bdGtleTowMDAwMDAwMDAwMDI"],
         ["--after", "kv9.AQAAAAAAAAAAAGE"],
     ],
 )

@@ -66,4 +66,8 @@ def read_spec(
     )
     if spec.bytes_rate is not None and spec.bytes_rate <= 0:
         raise UsageError("--bytes-rate must be more than 0")
-    return spec.with_cursor(after)
+    if after is None:
+        return spec
+    from kvtool.stream.cursor import read_token
+
+    return spec.with_cursor(read_token(after))

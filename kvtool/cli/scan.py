@@ -84,7 +84,7 @@ def scan(
 
         kvtool scan demo.db --prefix user: --page-size 50
 
-        kvtool scan demo.db --reverse --format jsonl --after kv1.AQEp...
+        kvtool scan demo.db --reverse --format jsonl --after kv2.AgGD_yZK...
     """
     from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
