@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import re
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
@@ -121,6 +122,27 @@ def _one_line(text: str) -> str:
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+
+
+# What a terminal would act on instead of showing: C0 controls but tab and line feed (ESC starts
+# the sequences that move the cursor, retitle the window or write to the clipboard), DEL, and the
+# C1 controls in their UTF-8 spelling (U+0080-U+009F; U+009B is a one-character CSI to many
+# terminals).
+_TERMINAL_UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+
+
+def terminal_safe(data: bytes) -> bytes:
+    """`data` with every byte a terminal would act on shown as a `\\xNN` escape."""
+    return _TERMINAL_UNSAFE.sub(lambda m: b"".join(b"\\x%02x" % b for b in m.group()), data)
+
+
+def terminal_safe_render(render: Render) -> Render:
+    """`render`, made safe for a terminal (see `terminal_safe`): for stdout that is a tty."""
+
+    def safe(batch: Sequence[Record]) -> bytes:
+        return terminal_safe(render(batch))
+
+    return safe
 
 
 class RecordWriter:
