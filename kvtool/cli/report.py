@@ -26,12 +26,31 @@ StatsOption = Annotated[
         case_sensitive=False,
     ),
 ]
+
+
+def check_stats_file(path: Path | None) -> Path | None:
+    """Refuse a --stats-file that cannot be written at parse time, before any work: a stats
+    file that fails at the end would lose what the run reports (its resume cursor)."""
+    if path is None:
+        return None
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory")
+    if not directory.is_dir():
+        raise typer.BadParameter(f"the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot create files in {directory}: permission denied")
+    return path
+
+
 StatsFileOption = Annotated[
     Path | None,
     typer.Option(
         "--stats-file",
-        help="Also write the stats as one JSON object to this file (atomically), for monitoring.",
+        help="Also write the stats as one JSON object to this file (atomically), for monitoring; "
+        'its "cursor" resumes a stopped run (--after @PATH). Its directory must exist.',
         metavar="PATH",
+        callback=check_stats_file,
     ),
 ]
 
@@ -63,11 +82,26 @@ def emit_stats(
     stats_file: Path | None = None,
     quiet: bool = False,
 ) -> None:
-    """Print one stats block on stderr (unless quiet) and write the stats file if asked."""
+    """Print one stats block on stderr (unless quiet) and write the stats file if asked.
+
+    The block is printed first: a stats file that fails (a full disk) must not lose the cursor.
+    """
+    if not quiet:
+        _print_stats(title, stats, fmt)
     if stats_file is not None:
-        write_stats_file(stats_file, stats)
-    if quiet:
-        return
+        try:
+            write_stats_file(stats_file, stats)
+        except OSError as exc:
+            from kvtool.errors import StorageError
+
+            cursor = stats.get("cursor")
+            raise StorageError(
+                f"writing --stats-file {stats_file}: {exc.strerror or exc}"
+                + (f"; the run stopped at cursor {cursor}" if cursor else "")
+            ) from None
+
+
+def _print_stats(title: str, stats: Mapping[str, Any], fmt: StatsFormat) -> None:
     if fmt is StatsFormat.JSON:
         sys.stderr.write(stats_json(stats).decode() + "\n")
     else:
