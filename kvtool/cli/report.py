@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -62,16 +61,18 @@ def stats_json(stats: Mapping[str, Any]) -> bytes:
 
 
 def write_stats_file(path: Path, stats: Mapping[str, Any]) -> None:
-    """Write `stats` as JSON next to `path` and rename it over: readers never see half a file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    """Write `stats` as JSON to a temp file beside `path` and rename it over: readers never see
+    half a file. The rules of `-o` apply (kvtool.formats.output_file): a symlink is followed, a
+    device or FIFO is written in place, the replaced file's mode is kept."""
+    from kvtool.formats.output_file import OutputFile
+
+    target = OutputFile(path, gzip_by_name=False)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(stats_json(stats) + b"\n")
-        os.replace(tmp, path)
+        target.stream.write(stats_json(stats) + b"\n")
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        target.discard()
         raise
+    target.commit()
 
 
 def emit_stats(
@@ -89,16 +90,20 @@ def emit_stats(
     if not quiet:
         _print_stats(title, stats, fmt)
     if stats_file is not None:
+        from kvtool.errors import KvtoolError, StorageError
+
         try:
             write_stats_file(stats_file, stats)
-        except OSError as exc:
-            from kvtool.errors import StorageError
-
+        except (OSError, KvtoolError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             cursor = stats.get("cursor")
-            raise StorageError(
-                f"writing --stats-file {stats_file}: {exc.strerror or exc}"
+            error = StorageError(
+                f"--stats-file {stats_file}: {reason or exc}"
                 + (f"; the run stopped at cursor {cursor}" if cursor else "")
-            ) from None
+            )
+            if isinstance(exc, KvtoolError):
+                error.exit_code = exc.exit_code
+            raise error from None
 
 
 def _print_stats(title: str, stats: Mapping[str, Any], fmt: StatsFormat) -> None:

@@ -108,10 +108,15 @@ class OutputFile:
     """
 
     def __init__(
-        self, path: Path, *, resume_from: str | None = None, options: Mapping[str, Any] = {}
+        self,
+        path: Path,
+        *,
+        resume_from: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        gzip_by_name: bool = True,
     ) -> None:
         self.path = path
-        self.options = dict(options)
+        self.options = dict(options or {})
         self.in_place = False
         self.appending = False
         self.tmp: Path | None = None
@@ -134,7 +139,7 @@ class OutputFile:
             raise _io_error(str(path), exc) from None
         self._raw: BinaryIO = raw
         self.stream: BinaryIO = raw
-        if path.suffix == ".gz":
+        if gzip_by_name and path.suffix == ".gz":
             self.stream = gzip.GzipFile(  # type: ignore[assignment]
                 filename=path.name[:-3], fileobj=raw, mode="wb", compresslevel=6
             )
