@@ -203,6 +203,9 @@ def run(argv: list[str] | None = None) -> int:
             # A full disk, a quota or a failing device under stdout or a file: never a bug.
             _report(exc)
             code = int(ExitCode.IO_ERROR)
+        elif isinstance(exc, PermissionError):
+            _report(exc)
+            code = int(ExitCode.NO_PERMISSION)
         else:
             _report(exc)
             code = int(ExitCode.SOFTWARE)
@@ -233,6 +236,8 @@ def _report(exc: BaseException) -> None:
     elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
         where = f" {exc.filename}" if exc.filename else " output"
         _error(f"writing{where}: {exc.strerror or exc}")
+    elif isinstance(exc, PermissionError):
+        _error(f"{exc.filename or 'a path'}: permission denied")
     else:
         _error(
             f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "

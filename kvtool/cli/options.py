@@ -11,7 +11,13 @@ from kvtool.formats.codecs import InputFormat
 
 DbPath = Annotated[
     Path,
-    typer.Argument(help="Directory of the RocksDB database.", show_default=False, metavar="DB"),
+    # readable=False: kvtool checks access itself (exit 77, not Click's usage error 2).
+    typer.Argument(
+        help="Directory of the RocksDB database.",
+        show_default=False,
+        metavar="DB",
+        readable=False,
+    ),
 ]
 ColumnFamily = Annotated[
     str,
