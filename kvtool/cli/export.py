@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kvtool.cli.options import (
+    MAX_WORKERS,
     After,
     BytesRate,
     ColumnFamily,
@@ -96,6 +97,7 @@ def export(
             "files; 1 reads in one process.",
             metavar="N",
             min=1,
+            max=MAX_WORKERS,
         ),
     ] = None,
     stats: StatsOption = StatsFormat.TEXT,

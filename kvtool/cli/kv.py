@@ -99,7 +99,7 @@ def put(
         decode_text(key, key_format),
         decode_text(value, value_format, what="value"),
         cf=cf,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
 
@@ -126,7 +126,7 @@ def delete(
         db,
         decode_text(key, key_format),
         cf=cf,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from kvtool.formats.codecs import InputFormat
+
+# Upper bounds of count options: past them a number is a typo, and Python's islice, a fork loop
+# or RocksDB's int64 would fail on it (`--page-size 1e23` was an islice error, exit 70).
+MAX_COUNT = 2**62
+MAX_WORKERS = 64
+MAX_RATE = 1e12
+
 
 DbPath = Annotated[
     Path,
@@ -99,7 +107,12 @@ Reverse = Annotated[
 Limit = Annotated[
     int | None,
     typer.Option(
-        "--limit", help="Read at most N records.", min=0, metavar="N", rich_help_panel="Range"
+        "--limit",
+        help="Read at most N records.",
+        min=0,
+        max=MAX_COUNT,
+        metavar="N",
+        rich_help_panel="Range",
     ),
 ]
 KeysOnly = Annotated[
@@ -137,9 +150,24 @@ After = Annotated[
         metavar="CURSOR",
     ),
 ]
+
+
+def finite_rate(value: float | None) -> float | None:
+    """Click's FloatRange lets NaN and inf through (every comparison with NaN is false)."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_RATE):
+        raise typer.BadParameter(f"{value} is not a rate from 0.001 to {MAX_RATE:g}")
+    return value
+
+
 Rate = Annotated[
     float | None,
-    typer.Option("--rate", help="Read at most N records per second.", min=0.001, metavar="N"),
+    typer.Option(
+        "--rate",
+        help="Read at most N records per second.",
+        min=0.001,
+        metavar="N",
+        callback=finite_rate,
+    ),
 ]
 BytesRate = Annotated[
     str | None,

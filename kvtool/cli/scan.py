@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from kvtool.cli.options import (
+    MAX_COUNT,
     After,
     ColumnFamily,
     DbPath,
@@ -47,7 +48,9 @@ def scan(
     db: DbPath,
     page_size: Annotated[
         int,
-        typer.Option("--page-size", "-n", help="Records per page.", min=1, metavar="N"),
+        typer.Option(
+            "--page-size", "-n", help="Records per page.", min=1, max=MAX_COUNT, metavar="N"
+        ),
     ] = 20,
     fmt: Annotated[
         str,
