@@ -80,6 +80,8 @@ def scan(
     CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
     The table shows bytes that are not printable as \\x escapes and cuts long cells to the
     terminal's width; use --format jsonl or export for exact bytes. --limit caps the page size.
+    On a terminal, every format shows control characters from the data (ESC, CR, ...) as \\xNN
+    escapes, so data cannot move the cursor or retitle the window; a pipe gets the exact bytes.
 
     Examples:
 
@@ -92,7 +94,13 @@ def scan(
     from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.errors import UsageError
-    from kvtool.formats.writers import OutputFormat, header, render_table, renderer
+    from kvtool.formats.writers import (
+        OutputFormat,
+        header,
+        render_table,
+        renderer,
+        terminal_safe,
+    )
     from kvtool.ops.scan import scan_page
 
     fmt = fmt.lower()
@@ -120,6 +128,8 @@ def scan(
     else:
         render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
         data = header(fmt, keys_only=keys_only) + render(page.records)
+    if sys.stdout.isatty():
+        data = terminal_safe(data)  # an escape sequence in the data must not drive the terminal
     with closed_pipe_is_ok():
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()

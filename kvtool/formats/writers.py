@@ -125,15 +125,21 @@ def _cut(text: str, width: int) -> str:
 
 
 # What a terminal would act on instead of showing: C0 controls but tab and line feed (ESC starts
-# the sequences that move the cursor, retitle the window or write to the clipboard), DEL, and the
-# C1 controls in their UTF-8 spelling (U+0080-U+009F; U+009B is a one-character CSI to many
-# terminals).
-_TERMINAL_UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f]|\xc2[\x80-\x9f]")
+# the sequences that move the cursor, retitle the window or write to the clipboard), DEL, the C1
+# controls (U+0080-U+009F; U+009B is a one-character CSI to many terminals), and bytes that are
+# not UTF-8 (a lone 0x9b is CSI to a terminal in a Latin-1 locale): matched on the text decoded
+# with surrogateescape, where an invalid byte is a lone surrogate.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]+")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"\\x{b:02x}" for b in match.group().encode("utf-8", "surrogateescape"))
 
 
 def terminal_safe(data: bytes) -> bytes:
     """`data` with every byte a terminal would act on shown as a `\\xNN` escape."""
-    return _TERMINAL_UNSAFE.sub(lambda m: b"".join(b"\\x%02x" % b for b in m.group()), data)
+    text = data.decode("utf-8", "surrogateescape")
+    return _TERMINAL_UNSAFE.sub(_escape, text).encode("utf-8")
 
 
 def terminal_safe_render(render: Render) -> Render:
