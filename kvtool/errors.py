@@ -141,6 +141,10 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
             f"{where}database is locked by another process ({text})",
             hint="retry later, or pass --wait-lock DURATION",
         )
+    if "Permission denied" in text or "os error 13" in text:
+        return PermissionDeniedError(
+            f"{where}{text}", hint="run as a user who may read (and, to write, write) it"
+        )
     if text.startswith("Corruption"):
         return CorruptionError(f"{where}{text}", hint="run `kvtool verify` to locate the damage")
     if text.startswith("IO error") and "No such file or directory" in text:

@@ -11,6 +11,7 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,7 @@ from kvtool.errors import (
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
+    PermissionDeniedError,
     StorageError,
     UnavailableError,
     UsageError,
@@ -853,15 +855,26 @@ def options_round_trip(path: Path) -> OptionsFile:
 
 
 def check_database_dir(path: Path) -> None:
-    """Raise DatabaseNotFoundError unless `path` is a readable RocksDB dir; creates nothing."""
-    if not path.exists():
+    """Raise DatabaseNotFoundError unless `path` is a RocksDB dir, PermissionDeniedError (77)
+    unless this user may read it and every directory on its path; creates nothing."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise DatabaseNotFoundError(
             f"no database at {path}", hint="check the path; nothing was created"
-        )
-    if not path.is_dir():
+        ) from None
+    except PermissionError:
+        raise PermissionDeniedError(
+            f"cannot reach {path}: permission denied on a directory on its path",
+            hint="run as a user who may read it, e.g. the database's owner",
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
         raise DatabaseNotFoundError(f"{path} is not a directory", hint="give a RocksDB directory")
     if not os.access(path, os.R_OK | os.X_OK):
-        raise DatabaseNotFoundError(f"cannot read {path}: permission denied")
+        raise PermissionDeniedError(
+            f"cannot read {path}: permission denied",
+            hint="run as a user who may read it, e.g. the database's owner",
+        )
     if not (path / "CURRENT").is_file():
         raise DatabaseNotFoundError(
             f"{path} is not a RocksDB database (it has no CURRENT file)",

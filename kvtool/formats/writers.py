@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import re
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
@@ -137,6 +138,33 @@ def write_all(out: BinaryIO, data: bytes) -> None:
     while view:
         n = out.write(view)
         view = view[n or 0 :]
+
+
+# What a terminal would act on instead of showing: C0 controls but tab and line feed (ESC starts
+# the sequences that move the cursor, retitle the window or write to the clipboard), DEL, the C1
+# controls (U+0080-U+009F; U+009B is a one-character CSI to many terminals), and bytes that are
+# not UTF-8 (a lone 0x9b is CSI to a terminal in a Latin-1 locale): matched on the text decoded
+# with surrogateescape, where an invalid byte is a lone surrogate.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]+")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"\\x{b:02x}" for b in match.group().encode("utf-8", "surrogateescape"))
+
+
+def terminal_safe(data: bytes) -> bytes:
+    """`data` with every byte a terminal would act on shown as a `\\xNN` escape."""
+    text = data.decode("utf-8", "surrogateescape")
+    return _TERMINAL_UNSAFE.sub(_escape, text).encode("utf-8")
+
+
+def terminal_safe_render(render: Render) -> Render:
+    """`render`, made safe for a terminal (see `terminal_safe`): for stdout that is a tty."""
+
+    def safe(batch: Sequence[Record]) -> bytes:
+        return terminal_safe(render(batch))
+
+    return safe
 
 
 class RecordWriter:
