@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import OpenMode, open_db
+from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import read_options_file
+from kvtool.engine.options_file import OptionsFile, read_options_file
 from kvtool.formats.units import format_size
 
 # RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
@@ -25,18 +26,22 @@ class LevelInfo:
 
 @dataclass(frozen=True)
 class ColumnFamilyInfo:
+    """One column family. The figures are None when the database could not be opened (it needs
+    a comparator or merge operator kvtool cannot load: see `attention`)."""
+
     name: str
     comparator: str | None
     format_version: int | None
-    estimated_keys: int
-    sst_bytes: int
+    estimated_keys: int | None
+    sst_bytes: int | None
     levels: list[LevelInfo]
-    memtable_bytes: int
-    memtable_entries: int
-    pending_compaction_bytes: int
-    compaction_pending: bool
-    background_errors: int
+    memtable_bytes: int | None
+    memtable_entries: int | None
+    pending_compaction_bytes: int | None
+    compaction_pending: bool | None
+    background_errors: int | None
     l0_slowdown_trigger: int | None
+    merge_operator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,16 @@ def _opt_int(value: str | None) -> int | None:
         return None
 
 
+def _merge_operator(options: OptionsFile | None, cf: str) -> str | None:
+    name = options.cf_options.get(cf, {}).get("merge_operator") if options else None
+    return None if name in (None, "nullptr") else name
+
+
 def describe(path: Path) -> DbInfo:
     """Read everything `info` shows. Read-only: the database directory is left untouched."""
+    needs = database_needs(path)
+    if needs:
+        return _describe_unopened(path, needs)
     with open_db(path, OpenMode.READ_ONLY) as db:
         options = read_options_file(path)
         files = db.live_files()
@@ -104,6 +117,7 @@ def describe(path: Path) -> DbInfo:
                     compaction_pending=_int(db.property("rocksdb.compaction-pending", name)) > 0,
                     background_errors=_int(db.property("rocksdb.background-errors", name)),
                     l0_slowdown_trigger=_opt_int(cf_opts.get("level0_slowdown_writes_trigger")),
+                    merge_operator=_merge_operator(options, name),
                 )
             )
     wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
@@ -122,6 +136,55 @@ def describe(path: Path) -> DbInfo:
     return info
 
 
+def _describe_unopened(path: Path, needs: tuple[Need, ...]) -> DbInfo:
+    """What the OPTIONS file and the directory say, for a database kvtool must not open: it
+    needs a comparator or merge operator that kvtool's RocksDB cannot load (an open could drop
+    WAL records, a read could crash). Figures only an open gives (keys, levels, memtables) are
+    None."""
+    options = read_options_file(path)
+    if options is None:  # pragma: no cover - needs come from the OPTIONS file
+        raise AssertionError("a database with needs has an OPTIONS file")
+    cfs = [
+        ColumnFamilyInfo(
+            name=name,
+            comparator=settings.get("comparator"),
+            format_version=_opt_int(options.table_option(name, "format_version")),
+            estimated_keys=None,
+            sst_bytes=None,
+            levels=[],
+            memtable_bytes=None,
+            memtable_entries=None,
+            pending_compaction_bytes=None,
+            compaction_pending=None,
+            background_errors=None,
+            l0_slowdown_trigger=_opt_int(settings.get("level0_slowdown_writes_trigger")),
+            merge_operator=_merge_operator(options, name),
+        )
+        for name, settings in options.cf_options.items()
+    ]
+    sst = [p for p in path.iterdir() if p.suffix == ".sst"]
+    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    info = DbInfo(
+        path=str(path),
+        rocksdb_version=options.rocksdb_version,
+        options_file=options.path.name,
+        column_families=cfs,
+        sst_files=len(sst),
+        sst_bytes=sum(p.stat().st_size for p in sst),
+        wal_files=len(wal),
+        wal_bytes=sum(p.stat().st_size for p in wal),
+        held_by_pid=lock_holder(path),
+    )
+    info.attention.extend(
+        f"[{need.cf}] needs {need.kind} {need.name}, which kvtool's RocksDB cannot load: "
+        "reads exit 69, writes are refused even with --force, and figures that need an open "
+        "(keys, levels, memtables) are not shown"
+        for need in needs
+    )
+    info.attention.extend(_attention(info))
+    return info
+
+
 def _attention(info: DbInfo) -> list[str]:
     notes: list[str] = []
     for cf in info.column_families:
@@ -134,7 +197,9 @@ def _attention(info: DbInfo) -> list[str]:
                 "writes are being slowed; run `kvtool compact`"
             )
         if (
-            cf.pending_compaction_bytes > cf.sst_bytes // 2
+            cf.pending_compaction_bytes is not None
+            and cf.sst_bytes is not None
+            and cf.pending_compaction_bytes > cf.sst_bytes // 2
             and cf.pending_compaction_bytes > 1 << 26
         ):
             notes.append(
