@@ -967,6 +967,8 @@ class RdictEngine(Engine):
         try:
             native = rd.Rdict(str(path), opts, column_families=cfs)
         except Exception as exc:
+            if not had_config:  # rocksdict writes it before RocksDB refuses the open
+                _remove_config(path)
             error = from_native(exc, context=f"opening {path}")
             holder = lock_holder(path) if isinstance(error, DatabaseBusyError) else None
             if holder is not None:

@@ -10,6 +10,7 @@ from kvtool.engine import OpenMode, open_db
 from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, read_options_file
+from kvtool.errors import UnavailableError
 from kvtool.formats.units import format_size
 
 # RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
@@ -84,8 +85,14 @@ def describe(path: Path) -> DbInfo:
     """Read everything `info` shows. Read-only: the database directory is left untouched."""
     needs = database_needs(path)
     if needs:
-        return _describe_unopened(path, needs)
-    with open_db(path, OpenMode.READ_ONLY) as db:
+        return _describe_unopened(path, [_unmet_note(need) for need in needs])
+    try:
+        opened = open_db(path, OpenMode.READ_ONLY)
+    except (
+        UnavailableError
+    ) as exc:  # e.g. merge operands and no OPTIONS file to name their operator
+        return _describe_unopened(path, [f"{exc.message}: reads exit 69"])
+    with opened as db:
         options = read_options_file(path)
         files = db.live_files()
         cfs: list[ColumnFamilyInfo] = []
@@ -136,19 +143,26 @@ def describe(path: Path) -> DbInfo:
     return info
 
 
-def _describe_unopened(path: Path, needs: tuple[Need, ...]) -> DbInfo:
+def _unmet_note(need: Need) -> str:
+    return (
+        f"[{need.cf}] needs {need.kind} {need.name}, which kvtool's RocksDB cannot load: "
+        "reads exit 69, and writes are refused even with --force"
+    )
+
+
+def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
     """What the OPTIONS file and the directory say, for a database kvtool must not open: it
     needs a comparator or merge operator that kvtool's RocksDB cannot load (an open could drop
-    WAL records, a read could crash). Figures only an open gives (keys, levels, memtables) are
-    None."""
+    WAL records, a read could crash). Figures that only an open gives (keys, levels, memtables)
+    are None; `notes` say why, under attention."""
     options = read_options_file(path)
-    if options is None:  # pragma: no cover - needs come from the OPTIONS file
-        raise AssertionError("a database with needs has an OPTIONS file")
     cfs = [
         ColumnFamilyInfo(
             name=name,
             comparator=settings.get("comparator"),
-            format_version=_opt_int(options.table_option(name, "format_version")),
+            format_version=_opt_int(
+                options.table_option(name, "format_version") if options else None
+            ),
             estimated_keys=None,
             sst_bytes=None,
             levels=[],
@@ -160,14 +174,14 @@ def _describe_unopened(path: Path, needs: tuple[Need, ...]) -> DbInfo:
             l0_slowdown_trigger=_opt_int(settings.get("level0_slowdown_writes_trigger")),
             merge_operator=_merge_operator(options, name),
         )
-        for name, settings in options.cf_options.items()
+        for name, settings in (options.cf_options.items() if options else ())
     ]
     sst = [p for p in path.iterdir() if p.suffix == ".sst"]
     wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
     info = DbInfo(
         path=str(path),
-        rocksdb_version=options.rocksdb_version,
-        options_file=options.path.name,
+        rocksdb_version=options.rocksdb_version if options else None,
+        options_file=options.path.name if options else None,
         column_families=cfs,
         sst_files=len(sst),
         sst_bytes=sum(p.stat().st_size for p in sst),
@@ -175,11 +189,10 @@ def _describe_unopened(path: Path, needs: tuple[Need, ...]) -> DbInfo:
         wal_bytes=sum(p.stat().st_size for p in wal),
         held_by_pid=lock_holder(path),
     )
-    info.attention.extend(
-        f"[{need.cf}] needs {need.kind} {need.name}, which kvtool's RocksDB cannot load: "
-        "reads exit 69, writes are refused even with --force, and figures that need an open "
-        "(keys, levels, memtables) are not shown"
-        for need in needs
+    info.attention.extend(notes)
+    info.attention.append(
+        "kvtool did not open it, so figures that need an open (keys, levels, memtables) are "
+        "not shown"
     )
     info.attention.extend(_attention(info))
     return info
