@@ -35,6 +35,7 @@ from kvtool.engine.base import (
     SstWriter,
     WriteBatch,
 )
+from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile
 from kvtool.engine.shadow import ShadowDir
@@ -854,6 +855,48 @@ def options_round_trip(path: Path) -> OptionsFile:
     return parsed
 
 
+def _stop_at_merge_without_operator(opts: Any) -> None:
+    """Make a WAL merge record without a merge operator fail the open.
+
+    Under RocksDB's default recovery mode (point in time) such a record ends the replay there,
+    silently: a read-only view then misses every later write of the log (measured: a database of
+    100 merges and 100 puts, all in the WAL, reads as empty), and a read-write open makes the loss
+    permanent. Tolerating only a torn last record (what a crash leaves) turns it into an error,
+    which `errors.from_native` reports as exit 69.
+    """
+    opts.set_wal_recovery_mode(rd.DBRecoveryMode.tolerate_corrupted_tail_records())
+
+
+_MERGE_OPERANDS = re.compile(r"# merge operands=(\d+)")
+
+
+def _refuse_orphan_operands(db: RdictDatabase) -> RdictDatabase:
+    """Close `db` and raise UnavailableError if a column family that the engine opened without a
+    merge operator has merge operands in its SST files (its OPTIONS file is missing or says
+    nullptr): a point lookup or a reverse step onto one crashes RocksDB 9.8 (SIGSEGV, in
+    `Get` and in `items(backwards=True)`), and no read could merge them. One property per column
+    family, from table properties the open has loaded already."""
+    from kvtool.engine.format_safety import merge_operator_cfs
+
+    try:
+        with_operator = merge_operator_cfs(db.path)
+        for cf in db.column_families:
+            if cf in with_operator:
+                continue
+            listing = db.property("rocksdb.aggregated-table-properties", cf) or ""
+            found = _MERGE_OPERANDS.search(listing)
+            if found and int(found.group(1)):
+                raise UnavailableError(
+                    f"cannot open {db.path}: column family {cf!r} holds {found.group(1)} merge "
+                    "operands in its SST files, but its OPTIONS file names no merge operator",
+                    hint="open it through the application that owns it, which has its operator",
+                )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def check_database_dir(path: Path) -> None:
     """Raise DatabaseNotFoundError unless `path` is a RocksDB dir, PermissionDeniedError (77)
     unless this user may read it and every directory on its path; creates nothing."""
@@ -904,7 +947,11 @@ class RdictEngine(Engine):
         shadow = ShadowDir(path)
         secondary_dir: Path | None = None
         try:
+            # Before any native open: what the engine cannot load is refused, never read (an
+            # operand met without its operator drops WAL records silently or crashes RocksDB).
+            refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
             opts, cfs = _load_options(shadow.path)
+            _stop_at_merge_without_operator(opts)
             opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
@@ -919,14 +966,16 @@ class RdictEngine(Engine):
             if isinstance(exc, KvtoolError) or not isinstance(exc, Exception):
                 raise
             raise from_native(exc, context=f"opening {path}") from None
-        return RdictDatabase(
-            native,
-            path=path,
-            mode=mode,
-            options=opts,
-            cf_options=cfs,
-            shadow=shadow,
-            secondary_dir=secondary_dir,
+        return _refuse_orphan_operands(
+            RdictDatabase(
+                native,
+                path=path,
+                mode=mode,
+                options=opts,
+                cf_options=cfs,
+                shadow=shadow,
+                secondary_dir=secondary_dir,
+            )
         )
 
     def _open_read_write(
@@ -944,6 +993,7 @@ class RdictEngine(Engine):
 
             check_writable_safely(path, force)
             opts, cfs = _load_options(path, fallback=force)
+            _stop_at_merge_without_operator(opts)
         else:
             opts, cfs = _new_db_options(), {DEFAULT_CF: _new_cf_options(None)}
         if io_rate is not None:
@@ -951,6 +1001,8 @@ class RdictEngine(Engine):
         try:
             native = rd.Rdict(str(path), opts, column_families=cfs)
         except Exception as exc:
+            if not had_config:  # rocksdict writes it before RocksDB refuses the open
+                _remove_config(path)
             error = from_native(exc, context=f"opening {path}")
             holder = lock_holder(path) if isinstance(error, DatabaseBusyError) else None
             if holder is not None:
@@ -961,14 +1013,16 @@ class RdictEngine(Engine):
             raise error from None
         if not had_config:
             _remove_config(path)
-        return RdictDatabase(
-            native,
-            path=path,
-            mode=OpenMode.READ_WRITE,
-            options=opts,
-            cf_options=cfs,
-            shadow=None,
-            foreign_config=not had_config,
+        return _refuse_orphan_operands(
+            RdictDatabase(
+                native,
+                path=path,
+                mode=OpenMode.READ_WRITE,
+                options=opts,
+                cf_options=cfs,
+                shadow=None,
+                foreign_config=not had_config,
+            )
         )
 
     def versions(self) -> dict[str, str]:
