@@ -28,7 +28,7 @@ def ldb(db: Path, *args: str, input: bytes | None = None) -> bytes:
 
 
 def ldb_records(db: Path) -> dict[bytes, bytes]:
-    out = ldb(db, "--ignore_unknown_options", "scan", "--hex").decode()
+    out = ldb(db, "scan", "--hex").decode()
     pairs = (line.partition(" : ") for line in out.splitlines())
     return {bytes.fromhex(k[2:]): bytes.fromhex(v[2:]) for k, _, v in pairs}
 
@@ -105,8 +105,8 @@ def test_cf_create_and_drop_keep_ldb_readable(tmp_path: Path) -> None:
     assert run_kvtool("cf", "create", db, "events").returncode == 0
     data = b'{"key": "e", "value": "in events"}\n'
     assert run_kvtool("import", "--cf", "events", db, input=data).returncode == 0
-    assert b"events" in ldb(db, "--ignore_unknown_options", "list_column_families")
-    scanned = ldb(db, "--ignore_unknown_options", "--column_family=events", "scan")
+    assert b"events" in ldb(db, "list_column_families")
+    scanned = ldb(db, "--column_family=events", "scan")
     assert scanned == b"e : in events\n"
     assert run_kvtool("cf", "drop", db, "events").returncode == 0
     assert ldb_records(db) == {b"a": b"1"}

@@ -37,7 +37,7 @@ from kvtool.engine.base import (
 )
 from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import OptionsFile
+from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
     CorruptionError,
@@ -456,8 +456,11 @@ class RdictDatabase(Database):
         shadow: ShadowDir | None,
         secondary_dir: Path | None = None,
         foreign_config: bool = False,
+        options_keeper: OptionsKeeper | None = None,
     ) -> None:
         super().__init__(native)
+        # Puts the owner's OPTIONS file back after RocksDB writes one (read-write opens only).
+        self._options_keeper = options_keeper
         # True when rocksdict's config file is ours to remove (the owner's DB did not have one).
         self._foreign_config = foreign_config
         self.path = path
@@ -486,6 +489,8 @@ class RdictDatabase(Database):
         finally:
             if self._foreign_config:
                 _remove_config(self.path)
+            if self._options_keeper is not None:
+                _restore_options(self._options_keeper)
             if self._shadow is not None:
                 self._shadow.remove()
             if self._secondary_dir is not None:
@@ -670,6 +675,8 @@ class RdictDatabase(Database):
         finally:
             del db
         self._cf_options[name] = opts
+        if self._options_keeper is not None:
+            _restore_options(self._options_keeper)
 
     def drop_column_family(self, name: str) -> None:
         db = self._writable()
@@ -686,6 +693,8 @@ class RdictDatabase(Database):
         finally:
             del db
         del self._cf_options[name]
+        if self._options_keeper is not None:
+            _restore_options(self._options_keeper)
 
     def compact_range(
         self,
@@ -729,6 +738,10 @@ class RdictDatabase(Database):
         if self._foreign_config:
             # rocksdict writes its config into the copy: a file the owner's database lacks.
             _remove_config(dest)
+        if self._options_keeper is not None:
+            # The copy's OPTIONS file is a hard link to the restored one, or a copy of it (another
+            # filesystem); made sure of all the same.
+            _restore_options(self._options_keeper, dest)
 
     def sst_writer(self, path: Path, cf: str | None = None) -> SstWriter:
         opts = self._cf_options.get(cf or DEFAULT_CF, self._options)
@@ -753,6 +766,17 @@ def _file_number(name: str) -> int:
     return int(digits) if digits else -1
 
 
+def _restore_options(keeper: OptionsKeeper, target: Path | None = None) -> None:
+    try:
+        keeper.restore(target)
+    except OSError as exc:
+        raise StorageError(
+            f"rewriting the OPTIONS file of {target or keeper.db_dir}: {exc}",
+            hint="its data is intact; until this succeeds, older RocksDB tools may refuse to "
+            "load its newest OPTIONS file",
+        ) from None
+
+
 def _remove_config(path: Path) -> None:
     """rocksdict writes its config on open and on CF changes, and reads it only at open: a file
     the owner's database did not have is removed again."""
@@ -774,8 +798,11 @@ def _limit_io(opts: Any, rate: int) -> None:
 
 
 def _table_options(format_version: int) -> Any:
+    """Table options for files kvtool chooses the format of: CRC32c block checksums, which every
+    RocksDB reads (9.8's default, XXH3, is "unknown checksum type 4" before 6.27)."""
     table = rd.BlockBasedOptions()
     table.set_format_version(format_version)
+    table.set_checksum_type(rd.ChecksumType.crc32c())
     return table
 
 
@@ -987,6 +1014,7 @@ class RdictEngine(Engine):
         if not exists and path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory")
         had_config = (path / CONFIG_FILE).exists()
+        keeper = OptionsKeeper(path)
         if exists:
             # Every write passes here: refuse what the owner's RocksDB would read differently.
             from kvtool.engine.format_safety import check_writable_safely
@@ -1013,6 +1041,13 @@ class RdictEngine(Engine):
             raise error from None
         if not had_config:
             _remove_config(path)
+        try:
+            # RocksDB wrote an OPTIONS file at open: put the owner's back at once, so that only a
+            # crash in these few milliseconds can leave it (OptionsKeeper repairs that next time).
+            _restore_options(keeper)
+        except BaseException:
+            native.close()
+            raise
         return _refuse_orphan_operands(
             RdictDatabase(
                 native,
@@ -1022,6 +1057,7 @@ class RdictEngine(Engine):
                 cf_options=cfs,
                 shadow=None,
                 foreign_config=not had_config,
+                options_keeper=keeper,
             )
         )
 
