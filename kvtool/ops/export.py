@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, Protocol
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StorageError
 from kvtool.formats.jsonl import Render
-from kvtool.formats.records import FieldFormat
+from kvtool.formats.records import FieldCounts, FieldFormat
 from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.memory import keep_freed_memory
@@ -118,9 +118,20 @@ def export(
     is read by one process; so is one whose workers' views of the database differ.
     """
     keep_freed_memory()
-    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
+    # The json value format counts the values it wraps (not JSON) for the stats; the count is
+    # kept in this process, so such a run is read by one process.
+    counts = None
+    if (
+        FieldFormat(value_format) is FieldFormat.JSON
+        and OutputFormat(fmt) is OutputFormat.JSONL
+        and not spec.keys_only
+    ):
+        counts = FieldCounts()
+    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only, counts=counts)
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
     count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    if counts is not None:
+        count = 1
     if count > 1:
         result = _export_parallel(
             Path(db_path),
@@ -193,8 +204,9 @@ def export(
     cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
     if stopped is not None and cursor is None and spec.after is not None:
         cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
+    extra = {"values_not_json": counts.not_json} if counts is not None else {}
     return ExportResult(
-        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor),
+        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor, **extra),
         cursor=cursor,
         stopped=stopped,
         output=written,

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Database, LiveFile, OpenMode, open_db
+from kvtool.engine import Database, Entry, LiveFile, OpenMode, open_db
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
 
@@ -355,10 +355,13 @@ class _Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
+                    batch: list[Entry]
                     if spec.keys_only:
                         batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
+                    elif spec.columns:  # every column of wide-column entities
+                        batch = it.read_entries(_BATCH, reverse=reverse)
                     else:
-                        batch = it.read_batch(_BATCH, reverse=reverse)
+                        batch = list(it.read_batch(_BATCH, reverse=reverse))
                     if not batch:
                         break
                     data = render(batch)
