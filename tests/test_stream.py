@@ -11,8 +11,8 @@ import orjson
 import pytest
 
 from kvtool.engine import TRACER, OpenMode, open_db
-from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds
-from kvtool.errors import ExitCode, UsageError
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, order_named
+from kvtool.errors import ExitCode, UnavailableError, UsageError
 from kvtool.formats.jsonl import jsonl_renderer
 from kvtool.ops.count import count_records
 from kvtool.ops.export import export
@@ -217,3 +217,16 @@ def test_renderer_fallback_for_invalid_utf8() -> None:
     render = jsonl_renderer()
     data = render([(b"ok", b"fine"), (b"\xff", b"\x00")])
     assert data == b'{"key":"ok","value":"fine"}\n{"key":{"base64":"/w=="},"value":"\\u0000"}\n'
+
+
+def test_an_unknown_order_refuses_what_needs_it() -> None:
+    """A comparator kvtool does not know: bounds it need not compare pass; --prefix is a usage
+    error (keys with one prefix may not be adjacent); comparing is unavailable (69)."""
+    unknown = order_named("myapp.Order")
+    assert not unknown.known and order_named(None) == BYTEWISE
+    assert order_named("rocksdb.ReverseBytewiseComparator") == REVERSE_BYTEWISE
+    assert KeyRange.build(start=b"b", end=b"a").bounds(unknown) == Bounds(b"b", b"a")
+    with pytest.raises(UsageError, match=r"myapp\.Order"):
+        KeyRange.build(prefix=b"a").bounds(unknown)
+    with pytest.raises(UnavailableError, match=r"myapp\.Order"):
+        unknown.after(Bounds(lower=b"a"), b"k", reverse=False)
