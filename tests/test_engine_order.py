@@ -86,6 +86,9 @@ def _check(
                 it.seek_to_first()
                 got = _drain(lambda: it.read_keys(batch))  # noqa: B023 (called at once)
                 assert got == want, bounds
+                it.seek_to_first()
+                got = _drain(lambda: [k for k, _ in it.read_entries(batch)])  # noqa: B023
+                assert got == want, bounds
                 it.seek_to_last()
                 got = _drain(lambda: [k for k, _ in it.read_batch(batch, reverse=True)])  # noqa: B023
                 assert got == want[::-1], bounds
