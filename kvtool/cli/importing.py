@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import shlex
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -137,8 +136,15 @@ def import_(
 
     --mode sst sorts in --sort-memory (beyond it, sorted runs go to temp files in --tmp-dir and
     are merged), writes SST files with the database's own options (so they keep its
-    format_version) and ingests them in one step. Ctrl-C or SIGTERM stops either mode the same
-    way as a bad line. A progress bar shows on stderr when reading a FILE on a terminal.
+    format_version) and ingests them in one step. Its work directory (kvtool-import-PID@HOST.*)
+    is removed however the run ends; one that a killed run left is removed by the next --mode
+    sst run in the same place once no process PID runs on that host.
+
+    Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
+    129): a signal never falls inside a commit, and the message says exactly what the database
+    holds and gives the command that resumes the rest, with the options that matter (--cf, the
+    formats; zcat for a .gz FILE). A progress bar shows on stderr when reading a FILE on a
+    terminal.
 
     Examples:
 
@@ -168,8 +174,8 @@ def import_(
         create=create,
         wait_lock=parse_duration(wait_lock, option="--wait-lock"),
         force=force,
-        source_name=shlex.quote(file),
-        db_name=shlex.quote(str(db)),
+        source_name=file,
+        db_name=str(db),
     )
     if file == "-":
         result = import_records(db, sys.stdin.buffer, options)
