@@ -32,7 +32,6 @@ import shutil
 import signal
 import socket
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -44,7 +43,6 @@ import orjson
 
 from kvtool.engine import DEFAULT_CF, Database, OpenMode, open_db
 from kvtool.errors import (
-    STOP_SIGNALS,
     BadInputError,
     Interrupted,
     KvtoolError,
@@ -52,6 +50,7 @@ from kvtool.errors import (
     UsageError,
 )
 from kvtool.formats.records import FieldFormat, decode_field
+from kvtool.stream import SignalGuard
 
 
 class ImportMode(str, enum.Enum):
@@ -138,46 +137,6 @@ class _LineError(Exception):
         super().__init__(reason)
         self.line = line
         self.reason = reason
-
-
-class _CommitGuard:
-    """Holds stop signals back while a commit runs (a batch written and counted, an ingest), so
-    that a stop never falls between a write and its bookkeeping; elsewhere a signal raises
-    `Interrupted` at once, which also ends a read blocked on stdin."""
-
-    def __init__(self) -> None:
-        self.holding = False
-        self.pending: int | None = None
-        self._previous: dict[int, Any] = {}
-
-    def __enter__(self) -> _CommitGuard:
-        if threading.current_thread() is threading.main_thread():
-            for sig in STOP_SIGNALS:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous.clear()
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.holding:
-            if self.pending is None:
-                self.pending = signum
-            return
-        raise Interrupted(signum)
-
-    @contextlib.contextmanager
-    def commit(self) -> Iterator[None]:
-        self.holding = True
-        try:
-            yield
-        finally:
-            self.holding = False
-            if self.pending is not None:
-                signum, self.pending = self.pending, None
-                raise Interrupted(signum)
 
 
 def _as_interrupted(exc: BaseException) -> Interrupted:
@@ -324,7 +283,7 @@ def import_records(
     stats = ImportStats(mode=options.mode.value)
     started = time.monotonic()
     with (
-        _CommitGuard() as guard,
+        SignalGuard() as guard,
         open_db(
             path,
             OpenMode.READ_WRITE,
@@ -397,7 +356,7 @@ def _import_batches(
     records: Iterator[tuple[int, bytes, bytes]],
     options: ImportOptions,
     stats: ImportStats,
-    guard: _CommitGuard,
+    guard: SignalGuard,
 ) -> None:
     cf = None if options.cf == DEFAULT_CF else options.cf
     limit_records, limit_bytes = options.batch_records, options.batch_bytes
@@ -414,7 +373,7 @@ def _import_batches(
                 value_bytes += len(value)
                 size = key_bytes + value_bytes
                 if count >= limit_records or size >= limit_bytes:
-                    with guard.commit():
+                    with guard.hold():
                         db.write(batch)  # consumes the batch: a new one is empty
                         stats.records += count
                         stats.key_bytes += key_bytes
@@ -424,7 +383,7 @@ def _import_batches(
                         count = size = key_bytes = value_bytes = 0
                         batch.clear()
             # The whole input is read and valid: the last partial batch is complete.
-            with guard.commit():
+            with guard.hold():
                 if count:
                     db.write(batch)
                     stats.records += count
@@ -601,12 +560,12 @@ def _import_sst(
     records: Iterator[tuple[int, bytes, bytes]],
     options: ImportOptions,
     stats: ImportStats,
-    guard: _CommitGuard,
+    guard: SignalGuard,
 ) -> None:
     cf = None if options.cf == DEFAULT_CF else options.cf
     work: Path | None = None
     try:
-        with guard.commit():  # a signal here must not leave a directory nobody removes
+        with guard.hold():  # a signal here must not leave a directory nobody removes
             work = _work_dir(options, db)
     except OSError as exc:
         raise UsageError(f"cannot create a work directory for --mode sst: {exc}") from None
@@ -660,7 +619,7 @@ def _import_sst(
         per_file = max(1, SST_FILE_BYTES * count // max(1, key_bytes + value_bytes))
         files = _write_sst_files(db, _last_of_each_key(ordered), work, cf, per_file)
         del run, ordered
-        with guard.commit():  # all or nothing, and the message says which
+        with guard.hold():  # all or nothing, and the message says which
             if files:
                 # The files are ours and temporary: the database may take them (hard links).
                 db.ingest(files, cf, move=True)
