@@ -126,6 +126,14 @@ _BUSY_MARKERS = (
     "No locks available",
 )
 
+# What RocksDB says when it meets a merge operand and has no operator: in a WAL being replayed
+# (with a WAL recovery mode that does not drop the rest of the log), in a read, in a compaction.
+_NO_MERGE_OPERATOR_MARKERS = (
+    "merge_operator != nullptr",
+    "merge_operator_ must be set",
+    "merge_operator is not properly initialized",
+)
+
 
 def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     """Map an exception raised by the native binding to kvtool's tree by its status text.
@@ -140,6 +148,23 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
         return DatabaseBusyError(
             f"{where}database is locked by another process ({text})",
             hint="retry later, or pass --wait-lock DURATION",
+        )
+    if "Permission denied" in text or "os error 13" in text:
+        return PermissionDeniedError(
+            f"{where}{text}", hint="run as a user who may read (and, to write, write) it"
+        )
+    if "does not match existing comparator" in text:
+        # "Invalid argument: leveldb.BytewiseComparator: does not match existing comparator X"
+        name = text.rsplit("comparator", 1)[-1].strip()
+        return UnavailableError(
+            f"{where}the database needs comparator {name}, which kvtool's RocksDB cannot load",
+            hint="read it through the application that owns it",
+        )
+    if any(marker in text for marker in _NO_MERGE_OPERATOR_MARKERS):
+        return UnavailableError(
+            f"{where}the database holds merge operands but kvtool has no merge operator for "
+            f"them ({text})",
+            hint="read it through the application that owns it",
         )
     if text.startswith("Corruption"):
         return CorruptionError(f"{where}{text}", hint="run `kvtool verify` to locate the damage")

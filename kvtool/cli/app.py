@@ -3,6 +3,7 @@ turns exceptions into an error line and an exit code."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -191,6 +192,13 @@ def run(argv: list[str] | None = None) -> int:
             hint = " (see kvtool --help)" if "--help" not in text else ""
             _error(f"{text}{hint}")
             code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+            # A full disk, a quota or a failing device under stdout or a file: never a bug.
+            _report(exc)
+            code = int(ExitCode.IO_ERROR)
+        elif isinstance(exc, PermissionError):
+            _report(exc)
+            code = int(ExitCode.NO_PERMISSION)
         else:
             _report(exc)
             code = int(ExitCode.SOFTWARE)
@@ -198,6 +206,10 @@ def run(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _check_handles(code)
+
+
+# OSError numbers that are the storage's, not kvtool's: exit 74 with one line.
+_IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
 
 
 def _plain_output() -> bool:
@@ -214,6 +226,11 @@ def _report(exc: BaseException) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if isinstance(exc, KvtoolError):
         _error(str(exc))
+    elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+        where = f" {exc.filename}" if exc.filename else " output"
+        _error(f"writing{where}: {exc.strerror or exc}")
+    elif isinstance(exc, PermissionError):
+        _error(f"{exc.filename or 'a path'}: permission denied")
     else:
         _error(
             f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
@@ -258,4 +275,8 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()
+    except OSError as exc:  # what was still buffered met a full disk
+        silence_stdout()
+        _report(exc)
+        code = code or int(ExitCode.IO_ERROR if exc.errno in _IO_ERRNOS else ExitCode.SOFTWARE)
     sys.exit(code)

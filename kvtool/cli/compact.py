@@ -120,7 +120,7 @@ def compact(
         end=decode_text(end, key_format, what="--end") if end is not None else None,
         bottommost=Bottommost(bottommost.value),
         io_rate=parse_size(io_rate, option="--io-rate") if io_rate is not None else None,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         on_start=announce,
         on_running=running,
         force=force,

@@ -24,8 +24,12 @@ from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="The first (old) database.", metavar="A")],
-    b: Annotated[Path, typer.Argument(help="The second (new) database.", metavar="B")],
+    a: Annotated[
+        Path, typer.Argument(help="The first (old) database.", metavar="A", readable=False)
+    ],
+    b: Annotated[
+        Path, typer.Argument(help="The second (new) database.", metavar="B", readable=False)
+    ],
     cf: ColumnFamily = "default",
     prefix: Prefix = None,
     start: Start = None,
