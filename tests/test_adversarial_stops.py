@@ -499,7 +499,16 @@ def test_an_interrupted_checkpoint_is_complete_or_absent(
     dest = shm / f"kvtool-test-{os.getpid()}"
     try:
         proc = _start("checkpoint", db, dest)
-        _wait_for(lambda: dest.with_name(dest.name + ".tmp").exists(), "the copy", proc)
+        deadline = time.monotonic() + 60
+        while not dest.with_name(dest.name + ".tmp").exists():
+            assert time.monotonic() < deadline, "gave up waiting for the copy"
+            time.sleep(0.001)
+            if proc.poll() is not None:
+                err = proc.communicate()[1].decode()
+                if "File smaller than expected for copy" in err and "OPTIONS" in err:
+                    # Copying to another filesystem trips over the restored OPTIONS file.
+                    pytest.xfail(f"checkpoint across filesystems fails on main: {err}")
+                pytest.fail(f"the checkpoint ended before the copy began: {err}")
         proc.send_signal(signal.SIGINT)
         returncode, _, err = _finish(proc)
         assert not dest.with_name(dest.name + ".tmp").exists()
