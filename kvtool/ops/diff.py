@@ -12,6 +12,7 @@ import orjson
 from kvtool.engine import Entity, Entry, OpenMode, open_db
 from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
+from kvtool.formats.writers import write_all
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.memory import keep_freed_memory
 
@@ -80,7 +81,7 @@ def diff(
     def emit(obj: dict[str, Any]) -> None:
         pending.append(dumps(obj, option=_NL))
         if len(pending) >= 1024:
-            out.write(b"".join(pending))
+            write_all(out, b"".join(pending))
             pending.clear()
 
     with (
@@ -134,7 +135,7 @@ def diff(
         finally:
             a_it.close()
             b_it.close()
-        out.write(b"".join(pending))
+        write_all(out, b"".join(pending))
         out.flush()
     stats_a.finish()
     result.stats = {
