@@ -28,7 +28,7 @@ def ldb_scan(db: Path) -> Records:
     """Every record of `db` as Debian's ldb (RocksDB 7.8) reads it."""
     ldb = require_tool("ldb")
     out = subprocess.run(
-        [ldb, f"--db={db}", "--ignore_unknown_options", "scan", "--hex"],
+        [ldb, f"--db={db}", "scan", "--hex"],
         capture_output=True,
         check=True,
     ).stdout.decode()
@@ -501,7 +501,7 @@ def test_column_family_export_count_scan(tmp_path: Path) -> None:
     )
     ldb = require_tool("ldb")
     listing = subprocess.run(
-        [ldb, f"--db={db}", "--ignore_unknown_options", "--column_family=meta", "scan", "--hex"],
+        [ldb, f"--db={db}", "--column_family=meta", "scan", "--hex"],
         capture_output=True,
         check=True,
     ).stdout.decode()

@@ -18,7 +18,7 @@ import typer
 from kvtool import __version__
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
-from kvtool.errors import ExitCode, Interrupted, KvtoolError
+from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 app = typer.Typer(
     name="kvtool",
@@ -128,10 +128,6 @@ def _first_paragraph(text: str) -> str:
 _whole_summaries(app)
 
 
-# The signals that stop a run cleanly: a terminal or ssh session closing (SIGHUP) is a stop too.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
@@ -173,10 +169,7 @@ def run(argv: list[str] | None = None) -> int:
         _report(exc)
         code = int(exc.exit_code)
     except Interrupted as exc:
-        _error(
-            "interrupted"
-            + ("" if exc.signum == signal.SIGINT else f" by {signal.Signals(exc.signum).name}")
-        )
+        _error(exc.reason)
         code = int(exc.exit_code)
     except BrokenPipeError:
         silence_stdout()

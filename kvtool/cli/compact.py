@@ -72,10 +72,10 @@ def compact(
     it) holds it; --wait-lock DURATION retries with backoff for that long. Lines on stderr
     announce each column family's compaction when it is requested and when RocksDB reports it
     running; the stats block at the end gives SST bytes, files per level and estimated keys
-    before and after. Ctrl-C or SIGTERM cancels the compaction within about a second: RocksDB
-    discards the unfinished output, the database stays intact and readable, and kvtool exits
-    130/143. A background error that appears during the compaction exits 74. With --io-rate, the
-    OPTIONS file RocksDB writes on open records the adjusted bytes_per_sync and
+    before and after. Ctrl-C, SIGTERM or SIGHUP cancels the compaction within about a second:
+    RocksDB discards the unfinished output, the database stays intact and readable, and kvtool
+    exits 130/143/129. A background error that appears during the compaction exits 74. With
+    --io-rate, the OPTIONS file RocksDB writes on open records the adjusted bytes_per_sync and
     writable_file_max_buffer_size (write-buffer tuning, harmless to the owner).
 
     Examples:

@@ -134,7 +134,7 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import emit_stats, write_stats_file
     from kvtool.errors import StoppedError, UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
@@ -176,13 +176,14 @@ def export(
         terminal=to_stdout and sys.stdout.isatty(),
     )
     if result.output_closed:
+        # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on
+        # stderr, as `cat` does); a --stats-file still records it, cursor included.
         silence_stdout()
+        if stats_file is not None:
+            write_stats_file(stats_file, result.stats)
+        return
     emit_stats(
-        "export stopped"
-        if result.stopped
-        else "export: output closed"
-        if result.output_closed
-        else "export done",
+        "export stopped" if result.stopped else "export done",
         result.stats,
         fmt=stats,
         stats_file=stats_file,

@@ -91,7 +91,6 @@ def scan(
 
         kvtool scan demo.db --reverse --format jsonl --after kv2.AgGD_yZK...
     """
-    from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.errors import UsageError
     from kvtool.formats.writers import (
@@ -100,6 +99,7 @@ def scan(
         render_table,
         renderer,
         terminal_safe,
+        write_all,
     )
     from kvtool.ops.scan import scan_page
 
@@ -130,9 +130,10 @@ def scan(
         data = header(fmt, keys_only=keys_only) + render(page.records)
     if sys.stdout.isatty():
         data = terminal_safe(data)  # an escape sequence in the data must not drive the terminal
-    with closed_pipe_is_ok():
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+    # A closed stdout raises BrokenPipeError out of here: the root command ends that quietly
+    # (exit 0, no "next:" line).
+    write_all(sys.stdout.buffer, data)
+    sys.stdout.buffer.flush()
     if quiet:
         return
     if page.cursor is not None:
