@@ -14,6 +14,7 @@ import gzip
 import os
 import pty
 import re
+import signal
 import stat
 import subprocess
 import threading
@@ -304,6 +305,59 @@ def test_bytes_a_killed_run_wrote_past_its_cursor_are_dropped(db: Path, tmp_path
     with (tmp_path / "out.jsonl.partial").open("ab") as partial:
         partial.write(b'{"key":"torn')  # what a SIGKILLed resume leaves after the last stop
     done = run_kvtool("export", db, "-q", "-o", target, "--after", cursor)
+    assert done.returncode == 0, done.stderr
+    assert decode_jsonl(target.read_bytes()) == ldb_scan(db)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigint_stops_then_a_resume_with_workers_completes_the_file(
+    tmp_path: Path, workers: str
+) -> None:
+    db = ldb_load(tmp_path / "big.db", [(b"k:%07d" % i, b"%d" % i * 30) for i in range(200_000)])
+    target = tmp_path / "out.jsonl"
+    for _ in range(2):
+        after = (
+            ["--after", f"@{target}.partial.cursor"]
+            if (tmp_path / "out.jsonl.partial").exists()
+            else []
+        )
+        proc = subprocess.Popen(
+            [
+                kvtool_executable(),
+                "export",
+                str(db),
+                "-q",
+                "-j",
+                workers,
+                "-o",
+                str(target),
+                *after,
+            ],
+            stderr=subprocess.PIPE,
+        )
+        # Stop it mid-run: once the file being written (the temp file or the .partial) grew.
+        grown = 0
+        for _ in range(2000):
+            sizes = [
+                p.stat().st_size
+                for p in tmp_path.iterdir()
+                if p.name.startswith((".out", "out.jsonl.partial"))
+                and not p.name.endswith("cursor")
+            ]
+            grown = max(sizes, default=0)
+            if (
+                grown > 1_000_000 + (tmp_path / "out.jsonl.partial").exists() * 2_000_000
+                or proc.poll() is not None
+            ):
+                break
+            threading.Event().wait(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 130, stderr
+        assert b"(it appends to out.jsonl.partial)" in stderr
+    done = run_kvtool(
+        "export", db, "-q", "-j", workers, "-o", target, "--after", f"@{target}.partial.cursor"
+    )
     assert done.returncode == 0, done.stderr
     assert decode_jsonl(target.read_bytes()) == ldb_scan(db)
 
