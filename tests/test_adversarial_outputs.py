@@ -466,13 +466,15 @@ def hostile_db(tmp_path: Path) -> Path:
         ["export", "-q"],
         ["export", "-f", "tsv", "-q", "-j", "2"],
         ["get", "k2"],
+        ["diff", "{empty}", "-q"],
         ["get", "k1\x1b]0;owned\x07", "--value-format", "utf8"],
     ],
     ids=" ".join,
 )
 def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]) -> None:
     command, *rest = args
-    shown = on_a_terminal(command, hostile_db, *rest)
+    empty = ldb_load(hostile_db.parent / "empty.db", [(b"other", b"x")])
+    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty) for a in rest))
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown
