@@ -213,6 +213,17 @@ def test_stats_file_in_a_missing_directory_is_2_before_any_work(db: Path, tmp_pa
     assert not target.exists() and leftovers(tmp_path) == []
 
 
+def test_a_read_only_stats_file_is_refused_before_any_work(db: Path, tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    stats.write_bytes(b"{}\n")
+    stats.chmod(0o444)
+    out = tmp_path / "out.jsonl"
+    result = run_kvtool("export", db, "-o", out, "--stats-file", stats)
+    assert result.returncode == 77
+    assert "read-only" in one_error_line(result.stderr)
+    assert stats.read_bytes() == b"{}\n" and not out.exists()
+
+
 def test_stats_file_on_a_device_is_written_in_place(db: Path, tmp_path: Path) -> None:
     null = mknod_clone(tmp_path / "null", 1, 3)
     result = run_kvtool("verify", db, "-q", "--stats-file", null)

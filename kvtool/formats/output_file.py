@@ -60,7 +60,7 @@ def _io_error(what: str, exc: OSError) -> StorageError | PermissionDeniedError:
     return StorageError(f"writing {what}: {reason}")
 
 
-def resolve(path: Path) -> tuple[Path, os.stat_result | None]:
+def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | None]:
     """Where `-o path` writes (symlinks followed) and what is there now (None: nothing).
 
     Refuses, before any work: a directory or a missing parent (usage, exit 2); a target or a
@@ -74,27 +74,27 @@ def resolve(path: Path) -> tuple[Path, os.stat_result | None]:
     except FileNotFoundError:
         st = None
     except PermissionError as exc:
-        raise PermissionDeniedError(f"-o {path}: {exc.strerror}") from None
+        raise PermissionDeniedError(f"{option} {path}: {exc.strerror}") from None
     except OSError as exc:
-        raise UsageError(f"-o {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"-o {path} is a directory", hint="give a file name")
+        raise UsageError(f"{option} {path} is a directory", hint="give a file name")
     if st is not None and not stat.S_ISREG(st.st_mode):
         return real, st  # a device, FIFO or socket: written in place
     directory = real.parent
     if not directory.is_dir():
         raise UsageError(
-            f"-o {path}: the directory {directory} does not exist", hint="create it first"
+            f"{option} {path}: the directory {directory} does not exist", hint="create it first"
         )
     if st is not None and (not st.st_mode & 0o222 or not os.access(real, os.W_OK)):
         raise PermissionDeniedError(
-            f"-o {path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): kvtool does not "
+            f"{option} {path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): kvtool does not "
             "replace it",
             hint="make it writable (chmod u+w) or remove it, or write elsewhere",
         )
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionDeniedError(
-            f"-o {path}: cannot create files in {directory}: permission denied"
+            f"{option} {path}: cannot create files in {directory}: permission denied"
         )
     return real, st
 
@@ -266,7 +266,8 @@ class OutputFile:
         except OSError as exc:
             self.discard()
             raise _io_error(where, exc) from None
-        return partial
+        # Name it beside the path as given (unless that is a symlink): messages read better.
+        return partial if self.path.is_symlink() else partial_path(self.path)
 
     def discard(self) -> None:
         """The export failed: remove the temp file, or cut a resumed `.partial` back to what its
