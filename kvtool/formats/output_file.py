@@ -214,11 +214,19 @@ class OutputFile:
         return raw
 
     def _close(self) -> None:
+        if self.in_place:
+            # A FIFO's reader may have gone (`-o fifo` read by `head`): a quiet end, as for stdout.
+            with contextlib.suppress(BrokenPipeError):
+                if self.stream is not self._raw:
+                    self.stream.close()
+                self._raw.flush()
+            with contextlib.suppress(BrokenPipeError):
+                self._raw.close()
+            return
         if self.stream is not self._raw:
             self.stream.close()
         self._raw.flush()
-        if not self.in_place:
-            os.fsync(self._raw.fileno())
+        os.fsync(self._raw.fileno())
         self._raw.close()
 
     def commit(self) -> Path:
