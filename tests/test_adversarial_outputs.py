@@ -476,6 +476,7 @@ def hostile_db(tmp_path: Path) -> Path:
         ["export", "-f", "tsv", "-q"],
         ["export", "-q"],
         ["export", "-f", "tsv", "-q", "-j", "2"],
+        ["export", "-f", "tsv", "-q", "-o", "/dev/stdout"],
         ["get", "k2"],
         ["diff", "{empty}", "-q"],
         ["get", "k1\x1b]0;owned\x07", "--value-format", "utf8"],
@@ -489,6 +490,18 @@ def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown
+
+
+def test_export_o_a_terminal_device_shows_escapes(hostile_db: Path) -> None:
+    master, slave = pty.openpty()
+    try:
+        result = run_kvtool("export", hostile_db, "-q", "-f", "tsv", "-o", os.ttyname(slave))
+        assert result.returncode == 0, result.stderr
+        shown = os.read(master, 65536).replace(b"\r\n", b"\n")
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert b"\\x1b" in shown and not _UNSAFE.search(shown), shown
 
 
 def test_a_pipe_still_gets_the_exact_bytes(hostile_db: Path) -> None:

@@ -99,6 +99,24 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
     return real, st
 
 
+def is_terminal(path: Path) -> bool:
+    """Whether `-o path` writes to a terminal (`/dev/tty`, `/dev/pts/N`, `/dev/stdout` on one):
+    then, as for stdout, control characters from the data are shown as escapes."""
+    fd = _descriptor(path)
+    if fd is not None:
+        return os.isatty(fd)
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        probe = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.isatty(probe)
+    finally:
+        os.close(probe)
+
+
 class OutputFile:
     """The sink of `export -o PATH` (see the module's rules); gzip when the name ends in .gz.
 
