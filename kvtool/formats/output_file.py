@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import logging
 import os
 import re
 import secrets
@@ -152,6 +153,14 @@ class OutputFile:
             elif resume_from is not None and partial_path(real).exists():
                 raw = self._resume(resume_from)
             else:
+                if resume_from is None and cursor_path(real).exists():
+                    logging.getLogger("kvtool").warning(
+                        "%s is a stopped export: this run starts %s anew and, if it stops "
+                        "too, replaces it (to resume it instead: --after @%s)",
+                        partial_path(path),
+                        path,
+                        cursor_path(path),
+                    )
                 raw = self._new_temp(st)
         except OSError as exc:
             raise _io_error(str(path), exc) from None
