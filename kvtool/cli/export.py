@@ -156,11 +156,13 @@ def export(
         timeout=timeout,
     )
     to_stdout = output is None or str(output) == "-"
+    terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
-        from kvtool.formats.output_file import resolve
+        from kvtool.formats.output_file import is_terminal, resolve
 
         assert output is not None
         resolve(output)  # a read-only or impossible target is refused before any work
+        terminal = is_terminal(output)
     progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
     result = run(
         db,
@@ -173,7 +175,7 @@ def export(
         progress=progress,
         flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
         workers=workers,
-        terminal=to_stdout and sys.stdout.isatty(),
+        terminal=terminal,
     )
     if result.output_closed:
         # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on
