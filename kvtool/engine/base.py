@@ -147,6 +147,10 @@ class Database(Handle, ABC):
 
     path: Path
     mode: OpenMode
+    # What the open found that RocksDB's recovery drops (files the MANIFEST does not reference,
+    # a WAL damaged before its end), one sentence each. An open raises instead of returning a
+    # database with damage unless it was asked to allow data loss.
+    damage: tuple[str, ...] = ()
 
     @property
     @abstractmethod
@@ -304,6 +308,7 @@ class Engine(ABC):
         create: bool = False,
         force: bool = False,
         io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database: ...
 
     @abstractmethod

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import Database, LiveFile, OpenMode, open_db, position
-from kvtool.errors import CorruptionError, StorageError
+from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError
 from kvtool.formats.codecs import printable
 
 _BATCH = 4096
@@ -85,8 +85,14 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
     try:
         db_cm = open_db(path, OpenMode.READ_ONLY)
     except StorageError as exc:
-        # A damaged footer or index fails at open: every SST file is opened then.
-        failure, corrupt_file, _ = _located(exc, path, None, None, [])
+        # A damaged footer or index fails at open: every SST file is opened then. Damaged
+        # metadata (a MANIFEST that lost edits, a WAL damaged mid-file) is found at open too,
+        # and its error names the damaged file already.
+        failure: StorageError
+        if isinstance(exc, DamagedDatabaseError):
+            failure, corrupt_file = exc, exc.files[0] if exc.files else None
+        else:
+            failure, corrupt_file, _ = _located(exc, path, None, None, [])
         return VerifyResult(
             str(path),
             [],
