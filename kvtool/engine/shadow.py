@@ -6,8 +6,10 @@ not writable, and needs no write permission on the files themselves. Files the e
 (config, LOG) are never linked, so they land in the shadow and vanish with it.
 
 A frozen shadow (read-only opens) also pins a view of a live database: its files are hard links
-where the filesystem allows (a file the owner deletes after that stays readable through the link),
-symlinks elsewhere, and CURRENT and the MANIFEST it names are copied, so the owner's later edits
+where the filesystem allows (a file the owner deletes after that stays readable through the link);
+elsewhere (another filesystem, a read-only mount, someone else's files) each data file is held
+open and linked as `/proc/PID/fd/N`, which opens the same file even after the owner deleted it;
+CURRENT and the MANIFEST it names are copied, so the owner's later edits
 (naming files the shadow never saw) are not read. The order makes every view consistent or a
 loud failure: data files are linked first, then the MANIFEST is copied, then the SST and blob
 files created meanwhile are linked. A WAL the MANIFEST still needs was linked before the copy;
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +38,8 @@ _NOT_LINKED = frozenset({"LOCK", "LOG", "rocksdict-config.json"})
 _COPIED = ("CURRENT", "MANIFEST-")
 # Data files that a live owner creates and deletes; linked again after the MANIFEST is copied.
 _DATA_SUFFIXES = (".sst", ".blob")
+# Pinned by an open descriptor when a hard link is not possible.
+_PINNED_SUFFIXES = (*_DATA_SUFFIXES, ".log")
 
 
 def _linkable(name: str) -> bool:
@@ -52,7 +57,12 @@ class ShadowDir:
         self.display = display if display is not None else source
         self.frozen = frozen
         self.path = Path(tempfile.mkdtemp(prefix="kvtool-ro-"))
-        self.hard_linked = 0  # how many files are pinned by a hard link (the rest are symlinks)
+        self.hard_linked = 0  # how many files are pinned by a hard link
+        self._fds: list[int] = []  # descriptors that pin files linked through /proc
+        # RocksDB opens every file too: pin by descriptor while a third of the limit is left.
+        self._fd_budget = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 3
+        if not os.path.isdir(f"/proc/{os.getpid()}/fd"):
+            self._fd_budget = 0  # not Linux: symlinks, and the engine's retries
         register_path_alias(str(self.path), str(self.display))
         try:
             self.populate()
@@ -83,6 +93,7 @@ class ShadowDir:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
         self.hard_linked = 0
+        self._close_fds()
         self.populate()
 
     def refresh(self) -> None:
@@ -101,8 +112,25 @@ class ShadowDir:
         except FileNotFoundError:
             return  # deleted by the owner since the listing: not part of this view
         except OSError:
-            pass  # another filesystem, a read-only mount, protected_hardlinks: a symlink then
+            pass  # another filesystem, a read-only mount, protected_hardlinks
+        if name.endswith(_PINNED_SUFFIXES) and len(self._fds) < self._fd_budget:
+            try:
+                fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return
+            except OSError:
+                pass
+            else:
+                self._fds.append(fd)
+                os.symlink(f"/proc/{os.getpid()}/fd/{fd}", target)
+                return
         os.symlink(source, target)
+
+    def _close_fds(self) -> None:
+        for fd in self._fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
 
     def _copy_current_and_manifest(self) -> None:
         """Copy CURRENT and the MANIFEST it names; the owner may switch to a new MANIFEST
@@ -121,4 +149,5 @@ class ShadowDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        self._close_fds()
         register_path_alias(str(self.path), None)
