@@ -191,6 +191,11 @@ class Database(Handle, ABC):
     @abstractmethod
     def live_files(self) -> list[LiveFile]: ...
 
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """The blob file (`000012.blob`) holding the value of the first record after `after`
+        (from the first record when None), when the engine can tell; for naming damage."""
+        return None
+
     @abstractmethod
     def sequence_number(self) -> int:
         """The sequence number of the last write this view holds.

@@ -51,6 +51,7 @@ from kvtool.errors import (
     StorageError,
     UsageError,
     from_native,
+    register_path_alias,
 )
 
 CONFIG_FILE = "rocksdict-config.json"
@@ -588,6 +589,48 @@ class RdictDatabase(Database):
             for f in raw
         ]
 
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """RocksDB names no file in a blob checksum error. The same database opened without its
+        blob files fails that read with "no such file" naming the blob file it needed."""
+        if self._shadow is None:
+            return None
+        probe = Path(tempfile.mkdtemp(prefix="kvtool-blobprobe-"))
+        register_path_alias(str(probe), str(self.path))
+        db: Any = None
+        it: Any = None
+        try:
+            for name in os.listdir(self._shadow.path):
+                if not name.endswith(".blob") and name not in ("LOCK", "LOG", CONFIG_FILE):
+                    os.symlink(self._shadow.path / name, probe / name)
+            access = rd.AccessType.read_only(False)
+            db = rd.Rdict(
+                str(probe), self._options, column_families=self._cf_options, access_type=access
+            )
+            view: Any = db if cf in (None, DEFAULT_CF) else db.get_column_family(cf)
+            it = view.iter(rd.ReadOptions())
+            view = None
+            if after is None:
+                it.seek_to_first()
+            else:
+                it.seek(after)
+                if it.valid() and it.key() == after:
+                    it.next()
+            if it.valid():
+                it.value()
+            it.status()
+            return None
+        except Exception as exc:
+            match = _BLOB_IN_TEXT.search(str(exc))
+            return match.group(1) if match else None
+        finally:
+            it = None
+            if db is not None:
+                with contextlib.suppress(Exception):
+                    db.close()
+            db = None
+            register_path_alias(str(probe), None)
+            shutil.rmtree(probe, ignore_errors=True)
+
     def sequence_number(self) -> int:
         try:
             return int(self._require().latest_sequence_number())
@@ -728,6 +771,7 @@ class RdictDatabase(Database):
 
 
 _SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)
+_BLOB_IN_TEXT = re.compile(r"(\d+\.blob)\b")
 
 
 def _file_number(name: str) -> int:

@@ -71,8 +71,13 @@ def _opt_int(value: str | None) -> int | None:
 
 
 def describe(path: Path) -> DbInfo:
-    """Read everything `info` shows. Read-only: the database directory is left untouched."""
-    with open_db(path, OpenMode.READ_ONLY) as db:
+    """Read everything `info` shows. Read-only: the database directory is left untouched.
+
+    A database whose metadata lost data is described as RocksDB recovers it, the loss first
+    under attention (reads and `verify` refuse it with exit 74).
+    """
+    with open_db(path, OpenMode.READ_ONLY, allow_data_loss=True) as db:
+        damage = list(db.damage)
         options = read_options_file(path)
         files = db.live_files()
         cfs: list[ColumnFamilyInfo] = []
@@ -118,6 +123,7 @@ def describe(path: Path) -> DbInfo:
         wal_bytes=sum(p.stat().st_size for p in wal),
         held_by_pid=lock_holder(path),
     )
+    info.attention.extend(f"data loss: {note}" for note in damage)
     info.attention.extend(_attention(info))
     return info
 

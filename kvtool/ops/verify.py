@@ -123,8 +123,11 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
             except StorageError as exc:
                 _read_to_damage(db, check, hasher)
                 cf_files = [f for f in files if f.column_family == name]
+                # A value in a blob file: the SST only points there, and RocksDB's message
+                # names neither.
+                blob = db.blob_file_after(name, check.last_key) if "lob" in exc.message else None
                 result.failure, result.corrupt_file, result.candidates = _located(
-                    exc, path, name, check.last_key, cf_files
+                    exc, path, name, check.last_key, cf_files, blob=blob
                 )
                 result.failed_column_family = name
                 result.last_good_key = check.last_key
@@ -179,14 +182,19 @@ def _located(
     cf: str | None,
     last_good: bytes | None,
     files: list[LiveFile],
+    *,
+    blob: str | None = None,
 ) -> tuple[StorageError, str | None, list[str]]:
     """The error rewritten to name the damaged file in the database directory and the position;
-    with the file (when known) and the candidate files (when the message named none)."""
+    with the file (when known) and the candidate files (when the message named none). `blob`
+    is the blob file that holds the damaged value, when the engine found it."""
     text = exc.message
     named = _SST_IN_TEXT.search(text)
     corrupt_file: str | None = None
     candidates: list[str] = []
-    if named:
+    if blob is not None:
+        corrupt_file = str(path / blob)
+    elif named:
         corrupt_file = str(path / named.group(1))
         text = _SST_IN_TEXT.sub(lambda m: str(path / m.group(1)), text)
     else:
