@@ -121,7 +121,7 @@ def writer_process(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen
         code = (
             "import sys\n"
             "from rocksdict import Rdict, Options\n"
-            "o, cfs = Options.load_latest(sys.argv[1], ignore_unknown_options=True)\n"
+            "o, cfs = Options.load_latest(sys.argv[1])\n"
             "db = Rdict(sys.argv[1], o, column_families=cfs)\n"
             "db.put(b'live-writer', b'wal-only')\n"
             "print('ready', flush=True)\n"

@@ -15,7 +15,7 @@ from .conftest import dir_state, make_db, require_tool, run_kvtool
 
 def ldb_scan(ldb: str, db: Path) -> list[str]:
     result = subprocess.run(
-        [ldb, f"--db={db}", "--ignore_unknown_options", "scan", "--hex"],
+        [ldb, f"--db={db}", "scan", "--hex"],
         capture_output=True,
         check=True,
     )
@@ -56,7 +56,7 @@ def test_checkpoint_keeps_data_that_is_only_in_the_wal(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         "from rocksdict import Rdict, Options\n"
-        "o, cfs = Options.load_latest(sys.argv[1], ignore_unknown_options=True)\n"
+        "o, cfs = Options.load_latest(sys.argv[1])\n"
         "db = Rdict(sys.argv[1], o, column_families=cfs)\n"
         "db.put(b'wal-only', b'2')\n"
         "os._exit(0)\n"

@@ -137,7 +137,7 @@ def test_generate_is_reproducible_and_readable_by_ldb(tmp_path: Path) -> None:
 
     scans = [
         subprocess.run(
-            [ldb, f"--db={p}", "--ignore_unknown_options", "scan", "--hex"],
+            [ldb, f"--db={p}", "scan", "--hex"],
             capture_output=True,
             check=True,
         ).stdout

@@ -13,7 +13,7 @@ from .conftest import dir_state, kvtool_executable, make_db, run_kvtool
 WRITER = """
 import sys
 from rocksdict import Rdict, Options
-o, cfs = Options.load_latest(sys.argv[1], ignore_unknown_options=True)
+o, cfs = Options.load_latest(sys.argv[1])
 db = Rdict(sys.argv[1], o, column_families=cfs)
 db.put(b'w1', b'1')
 print('ready', flush=True)

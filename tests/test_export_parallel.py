@@ -143,7 +143,7 @@ def test_a_live_writer_never_gets_two_views_mixed(big_db: Path, tmp_path: Path) 
     code = (
         "import sys, itertools\n"
         "from rocksdict import Rdict, Options, WriteBatch\n"
-        "o, cfs = Options.load_latest(sys.argv[1], ignore_unknown_options=True)\n"
+        "o, cfs = Options.load_latest(sys.argv[1])\n"
         "db = Rdict(sys.argv[1], o, column_families=cfs)\n"
         "print('ready', flush=True)\n"
         "for n in itertools.count():\n"

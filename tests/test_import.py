@@ -27,7 +27,7 @@ from .conftest import dir_state, make_db, require_tool, run_kvtool
 def ldb_scan_hex(db: Path, cf: str | None = None) -> list[tuple[bytes, bytes]]:
     """Every record of `db` as Debian's ldb (an independent reader) sees it."""
     ldb = require_tool("ldb")
-    args = [ldb, f"--db={db}", "--ignore_unknown_options", "scan", "--hex"]
+    args = [ldb, f"--db={db}", "scan", "--hex"]
     if cf:
         args.insert(2, f"--column_family={cf}")
     out = subprocess.run(args, capture_output=True, check=True).stdout.decode()

@@ -11,10 +11,11 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from kvtool.engine.base import (
     Database,
     Engine,
     EngineIterator,
+    Entity,
+    Entry,
     LiveFile,
     OpenMode,
     Record,
@@ -41,18 +44,23 @@ from kvtool.engine.damage import (
     unreferenced_tables,
     wal_files,
 )
+from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import OptionsFile
+from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
+    CorruptionError,
     DamagedDatabaseError,
     DatabaseBusyError,
     DatabaseNotFoundError,
+    KvtoolError,
+    PermissionDeniedError,
     StorageError,
+    UnavailableError,
     UsageError,
-    from_native,
     register_path_alias,
 )
+from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
 # Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
@@ -60,11 +68,48 @@ CONFIG_FILE = "rocksdict-config.json"
 NEW_DB_FORMAT_VERSION = 5
 
 
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
+
+# Block compressions this build of RocksDB cannot decompress. rocksdict 0.3.29's bundled RocksDB
+# lacks zlib: it fails on every zlib block that ldb 7.8 or RocksDB 6.14 wrote with "Corrupted
+# compressed block contents: Zlib" (tests/test_compat_matrix.py checks this claim both ways).
+UNSUPPORTED_COMPRESSIONS = ("Zlib",)
+
+
+def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
+    """The engine's error for a native exception: `errors.from_native`, except that a block this
+    build cannot decompress is what it is (unavailable, 69), not corruption."""
+    error = _status_error(exc, context=context)
+    if isinstance(error, CorruptionError):
+        for name in UNSUPPORTED_COMPRESSIONS:
+            if f"Corrupted compressed block contents: {name}" in error.message:
+                return UnavailableError(
+                    f"{context + ': ' if context else ''}the database has blocks compressed with "
+                    f"{name.lower()}, which the rocksdict engine's RocksDB build cannot decompress",
+                    hint="read it with RocksDB's own tools (e.g. `ldb`), which can",
+                )
+    return error
 
 
 def _identity(key: bytes) -> bytes:
     return key
+
+
+def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
+    """(key, columns) pairs as records: plain `(key, value)` where one default column holds it
+    all (a plain value reads as that), `(key, Entity)` otherwise.
+
+    The common batch, all plain, is told in C-level passes: column names in an entity are
+    unique, so when every name is b"" and there are as many columns as records, each record
+    has exactly its default column.
+    """
+    cells = list(chain.from_iterable(map(_second, raw)))
+    if len(cells) == len(raw) and not any(map(_first, cells)):
+        return list(zip(map(_first, raw), map(_second, cells), strict=True))
+    return [
+        (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
+        for key, cols in raw
+    ]
 
 
 class RdictIterator(EngineIterator):
@@ -80,7 +125,7 @@ class RdictIterator(EngineIterator):
     value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
     direction instead pull from rocksdict's own `items()`/`keys()` stream, one native call per
     record (about 40% less time, bench/bench_export.py). That stream ends silently on a corrupt
-    block (DESIGN, engine fact 1), so where it ends the native iterator is placed just past the last
+    block (docs/design.md, fact 1): where it ends the native iterator is placed just past the last
     record it gave and asked: a record there means the stream stopped early (raised as a
     StorageError), else `status()` raises what stopped it. A new stream starts after each seek, and
     when a read changes kind (keys/items); the view being static, every stream sees the same data.
@@ -211,7 +256,7 @@ class RdictIterator(EngineIterator):
         try:
             if stream is None or self._stream_kind != kind:
                 view = self._db._view(self._cf)
-                make = view.items if kind == "items" else view.keys
+                make = {"items": view.items, "keys": view.keys, "entities": view.entities}[kind]
                 stream = make(backwards=self._reverse, from_key=self._from, read_opt=self._opts)
                 view = make = None
                 self._stream, self._stream_kind = stream, kind
@@ -219,7 +264,7 @@ class RdictIterator(EngineIterator):
                     # A new stream starts at the last record already given (still there: the
                     # view is static): drop it.
                     out = list(islice(stream, 1))
-                    if out and (out[0][0] if kind == "items" else out[0]) == self._skip:
+                    if out and (out[0] if kind == "keys" else out[0][0]) == self._skip:
                         out.clear()
                     out += islice(stream, limit - len(out))
                 else:
@@ -231,7 +276,7 @@ class RdictIterator(EngineIterator):
         finally:
             stream = None
         if out:
-            last = out[-1][0] if kind == "items" else out[-1]
+            last = out[-1] if kind == "keys" else out[-1][0]
             self._from = self._skip = last
         if len(out) < limit:
             self._stream = None
@@ -283,6 +328,36 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = value = step = None
+        self._keep_within_lower(out, _first)
+        return out
+
+    def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
+        # rocksdict's columns come as a list of (name, value) tuples per record, a plain value
+        # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
+        if self._past_lower:
+            return []
+        if self._use_bulk(reverse):
+            records = _entries(self._bulk_read("entities", limit))
+            self._keep_within_lower(records, _first)
+            return records
+        it: Any = self._require()
+        valid = key = columns = step = None
+        try:
+            valid, key, columns = it.valid, it.key, it.columns
+            step = it.prev if reverse else it.next
+            raw: list[tuple[bytes, list[tuple[bytes, bytes]]]] = []
+            append = raw.append
+            for _ in range(limit):
+                if not valid():
+                    it.status()
+                    break
+                append((key(), columns()))
+                step()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = valid = key = columns = step = None
+        out = _entries(raw)
         self._keep_within_lower(out, _first)
         return out
 
@@ -383,6 +458,22 @@ class RdictWriteBatch(WriteBatch):
     def put(self, key: bytes, value: bytes, cf: str | None = None) -> None:
         self._require().put(key, value, self._db._cf_handle(cf))
 
+    def put_entity(self, key: bytes, entity: Entity, cf: str | None = None) -> None:
+        # rocksdict's WriteBatch.put_entity takes no column family: it writes to the batch's
+        # default one, which must be set (even for "default"); other calls name theirs (None:
+        # the batch's default), so it is put back to the real default at once.
+        native = self._require()
+        names = [name for name, _ in entity.columns]
+        values = [value for _, value in entity.columns]
+        try:
+            native.set_default_column_family(self._db._cf_handle(cf or DEFAULT_CF, named=True))
+            native.put_entity(key, names, values)
+        except Exception as exc:
+            raise from_native(exc, context="writing") from None
+        finally:
+            native.set_default_column_family(self._db._cf_handle(DEFAULT_CF, named=True))
+            del native
+
     def delete(self, key: bytes, cf: str | None = None) -> None:
         self._require().delete(key, self._db._cf_handle(cf))
 
@@ -439,8 +530,11 @@ class RdictDatabase(Database):
         shadow: ShadowDir | None,
         secondary_dir: Path | None = None,
         foreign_config: bool = False,
+        options_keeper: OptionsKeeper | None = None,
     ) -> None:
         super().__init__(native)
+        # Puts the owner's OPTIONS file back after RocksDB writes one (read-write opens only).
+        self._options_keeper = options_keeper
         # True when rocksdict's config file is ours to remove (the owner's DB did not have one).
         self._foreign_config = foreign_config
         self.path = path
@@ -469,6 +563,8 @@ class RdictDatabase(Database):
         finally:
             if self._foreign_config:
                 _remove_config(self.path)
+            if self._options_keeper is not None:
+                _restore_options(self._options_keeper)
             if self._shadow is not None:
                 self._shadow.remove()
             if self._secondary_dir is not None:
@@ -493,13 +589,16 @@ class RdictDatabase(Database):
             self._cf_views[name] = view
         return view
 
-    def _cf_handle(self, cf: str | None) -> Any:
-        if cf in (None, DEFAULT_CF):
+    def _cf_handle(self, cf: str | None, *, named: bool = False) -> Any:
+        """The native handle of `cf`; None for the default one unless `named` (some calls
+        take None as "the default", WriteBatch.set_default_column_family needs its handle)."""
+        if cf in (None, DEFAULT_CF) and not named:
             return None
-        name = cf
+        name = cf or DEFAULT_CF
         handle = self._cf_handles.get(name)
         if handle is None:
-            self._view(name)  # validates the name
+            if name != DEFAULT_CF:
+                self._view(name)  # validates the name
             handle = self._require().get_column_family_handle(name)
             self._cf_handles[name] = handle
         return handle
@@ -695,6 +794,8 @@ class RdictDatabase(Database):
         finally:
             del db
         self._cf_options[name] = opts
+        if self._options_keeper is not None:
+            _restore_options(self._options_keeper)
 
     def drop_column_family(self, name: str) -> None:
         db = self._writable()
@@ -711,6 +812,8 @@ class RdictDatabase(Database):
         finally:
             del db
         del self._cf_options[name]
+        if self._options_keeper is not None:
+            _restore_options(self._options_keeper)
 
     def compact_range(
         self,
@@ -754,6 +857,10 @@ class RdictDatabase(Database):
         if self._foreign_config:
             # rocksdict writes its config into the copy: a file the owner's database lacks.
             _remove_config(dest)
+        if self._options_keeper is not None:
+            # The copy's OPTIONS file is a hard link to the restored one, or a copy of it (another
+            # filesystem); made sure of all the same.
+            _restore_options(self._options_keeper, dest)
 
     def sst_writer(self, path: Path, cf: str | None = None) -> SstWriter:
         opts = self._cf_options.get(cf or DEFAULT_CF, self._options)
@@ -779,6 +886,17 @@ def _file_number(name: str) -> int:
     return int(digits) if digits else -1
 
 
+def _restore_options(keeper: OptionsKeeper, target: Path | None = None) -> None:
+    try:
+        keeper.restore(target)
+    except OSError as exc:
+        raise StorageError(
+            f"rewriting the OPTIONS file of {target or keeper.db_dir}: {exc}",
+            hint="its data is intact; until this succeeds, older RocksDB tools may refuse to "
+            "load its newest OPTIONS file",
+        ) from None
+
+
 def _remove_config(path: Path) -> None:
     """rocksdict writes its config on open and on CF changes, and reads it only at open: a file
     the owner's database did not have is removed again."""
@@ -800,8 +918,11 @@ def _limit_io(opts: Any, rate: int) -> None:
 
 
 def _table_options(format_version: int) -> Any:
+    """Table options for files kvtool chooses the format of: CRC32c block checksums, which every
+    RocksDB reads (9.8's default, XXH3, is "unknown checksum type 4" before 6.27)."""
     table = rd.BlockBasedOptions()
     table.set_format_version(format_version)
+    table.set_checksum_type(rd.ChecksumType.crc32c())
     return table
 
 
@@ -928,6 +1049,7 @@ def _recover(
     no process holds the database.
     """
     opts, cfs = _load_options(shadow.path)
+    _stop_at_merge_without_operator(opts)
     opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
     damage: list[str] = []
     damaged_files: list[str] = []
@@ -936,8 +1058,8 @@ def _recover(
         try:
             native = _native_open(shadow, secondary_dir, opts, cfs, _TOLERATE_TAIL)
         except Exception as exc:
-            if not str(exc).startswith("Corruption") or not wal_files(shadow.path):
-                raise
+            if not isinstance(from_native(exc), CorruptionError) or not wal_files(shadow.path):
+                raise  # (a merge operand without its operator is unavailable, not damage)
             # Is it a WAL damaged before its end? Point-in-time recovery opens those.
             try:
                 native = _native_open(shadow, secondary_dir, opts, cfs, _POINT_IN_TIME)
@@ -1017,16 +1139,69 @@ def _damaged_wals(shadow: ShadowDir, opts: Any, cfs: dict[str, Any]) -> list[str
     return out
 
 
+def _stop_at_merge_without_operator(opts: Any) -> None:
+    """Make a WAL merge record without a merge operator fail the open.
+
+    Under RocksDB's default recovery mode (point in time) such a record ends the replay there,
+    silently: a read-only view then misses every later write of the log (measured: a database of
+    100 merges and 100 puts, all in the WAL, reads as empty), and a read-write open makes the loss
+    permanent. Tolerating only a torn last record (what a crash leaves) turns it into an error,
+    which `errors.from_native` reports as exit 69.
+    """
+    opts.set_wal_recovery_mode(rd.DBRecoveryMode.tolerate_corrupted_tail_records())
+
+
+_MERGE_OPERANDS = re.compile(r"# merge operands=(\d+)")
+
+
+def _refuse_orphan_operands(db: RdictDatabase) -> RdictDatabase:
+    """Close `db` and raise UnavailableError if a column family that the engine opened without a
+    merge operator has merge operands in its SST files (its OPTIONS file is missing or says
+    nullptr): a point lookup or a reverse step onto one crashes RocksDB 9.8 (SIGSEGV, in
+    `Get` and in `items(backwards=True)`), and no read could merge them. One property per column
+    family, from table properties the open has loaded already."""
+    from kvtool.engine.format_safety import merge_operator_cfs
+
+    try:
+        with_operator = merge_operator_cfs(db.path)
+        for cf in db.column_families:
+            if cf in with_operator:
+                continue
+            listing = db.property("rocksdb.aggregated-table-properties", cf) or ""
+            found = _MERGE_OPERANDS.search(listing)
+            if found and int(found.group(1)):
+                raise UnavailableError(
+                    f"cannot open {db.path}: column family {cf!r} holds {found.group(1)} merge "
+                    "operands in its SST files, but its OPTIONS file names no merge operator",
+                    hint="open it through the application that owns it, which has its operator",
+                )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def check_database_dir(path: Path) -> None:
-    """Raise DatabaseNotFoundError unless `path` is a readable RocksDB dir; creates nothing."""
-    if not path.exists():
+    """Raise DatabaseNotFoundError unless `path` is a RocksDB dir, PermissionDeniedError (77)
+    unless this user may read it and every directory on its path; creates nothing."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise DatabaseNotFoundError(
             f"no database at {path}", hint="check the path; nothing was created"
-        )
-    if not path.is_dir():
+        ) from None
+    except PermissionError:
+        raise PermissionDeniedError(
+            f"cannot reach {path}: permission denied on a directory on its path",
+            hint="run as a user who may read it, e.g. the database's owner",
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
         raise DatabaseNotFoundError(f"{path} is not a directory", hint="give a RocksDB directory")
     if not os.access(path, os.R_OK | os.X_OK):
-        raise DatabaseNotFoundError(f"cannot read {path}: permission denied")
+        raise PermissionDeniedError(
+            f"cannot read {path}: permission denied",
+            hint="run as a user who may read it, e.g. the database's owner",
+        )
     if not (path / "CURRENT").is_file():
         raise DatabaseNotFoundError(
             f"{path} is not a RocksDB database (it has no CURRENT file)",
@@ -1059,6 +1234,9 @@ class RdictEngine(Engine):
         shadow = ShadowDir(path, frozen=mode is OpenMode.READ_ONLY)
         secondary_dir: Path | None = None
         try:
+            # Before any native open: what the engine cannot load is refused, never read (an
+            # operand met without its operator drops WAL records silently or crashes RocksDB).
+            refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
             native, opts, cfs, damage = _open_shadow(
@@ -1085,7 +1263,7 @@ class RdictEngine(Engine):
             secondary_dir=secondary_dir,
         )
         db.damage = damage
-        return db
+        return _refuse_orphan_operands(db)
 
     def _open_read_write(
         self,
@@ -1102,6 +1280,7 @@ class RdictEngine(Engine):
         if not exists and path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory")
         had_config = (path / CONFIG_FILE).exists()
+        keeper = OptionsKeeper(path)
         if exists:
             # Every write passes here: refuse what the owner's RocksDB would read differently.
             from kvtool.engine.format_safety import check_writable_safely
@@ -1111,8 +1290,11 @@ class RdictEngine(Engine):
                 # A read-write open deletes the files a damaged MANIFEST left out and drops a
                 # damaged WAL's later records for good: look first, through a read-only view.
                 # (A database another process holds is refused as busy by the open below.)
-                self.open(path, OpenMode.READ_ONLY).close()
+                # What the engine cannot read (an operator it lacks) is format safety's call.
+                with contextlib.suppress(UnavailableError):
+                    self.open(path, OpenMode.READ_ONLY).close()
             opts, cfs = _load_options(path, fallback=force)
+            _stop_at_merge_without_operator(opts)
         else:
             opts, cfs = _new_db_options(), {DEFAULT_CF: _new_cf_options(None)}
         if io_rate is not None:
@@ -1120,6 +1302,8 @@ class RdictEngine(Engine):
         try:
             native = rd.Rdict(str(path), opts, column_families=cfs)
         except Exception as exc:
+            if not had_config:  # rocksdict writes it before RocksDB refuses the open
+                _remove_config(path)
             error = from_native(exc, context=f"opening {path}")
             holder = lock_holder(path) if isinstance(error, DatabaseBusyError) else None
             if holder is not None:
@@ -1130,14 +1314,24 @@ class RdictEngine(Engine):
             raise error from None
         if not had_config:
             _remove_config(path)
-        return RdictDatabase(
-            native,
-            path=path,
-            mode=OpenMode.READ_WRITE,
-            options=opts,
-            cf_options=cfs,
-            shadow=None,
-            foreign_config=not had_config,
+        try:
+            # RocksDB wrote an OPTIONS file at open: put the owner's back at once, so that only a
+            # crash in these few milliseconds can leave it (OptionsKeeper repairs that next time).
+            _restore_options(keeper)
+        except BaseException:
+            native.close()
+            raise
+        return _refuse_orphan_operands(
+            RdictDatabase(
+                native,
+                path=path,
+                mode=OpenMode.READ_WRITE,
+                options=opts,
+                cf_options=cfs,
+                shadow=None,
+                foreign_config=not had_config,
+                options_keeper=keeper,
+            )
         )
 
     def versions(self) -> dict[str, str]:
