@@ -267,5 +267,6 @@ def test_reads_next_to_a_live_owner_never_fail(
                 failures.append((args, code, capfd.readouterr().err[-500:]))
             else:
                 capfd.readouterr()
+    print(f"{runs} runs, {len(failures)} failures")
     assert failures == [], failures
     assert runs >= len(commands) or budget <= 0

@@ -132,7 +132,7 @@ def describe(path: Path) -> DbInfo:
                     merge_operator=_merge_operator(options, name),
                 )
             )
-    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    wal = _wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -141,7 +141,7 @@ def describe(path: Path) -> DbInfo:
         sst_files=len(files),
         sst_bytes=sum(f.size for f in files),
         wal_files=len(wal),
-        wal_bytes=sum(p.stat().st_size for p in wal),
+        wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
     )
     info.attention.extend(f"data loss: {note}" for note in damage)
@@ -183,7 +183,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         for name, settings in (options.cf_options.items() if options else ())
     ]
     sst = [p for p in path.iterdir() if p.suffix == ".sst"]
-    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    wal = _wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -192,7 +192,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         sst_files=len(sst),
         sst_bytes=sum(p.stat().st_size for p in sst),
         wal_files=len(wal),
-        wal_bytes=sum(p.stat().st_size for p in wal),
+        wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
     )
     info.attention.extend(notes)
@@ -202,6 +202,18 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
     )
     info.attention.extend(_attention(info))
     return info
+
+
+def _wal_sizes(path: Path) -> list[int]:
+    """The sizes of the directory's WAL files; one a live owner deletes meanwhile is left out."""
+    sizes = []
+    for p in path.iterdir():
+        if p.suffix == ".log" and p.name[:-4].isdigit():
+            try:
+                sizes.append(p.stat().st_size)
+            except FileNotFoundError:
+                continue
+    return sizes
 
 
 def _attention(info: DbInfo) -> list[str]:
