@@ -151,6 +151,49 @@ def test_wal_with_a_torn_tail_reads_like_the_writer(wal_db: Path) -> None:
     assert run_kvtool("verify", "-q", wal_db).returncode == 0
 
 
+@pytest.fixture
+def two_wals(tmp_path: Path) -> Path:
+    """rocksdict, two column families, `default` flushed: the first WAL is still needed for
+    `b`, and a second one holds later writes; the writer dies without closing."""
+    db = tmp_path / "two-wals.db"
+    rocksdict_script(
+        """
+import os
+o = rd.Options(raw_mode=True)
+o.create_if_missing(True)
+o.create_missing_column_families(True)
+t = rd.BlockBasedOptions(); t.set_format_version(5); o.set_block_based_table_factory(t)
+db = rd.Rdict(sys.argv[1], o, column_families={"b": rd.Options(raw_mode=True)})
+b = db.get_column_family("b")
+for i in range(3000):
+    db.put(b"a%05d" % i, b"x" * 200)
+    b.put(b"b%05d" % i, b"y" * 200)
+db.flush()
+for i in range(3000):
+    db.put(b"c%05d" % i, b"z" * 200)
+sys.stdout.flush()
+os._exit(0)
+""",
+        db,
+    )
+    assert len([p for p in db.glob("*.log") if p.stat().st_size]) == 2
+    return db
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_the_damaged_one_of_two_wals_is_named(two_wals: Path, which: int) -> None:
+    wals = sorted(two_wals.glob("*.log"))
+    damaged = wals[which]
+    with damaged.open("r+b") as f:
+        f.seek(damaged.stat().st_size // 3)
+        f.write(b"\xde\xad\xbe\xef" * 8)
+    for args in (("count", "--cf", "b"), ("verify", "-q")):
+        result = run_kvtool(*args, two_wals)
+        assert result.returncode == ExitCode.IO_ERROR, (args, result.stderr)
+        line = _one_error_line(result.stderr)
+        assert str(damaged) in line and str(wals[1 - which]) not in line, line
+
+
 # -- BlobDB ---------------------------------------------------------------------------------------
 def test_verify_names_the_damaged_blob_file(tmp_path: Path) -> None:
     """Two flushes, two blob files; the second is damaged: verify names it, not an SST."""

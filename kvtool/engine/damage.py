@@ -81,9 +81,11 @@ def describe_unreferenced(display: Path, manifest: str, files: list[Unreferenced
     )
 
 
-def describe_damaged_wal(display: Path, wals: list[str]) -> str:
+def describe_damaged_wal(display: Path, wals: list[str], *, recoverable: bool = True) -> str:
     """One sentence: which WAL is damaged before its end, and what recovery would drop."""
     named = ", ".join(str(display / name) for name in wals)
+    if not recoverable:
+        return f"the WAL {named} is damaged before its end, and later WALs hold newer writes"
     return (
         f"the WAL {named} is damaged before its end: RocksDB's recovery stops at the damaged "
         "record and drops every later write in it"

@@ -1060,11 +1060,20 @@ def _recover(
         except Exception as exc:
             if not isinstance(from_native(exc), CorruptionError) or not wal_files(shadow.path):
                 raise  # (a merge operand without its operator is unavailable, not damage)
-            # Is it a WAL damaged before its end? Point-in-time recovery opens those.
+            # Is it a WAL damaged before its end? Point-in-time recovery opens those, unless
+            # a later WAL holds writes (then RocksDB refuses in every mode but skipping).
             try:
                 native = _native_open(shadow, secondary_dir, opts, cfs, _POINT_IN_TIME)
             except Exception:
-                raise exc from None
+                wals = _damaged_wals(shadow, opts, cfs, single=False)
+                if not wals:
+                    raise exc from None
+                raise DamagedDatabaseError(
+                    f"{describe_damaged_wal(path, wals, recoverable=False)} ({exc})",
+                    files=tuple(str(path / name) for name in wals),
+                    hint="restore it from a copy; RocksDB cannot open it in its default "
+                    "recovery mode either",
+                ) from None
             wals = _damaged_wals(shadow, opts, cfs) or wal_files(shadow.path)
             damage.append(describe_damaged_wal(path, wals))
             damaged_files.extend(str(path / name) for name in wals)
@@ -1113,30 +1122,35 @@ def _native_open(
     return rd.Rdict(str(where), opts, column_families=cfs, access_type=access)
 
 
-def _damaged_wals(shadow: ShadowDir, opts: Any, cfs: dict[str, Any]) -> list[str]:
+def _damaged_wals(
+    shadow: ShadowDir, opts: Any, cfs: dict[str, Any], *, single: bool = True
+) -> list[str]:
     """The WALs that fail recovery on their own: each is opened next to the rest of the shadow
-    (links to its files) without the other WALs."""
+    (links to its files) without the other WALs. A lone WAL is the one (`single`) when the
+    caller knows a WAL is to blame; else the shadow must first open with no WAL at all."""
     wals = wal_files(shadow.path)
-    if len(wals) < 2:
+    if single and len(wals) < 2:
         return wals
-    out: list[str] = []
-    for wal in wals:
+
+    def fails_with(kept: list[str]) -> bool:
         probe = Path(tempfile.mkdtemp(prefix="kvtool-walprobe-"))
         try:
             for name in os.listdir(shadow.path):
-                if (name not in wals or name == wal) and name not in ("LOCK", "LOG", CONFIG_FILE):
+                if (name not in wals or name in kept) and name not in ("LOCK", "LOG", CONFIG_FILE):
                     os.symlink(shadow.path / name, probe / name)
             try:
                 db = _native_open(shadow, None, opts, cfs, _TOLERATE_TAIL, directory=probe)
             except Exception as exc:
-                if str(exc).startswith("Corruption"):
-                    out.append(wal)
-            else:
-                db.close()
-                del db
+                return str(exc).startswith("Corruption")
+            db.close()
+            del db
+            return False
         finally:
             shutil.rmtree(probe, ignore_errors=True)
-    return out
+
+    if not single and fails_with([]):
+        return []  # the damage is not in a WAL
+    return [wal for wal in wals if fails_with([wal])]
 
 
 def _stop_at_merge_without_operator(opts: Any) -> None:
