@@ -23,6 +23,7 @@ from kvtool.engine.base import (
     position,
 )
 from kvtool.engine.handles import TRACER, Handle, HandleClosedError
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
 ENGINES = ("rocksdict",)
@@ -100,10 +101,13 @@ def open_db(
 
 
 __all__ = [
+    "BYTEWISE",
     "DAMAGE_POLICY",
     "DEFAULT_CF",
+    "REVERSE_BYTEWISE",
     "TRACER",
     "Bottommost",
+    "Bounds",
     "Database",
     "Engine",
     "EngineIterator",
@@ -111,6 +115,7 @@ __all__ = [
     "Entry",
     "Handle",
     "HandleClosedError",
+    "KeyOrder",
     "LiveFile",
     "OpenMode",
     "Record",
@@ -118,6 +123,7 @@ __all__ = [
     "SstWriter",
     "WriteBatch",
     "get_engine",
+    "key_order",
     "open_db",
     "position",
 ]

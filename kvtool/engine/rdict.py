@@ -45,6 +45,7 @@ from kvtool.engine.damage import (
     wal_files,
 )
 from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
+from kvtool.engine.keyorder import BYTEWISE, KeyOrder, key_order
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
@@ -113,13 +114,16 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
 
 
 class RdictIterator(EngineIterator):
-    """A bounded iterator. The upper bound is native; the lower bound is kept here.
+    """A bounded iterator. An exclusive upper bound is native; the others are kept here.
 
     rocksdict 0.3.29's `ReadOptions.set_iterate_lower_bound` sets the *upper* bound instead (a
     lone lower bound hides every key at or after it; next to an upper bound it is overridden), so
-    it is never called. Forward reads start at `lower` (the seeks clamp to it) and keys only grow;
-    reverse reads are cut where they cross it, one compare per batch, and the iterator then
-    counts as past its end until the next seek, as a native bound would leave it.
+    it is never called. Forward reads start at `lower` (the seeks clamp to it, and step over it
+    when it is open) and keys only grow; reverse reads are cut where they cross it, one compare
+    per batch, and the iterator then counts as past its end until the next seek, as a native
+    bound would leave it. A closed upper bound (a prefix under a reverse order) has no native
+    form: reverse reads start at it and forward reads are cut the same way. Every comparison is
+    the column family's key order (kvtool.engine.keyorder), never Python's bytes order.
 
     Bulk reads. Stepping an `RdictIter` from Python costs four native calls per record (valid, key,
     value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
@@ -143,11 +147,19 @@ class RdictIterator(EngineIterator):
         cf: str | None = None,
         opts: Any = None,
         static: bool = False,
+        order: KeyOrder = BYTEWISE,
+        lower_open: bool = False,
+        upper: bytes | None = None,
     ) -> None:
         super().__init__(native, owner)
         self._db = owner
         self._lower = lower
-        self._past_lower = False
+        self._lower_open = lower_open and lower is not None
+        self._upper = upper  # a closed upper bound (an open one is native)
+        # Past a bound (cut by a read, or positioned outside): reads give nothing until a seek.
+        self._past_bound = False
+        self._order = order
+        self._outside = _outside_test(order, lower, self._lower_open, upper)
         self._cf = cf
         self._opts = opts
         self._bulk = static
@@ -169,55 +181,84 @@ class RdictIterator(EngineIterator):
         self._stream = None
         self._reverse, self._from, self._skip = reverse, key, None
         self._ended = False
-        self._past_lower = False
+        self._past_bound = False
         self._stepping = not self._bulk
 
     def seek_to_first(self) -> None:
+        lower = self._lower
         if self._bulk:
             self._require()
-            return self._bulk_seek(False, self._lower)
-        if self._lower is None:
+            self._bulk_seek(False, lower)
+            if self._lower_open:
+                self._skip = lower  # an open lower bound: its own record is not in range
+            return
+        if lower is None:
             self._call("seek_to_first")
-        else:
-            self._call("seek", self._lower)
+            return
+        self._call("seek", lower)
+        if self._lower_open:
+            self._step_over(lower)
 
     def seek_to_last(self) -> None:
+        if self._upper is not None:  # closed: the last key is at most the bound itself
+            return self.seek_for_prev(self._upper)
         if self._bulk:
             self._require()
             return self._bulk_seek(True, None)
         self._call("seek_to_last")
 
     def seek(self, key: bytes) -> None:
-        if self._lower is not None and key < self._lower:
-            key = self._lower
+        lower = self._lower
+        if lower is not None and (key == lower or self._order.lt(key, lower)):
+            return self.seek_to_first()  # at or below the lower bound: clamp to it
         if self._bulk:
             self._require()
             return self._bulk_seek(False, key)
         self._call("seek", key)
 
     def seek_for_prev(self, key: bytes) -> None:
+        upper = self._upper
+        if upper is not None and not self._order.lt(key, upper):
+            key = upper  # at or above the closed upper bound: clamp to it
         if self._bulk:
             self._require()
             return self._bulk_seek(True, key)
         self._call("seek_for_prev", key)
 
     def _call(self, name: str, *args: Any) -> None:
-        self._past_lower = False
+        self._past_bound = False
         try:
             getattr(self._require(), name)(*args)
         except Exception as exc:
             raise from_native(exc) from None
 
-    def _keep_within_lower(self, out: list[Any], key: Callable[[Any], bytes]) -> None:
-        """Drop the tail of `out` (read in one direction) that lies below the lower bound."""
-        lower = self._lower
-        if lower is None or not out or (key(out[0]) >= lower and key(out[-1]) >= lower):
+    def _step_over(self, key: bytes) -> None:
+        """After a native seek to `key`: step past a record with exactly that key."""
+        it: Any = self._require()
+        try:
+            if it.valid() and it.key() == key:
+                it.next()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = None
+
+    def _keep_within(self, out: list[Any], key: Callable[[Any], bytes]) -> None:
+        """Drop the tail of `out` (read in one direction) that lies outside the bounds kept here.
+
+        Started inside, a read in one direction leaves the range once and for good, so two
+        compares per batch tell whether anything is cut, and a bisection where.
+        """
+        outside = self._outside
+        if outside is None or not out:
             return
-        self._past_lower = True
-        if key(out[0]) < lower:  # positioned below it (seek_for_prev, seek_to_last): nothing
+        if not outside(key(out[0])) and not outside(key(out[-1])):
+            return
+        self._past_bound = True
+        if outside(key(out[0])):  # positioned outside (a seek past a bound): nothing
             out.clear()
-        else:  # a reverse read crossed it: keys fall, so the outside ones are a tail
-            del out[bisect_left(out, True, key=lambda item: key(item) < lower) :]
+        else:
+            del out[bisect_left(out, True, key=lambda item: outside(key(item))) :]
 
     # -- bulk reads -------------------------------------------------------------------------------
     def _use_bulk(self, reverse: bool) -> bool:
@@ -249,7 +290,7 @@ class RdictIterator(EngineIterator):
 
     def _bulk_read(self, kind: str, limit: int) -> list[Any]:
         """Up to `limit` items or keys from the stream at the bulk position."""
-        if self._ended or self._past_lower or limit <= 0:
+        if self._ended or self._past_bound or limit <= 0:
             return []
         self._require()
         stream = self._stream
@@ -291,8 +332,8 @@ class RdictIterator(EngineIterator):
         try:
             if it.valid():
                 key = it.key()
-                if self._reverse and self._lower is not None and key < self._lower:
-                    return
+                if self._outside is not None and self._outside(key):
+                    return  # the stream ended where the range does: the rest is out of range
                 raise StorageError(
                     f"reading: the read stopped early, before key {key!r}, with no error status",
                     hint="run it again; if it recurs, run `kvtool verify`",
@@ -305,11 +346,11 @@ class RdictIterator(EngineIterator):
 
     # -- reads ------------------------------------------------------------------------------------
     def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             records: list[Record] = self._bulk_read("items", limit)
-            self._keep_within_lower(records, _first)
+            self._keep_within(records, _first)
             return records
         it: Any = self._require()
         valid = key = value = step = None
@@ -328,17 +369,17 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = value = step = None
-        self._keep_within_lower(out, _first)
+        self._keep_within(out, _first)
         return out
 
     def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
         # rocksdict's columns come as a list of (name, value) tuples per record, a plain value
         # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             records = _entries(self._bulk_read("entities", limit))
-            self._keep_within_lower(records, _first)
+            self._keep_within(records, _first)
             return records
         it: Any = self._require()
         valid = key = columns = step = None
@@ -358,15 +399,15 @@ class RdictIterator(EngineIterator):
         finally:
             it = valid = key = columns = step = None
         out = _entries(raw)
-        self._keep_within_lower(out, _first)
+        self._keep_within(out, _first)
         return out
 
     def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             keys: list[bytes] = self._bulk_read("keys", limit)
-            self._keep_within_lower(keys, _identity)
+            self._keep_within(keys, _identity)
             return keys
         it: Any = self._require()
         valid = key = step = None
@@ -385,11 +426,11 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = step = None
-        self._keep_within_lower(out, _identity)
+        self._keep_within(out, _identity)
         return out
 
     def count(self, limit: int, *, reverse: bool = False) -> int:
-        if self._past_lower:
+        if self._past_bound:
             return 0
         if not self._stepping:
             if self._ended:
@@ -399,8 +440,11 @@ class RdictIterator(EngineIterator):
             self._place_native()
             self._stepping = True
             self._stream = None
-        if self._lower is not None and (reverse or self._starts_below_lower()):
-            # Reverse steps must look at each key to stop at the bound.
+        if self._outside is not None and (
+            (self._lower is not None if reverse else self._upper is not None)
+            or self._starts_outside()
+        ):
+            # Steps towards a bound kept here must look at each key to stop at it.
             return len(self.read_keys(limit, reverse=reverse))
         it: Any = self._require()
         valid = step = None
@@ -419,16 +463,35 @@ class RdictIterator(EngineIterator):
         finally:
             it = valid = step = None
 
-    def _starts_below_lower(self) -> bool:
+    def _starts_outside(self) -> bool:
         it: Any = self._require()
         try:
-            if it.valid() and self._lower is not None and it.key() < self._lower:
-                self._past_lower = True
-            return self._past_lower
+            if it.valid() and self._outside is not None and self._outside(it.key()):
+                self._past_bound = True
+            return self._past_bound
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             it = None
+
+
+def _outside_test(
+    order: KeyOrder, lower: bytes | None, lower_open: bool, upper: bytes | None
+) -> Callable[[bytes], bool] | None:
+    """A test for keys outside the bounds an iterator keeps itself (None: it keeps none)."""
+    if lower is None and upper is None:
+        return None
+    lt = order.lt  # an unknown order raises here: no bound can be kept without it
+    if upper is None:
+        assert lower is not None
+        if lower_open:
+            return lambda key: not lt(lower, key)
+        return lambda key: lt(key, lower)
+    if lower is None:
+        return lambda key: lt(upper, key)
+    if lower_open:
+        return lambda key: not lt(lower, key) or lt(upper, key)
+    return lambda key: lt(key, lower) or lt(upper, key)
 
 
 class RdictSnapshot(Snapshot):
@@ -547,6 +610,7 @@ class RdictDatabase(Database):
         self._cf_views: dict[str, Any] = {}
         self._cf_handles: dict[str, Any] = {}
         self._background_cancelled = False
+        self._key_orders: dict[str, KeyOrder] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _close_native(self, native: Any) -> None:
@@ -632,6 +696,8 @@ class RdictDatabase(Database):
         *,
         lower: bytes | None = None,
         upper: bytes | None = None,
+        lower_open: bool = False,
+        upper_closed: bool = False,
         verify_checksums: bool = True,
         fill_cache: bool = False,
         readahead: int = 0,
@@ -639,11 +705,17 @@ class RdictDatabase(Database):
         opts = rd.ReadOptions()
         opts.set_verify_checksums(verify_checksums)
         opts.fill_cache(fill_cache)  # type: ignore[call-arg]  # the stub omits the flag
+        # Seeks ignore any prefix extractor's bloom filters: with them a seek skips every file
+        # whose filter rejects the seek key's prefix (silently fewer records). The bulk streams
+        # read with these options too (measured: they honour it).
+        opts.set_total_order_seek(True)
         if readahead:
             opts.set_readahead_size(readahead)
-        # The lower bound is RdictIterator's job (see there); never set_iterate_lower_bound.
-        if upper is not None:
+        # The lower bound and a closed upper bound are RdictIterator's job (see there); never
+        # set_iterate_lower_bound.
+        if upper is not None and not upper_closed:
             opts.set_iterate_upper_bound(upper)
+        order = self.key_order(cf)
         try:
             return RdictIterator(
                 self._view(cf).iter(opts),
@@ -652,9 +724,19 @@ class RdictDatabase(Database):
                 cf=cf,
                 opts=opts,
                 static=self.mode is OpenMode.READ_ONLY,
+                order=order,
+                lower_open=lower_open,
+                upper=upper if upper_closed else None,
             )
         except Exception as exc:
             raise from_native(exc) from None
+
+    def key_order(self, cf: str | None = None) -> KeyOrder:
+        name = cf or DEFAULT_CF
+        order = self._key_orders.get(name)
+        if order is None:
+            order = self._key_orders[name] = key_order(self.path, name)
+        return order
 
     def property(self, name: str, cf: str | None = None) -> str | None:
         try:
