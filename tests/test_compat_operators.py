@@ -268,7 +268,6 @@ def merge_app_options_say_none(tmp: Path) -> Owner:
 
 UNLOADABLE: dict[str, Callable[[Path], Owner]] = {
     "merge-app": merge_app,
-    "merge-app-full": merge_app_full,
     "merge-app-in-one-cf": merge_app_in_one_cf,
     "merge-app-wal-only": merge_app_wal_only,
     "comparator-app": comparator_app,
@@ -403,6 +402,21 @@ def test_the_layouts_hold_unmerged_operands_in_sst_files_and_in_the_wal(tmp_path
     assert owner.read(read_only=True)["default"] == [(k, b"c0|c1000|c2000") for k in KEYS]
 
 
+def test_an_operator_through_the_full_merge_interface_is_refused_alike(
+    built: Callable[[str], tuple[Owner, dict[str, list[Record]]]], tmp_path: Path
+) -> None:
+    """python-rocksdb's IMergeOperator (full and partial merges) under the same name: the same
+    refusals as the associative one, and the owner loses nothing."""
+    pristine, expected = built("merge_app_full")
+    assert expected["default"] == [(k, b"c0|c1000|c2000") for k in KEYS]
+    owner = _copy(pristine, tmp_path)
+    before = dir_state(owner.path)
+    for args in (READS["get"], READS["export-reverse"], _with_force(WRITES["put"])):
+        _assert_unavailable(_run(args, owner.path, tmp_path), owner)
+    assert dir_state(owner.path) == before
+    assert owner.read() == expected
+
+
 WRITES = {
     "put": ["put", "{db}", "k001", "new"],
     "delete": ["delete", "{db}", "k002"],
@@ -457,7 +471,7 @@ def stringappend(tmp: Path) -> Owner:
     return _owner(tmp, {"cfs": {"default": {"merge": "stringappend"}}, "phases": phases})
 
 
-MAKERS.update(uint64add=uint64add, stringappend=stringappend)
+MAKERS.update(uint64add=uint64add, stringappend=stringappend, merge_app_full=merge_app_full)
 BUILTIN: dict[str, tuple[Callable[[Path], Owner], bytes, Callable[[bytes, bytes], bytes]]] = {
     # case: (writer, the merged value of every key, the operator applied to (existing, operand))
     "uint64add": (
@@ -560,3 +574,23 @@ def test_builtin_operators_are_written_and_the_owner_reads_every_merged_value(
         if write == "cf-create":
             assert got["more"] == []
     assert list((tmp_path / "tmpdir").iterdir()) == []
+
+
+def test_a_copy_replays_its_own_wal_not_the_originals(tmp_path: Path) -> None:
+    """RocksDB 6.14 records the directory it wrote as `wal_dir` in the OPTIONS file: in a copy,
+    that names the original. Reading the copy must read the copy's WAL, and writing to it must
+    leave the original alone (before: `put COPY` replaced ORIGINAL's WAL)."""
+    (tmp_path / "a").mkdir()
+    original = uint64add(tmp_path / "a")
+    copy = _copy(original, tmp_path / "b")
+    assert f"wal_dir={original.path}" in next(copy.path.glob("OPTIONS-*")).read_text()
+    # The original's owner goes on: one more operand per key, in the original's WAL only.
+    phases = [[["merge", "default", k.hex(), _u64(1).hex()] for k in KEYS]]
+    rocksdb614(_OWNER_614 + _WRITE, original.path, json.dumps({**original.plan, "phases": phases}))
+    before = dir_state(original.path)
+    assert _export(copy.path, tmp_path) == [(k, _u64(3000)) for k in KEYS]
+    result = _run(["put", "--value-format", "hex", "{db}", "x", "00"], copy.path, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert dir_state(original.path) == before
+    assert dict(copy.read()["default"])[b"k000"] == _u64(3000)
+    assert original.read()["default"] == [(k, _u64(3001)) for k in KEYS]
