@@ -10,9 +10,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
+import orjson
+
+from kvtool.engine.base import Entity
 from kvtool.formats.codecs import printable
 from kvtool.formats.jsonl import Record, Render, jsonl_renderer
-from kvtool.formats.records import FieldFormat, encoder
+from kvtool.formats.records import FieldCounts, FieldFormat, encoder
 
 
 class OutputFormat(str, enum.Enum):
@@ -34,12 +37,23 @@ def text_encoder(fmt: FieldFormat | str, *, for_table: bool = False) -> TextEnco
             return lambda data: printable(data, limit=1 << 30)
         return lambda data: data.decode("utf-8", errors="backslashreplace")
     if fmt is FieldFormat.JSON:
-        import orjson
-
         encode_json = encoder(fmt)
         return lambda data: orjson.dumps(encode_json(data)).decode()
     encode = encoder(fmt)
     return lambda data: str(encode(data))
+
+
+def value_cell(ek: TextEncoder, ev: TextEncoder) -> Callable[[bytes | Entity], str]:
+    """A value's text cell; a wide-column entity's is its columns as one compact JSON object,
+    `{"name": "value", ...}`, names spelled like keys and values like values."""
+
+    def cell(value: bytes | Entity) -> str:
+        if type(value) is Entity:
+            columns = {ek(name): ev(data) for name, data in value.columns}
+            return orjson.dumps(columns).decode()
+        return ev(value)  # type: ignore[arg-type]  # bytes, the type test above says
+
+    return cell
 
 
 def _tsv_escape(text: str) -> str:
@@ -53,14 +67,17 @@ def renderer(
     value_format: FieldFormat | str = FieldFormat.AUTO,
     *,
     keys_only: bool = False,
+    counts: FieldCounts | None = None,
 ) -> Render:
-    """A function turning a batch into bytes of `fmt` (not `table`: see `render_table`)."""
+    """A function turning a batch into bytes of `fmt` (not `table`: see `render_table`);
+    `counts` collects what the json value format wrapped (jsonl)."""
     fmt = OutputFormat(fmt)
     if fmt is OutputFormat.JSONL:
-        return jsonl_renderer(key_format, value_format, keys_only=keys_only)
+        return jsonl_renderer(key_format, value_format, keys_only=keys_only, counts=counts)
     if fmt is OutputFormat.TABLE:
         raise ValueError("a table is rendered a page at a time: use render_table")
-    ek, ev = text_encoder(key_format), text_encoder(value_format)
+    ek = text_encoder(key_format)
+    ev = value_cell(ek, text_encoder(value_format))
     if fmt is OutputFormat.TSV:
 
         def render_tsv(batch: Sequence[Record]) -> bytes:
@@ -101,7 +118,7 @@ def render_table(
 ) -> str:
     """A page of records as an aligned two-column table, cells cut to fit `width` columns."""
     ek = text_encoder(key_format, for_table=True)
-    ev = text_encoder(value_format, for_table=True)
+    ev = value_cell(ek, text_encoder(value_format, for_table=True))
     keys = [_one_line(ek(k)) for k, _ in records]
     if keys_only:
         head = ["KEY", *keys]

@@ -13,7 +13,7 @@ from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StorageError
 from kvtool.formats.jsonl import Render
 from kvtool.formats.output_file import OutputFile
-from kvtool.formats.records import FieldFormat
+from kvtool.formats.records import FieldCounts, FieldFormat
 from kvtool.formats.writers import (
     OutputFormat,
     RecordWriter,
@@ -94,7 +94,16 @@ def export(
     a terminal, so control characters from the data are shown as escapes, never sent raw.
     """
     keep_freed_memory()
-    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
+    # The json value format counts the values it wraps (not JSON) for the stats; the count is
+    # kept in this process, so such a run is read by one process.
+    counts = None
+    if (
+        FieldFormat(value_format) is FieldFormat.JSON
+        and OutputFormat(fmt) is OutputFormat.JSONL
+        and not spec.keys_only
+    ):
+        counts = FieldCounts()
+    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only, counts=counts)
     if terminal:
         render = terminal_safe_render(render)
     options = {
@@ -105,6 +114,8 @@ def export(
     }
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
     count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    if counts is not None:
+        count = 1
     if count > 1:
         result = _export_parallel(
             Path(db_path),
@@ -177,8 +188,9 @@ def export(
         written: Path | None = None
         if target is not None:
             written = target.keep_partial(cursor) if stopped is not None else target.commit()
+    extra = {"values_not_json": counts.not_json} if counts is not None else {}
     return ExportResult(
-        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor),
+        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor, **extra),
         cursor=cursor,
         stopped=stopped,
         output=written,

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Database, LiveFile, OpenMode, open_db
+from kvtool.engine import Database, Entry, LiveFile, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -403,10 +403,13 @@ class _Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
+                    batch: list[Entry]
                     if spec.keys_only:
                         batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
+                    elif spec.columns:  # every column of wide-column entities
+                        batch = it.read_entries(_BATCH, reverse=reverse)
                     else:
-                        batch = it.read_batch(_BATCH, reverse=reverse)
+                        batch = list(it.read_batch(_BATCH, reverse=reverse))
                     if not batch:
                         break
                     data = render(batch)
@@ -555,10 +558,11 @@ def _mend(
                 it.seek_for_prev(torn.first)
             else:
                 it.seek(torn.first)
+            batch: list[Entry]
             if spec.keys_only:
                 batch = [(k, b"") for k in it.read_keys(torn.records, reverse=reverse)]
             else:
-                batch = it.read_batch(torn.records, reverse=reverse)
+                batch = it.read_entries(torn.records, reverse=reverse)
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
