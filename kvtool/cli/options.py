@@ -65,9 +65,12 @@ Force = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Write even when kvtool cannot preserve the database's format (a custom comparator, "
-        "merge operator, compaction filter or prefix extractor, or options its RocksDB cannot "
-        "load); without it such a write is refused with exit 2.",
+        help="Write even when kvtool's RocksDB cannot keep one of the database's format settings "
+        "exactly (a compaction filter, prefix extractor or table option it cannot restore, an "
+        "OPTIONS file that is missing, cannot be loaded or comes from a newer RocksDB); without "
+        "it such a write is refused with exit 2. It never overrides a loss of data: a comparator "
+        "or merge operator kvtool cannot load (the owner's merge operands or key order would be "
+        "lost) is refused with exit 69, with or without --force.",
     ),
 ]
 

@@ -1024,6 +1024,32 @@ def _new_cf_options(like: Any | None) -> Any:
     return opts
 
 
+def _keep_wal_with_database(opts: Any, path: Path) -> None:
+    """Replay the WAL files of the directory opened, not those of the one the OPTIONS file names.
+
+    RocksDB 6.14 records `wal_dir` as the absolute path the database was created at (it fills in
+    the default), so in a copy the OPTIONS file names the original's directory. Taken as it is, a
+    read of the copy replays the original's WAL, and a write to the copy replaces the original's
+    WAL (measured: `kvtool put COPY` deleted ORIGINAL/000009.log). When the directory has WAL files
+    of its own, or `wal_dir` is a database directory (it holds CURRENT), the WAL lives with the
+    database; only a separate WAL directory is honoured.
+    """
+    from kvtool.engine.options_file import read_options_file
+
+    try:
+        parsed = read_options_file(path)
+        wal_dir = parsed.db_options.get("wal_dir", "") if parsed else ""
+        if not wal_dir:
+            return
+        has_own_wal = any(
+            name.endswith(".log") and name[:-4].isdigit() for name in os.listdir(path)
+        )
+        if has_own_wal or (Path(wal_dir) / "CURRENT").exists():
+            opts.set_wal_dir(str(path))
+    except OSError:
+        return
+
+
 def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str, Any]]:
     """The database's own options from its newest OPTIONS file, or defaults if it has none.
 
@@ -1034,6 +1060,7 @@ def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str,
     """
     try:
         opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
+        _keep_wal_with_database(opts, path)
         # rocksdict returns a hash map: order it, default first, for stable listings.
         return opts, {name: cfs[name] for name in sorted(cfs, key=lambda n: (n != DEFAULT_CF, n))}
     except Exception as exc:
