@@ -1,0 +1,340 @@
+"""The owner's own tools still open a database after every kvtool write (issue 9, items 7 and 8).
+
+For databases written by ldb 7.8 (`ldb load`), by RocksDB 6.14 (`import rocksdb`) and by kvtool
+itself, every writing command runs in turn; after each one the writer's own version reopens the
+database with no extra flags (plain `ldb scan` and `ldb dump`; RocksDB 6.14 read-write, and its
+own `LoadLatestOptions`) and reads every record, compared with the expected state kept here, as
+db_stress does. A database kvtool creates must open in both ldb 7.8 and RocksDB 6.14.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .conftest import IN_CI, require_tool, run_kvtool
+
+# Column family name -> its records: the state every owner's reader must find.
+State = dict[str, dict[bytes, bytes]]
+
+
+def require_rocksdb614() -> None:
+    """Skip without the RocksDB 6.14 binding (faust-streaming-rocksdb), but fail under CI."""
+    probe = subprocess.run([sys.executable, "-c", "import rocksdb"], capture_output=True)
+    if probe.returncode != 0:
+        message = "import rocksdb (faust-streaming-rocksdb, RocksDB 6.14) is not installed"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+# -- the writers --------------------------------------------------------------------------------
+
+
+def ldb_create(db: Path, records: dict[bytes, bytes]) -> None:
+    lines = "".join(f"0x{k.hex().upper()} ==> 0x{v.hex().upper()}\n" for k, v in records.items())
+    subprocess.run(
+        [require_tool("ldb"), f"--db={db}", "--create_if_missing", "load", "--hex"],
+        input=lines.encode(),
+        capture_output=True,
+        check=True,
+    )
+
+
+_R614_CREATE = """
+import json, sys, rocksdb
+db = rocksdb.DB(sys.argv[1], rocksdb.Options(create_if_missing=True))
+records = json.loads(sys.argv[2])
+for k, v in records[: len(records) // 2]:
+    db.put(bytes.fromhex(k), bytes.fromhex(v))
+db.compact_range()  # half in SST files, half only in the WAL
+for k, v in records[len(records) // 2 :]:
+    db.put(bytes.fromhex(k), bytes.fromhex(v))
+db.close()
+"""
+
+
+def r614_create(db: Path, records: dict[bytes, bytes]) -> None:
+    require_rocksdb614()
+    pairs = json.dumps([[k.hex(), v.hex()] for k, v in records.items()])
+    result = run_python(_R614_CREATE, str(db), pairs)
+    assert result.returncode == 0, result.stderr
+
+
+def kvtool_create(db: Path, records: dict[bytes, bytes]) -> None:
+    lines = "".join(
+        json.dumps({"key": k.hex(), "value": v.hex()}) + "\n" for k, v in records.items()
+    )
+    result = run_kvtool(
+        "import", "-q", "--create", "--key-format", "hex", "--value-format", "hex", db,
+        input=lines.encode(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+
+
+# -- the owners' readers ------------------------------------------------------------------------
+
+
+def ldb(db: Path, *args: str) -> str:
+    """Plain ldb 7.8: no --ignore_unknown_options, so it loads the newest OPTIONS file strictly."""
+    result = subprocess.run(
+        [require_tool("ldb"), f"--db={db}", *args], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "Failed" not in result.stdout, (
+        f"ldb {' '.join(args)}: {result.stdout[-300:]}{result.stderr[-300:]}"
+    )
+    return result.stdout
+
+
+def _hex_pairs(text: str, sep: str) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for line in text.splitlines():
+        if sep in line:
+            key, _, value = line.partition(sep)
+            out[bytes.fromhex(key.strip()[2:])] = bytes.fromhex(value.strip()[2:])
+    return out
+
+
+def ldb_read(db: Path) -> State:
+    """Every column family through `ldb scan`, checked against `ldb dump` (its own count too)."""
+    listing = ldb(db, "list_column_families")
+    names = re.search(r"\{(.*)\}", listing)
+    assert names is not None, listing
+    state: State = {}
+    for cf in (n.strip() for n in names.group(1).split(",")):
+        scanned = _hex_pairs(ldb(db, f"--column_family={cf}", "scan", "--hex"), " : ")
+        dumped = ldb(db, f"--column_family={cf}", "dump", "--hex")
+        assert _hex_pairs(dumped, " ==> ") == scanned, f"ldb dump and scan differ in {cf}"
+        assert f"Keys in range: {len(scanned)}" in dumped
+        state[cf] = scanned
+    return state
+
+
+_R614_READ = """
+import json, sys, rocksdb
+path, read_only = sys.argv[1], sys.argv[2] == "ro"
+names = rocksdb.list_column_families(path, rocksdb.Options())
+cfs = {n: rocksdb.ColumnFamilyOptions() for n in names if n != b"default"}
+db = rocksdb.DB(path, rocksdb.Options(), column_families=cfs, read_only=read_only)
+state = {}
+for name in names:
+    it = db.iteritems(None if name == b"default" else db.get_column_family(name))
+    it.seek_to_first()
+    # A column family's iterator yields ((handle, key), value).
+    rows = ((k[1] if isinstance(k, tuple) else k, v) for k, v in it)
+    state[name.decode()] = [[k.hex(), v.hex()] for k, v in rows]
+    del it
+db.close()
+print(json.dumps(state))
+"""
+
+
+def r614_read(db: Path, mode: str = "rw") -> State:
+    """RocksDB 6.14 opens it (read-write by default, as its owner would) and reads every CF."""
+    require_rocksdb614()
+    result = run_python(_R614_READ, str(db), mode)
+    assert result.returncode == 0, f"RocksDB 6.14 ({mode}): {result.stderr[-500:]}"
+    raw = json.loads(result.stdout)
+    return {cf: {bytes.fromhex(k): bytes.fromhex(v) for k, v in kv} for cf, kv in raw.items()}
+
+
+# RocksDB 6.14's own LoadLatestOptions, called in the library the `rocksdb` wheel bundles (its
+# Python API has no options loading): the loader that ldb and RocksJava's OptionsUtil use.
+_R614_LOAD_OPTIONS = r"""
+import ctypes, glob, os, struct, sys
+import rocksdb
+site = os.path.dirname(os.path.dirname(rocksdb.__file__))
+libs = os.path.join(site, "faust_streaming_rocksdb.libs")
+lib = ctypes.CDLL(glob.glob(os.path.join(libs, "librocksdb-*.so.6.14*"))[0])
+path = sys.argv[1].encode()
+# libstdc++'s pre-C++11 std::string: a pointer to the characters, after {length, capacity, refs}.
+rep = ctypes.create_string_buffer(struct.pack("QQi4x", len(path), len(path), 0) + path + b"\0")
+string = ctypes.c_void_p(ctypes.addressof(rep) + 24)
+lib._ZN7rocksdb3Env7DefaultEv.restype = ctypes.c_void_p
+db_options = ctypes.create_string_buffer(1 << 16)
+lib._ZN7rocksdb9DBOptionsC1Ev(db_options)
+cf_descriptors = ctypes.create_string_buffer(64)  # an empty std::vector
+status = ctypes.create_string_buffer(64)
+load = getattr(
+    lib,
+    "_ZN7rocksdb17LoadLatestOptionsERKSsPNS_3EnvEPNS_9DBOptionsEPSt6vector"
+    "INS_22ColumnFamilyDescriptorESaIS7_EEbPSt10shared_ptrINS_5CacheEE",
+)
+load.restype = None
+load.argtypes = [ctypes.c_void_p] * 5 + [ctypes.c_bool, ctypes.c_void_p]
+load(status, ctypes.addressof(string), lib._ZN7rocksdb3Env7DefaultEv(), db_options,
+     cf_descriptors, False, None)  # ignore_unknown_options=false
+state = struct.unpack_from("Q", status.raw, 8)[0]
+print(status.raw[0], ctypes.string_at(state).decode() if state else "")
+"""
+
+
+def r614_load_options(db: Path) -> None:
+    require_rocksdb614()
+    result = run_python(_R614_LOAD_OPTIONS, str(db))
+    assert result.returncode == 0, result.stderr
+    code, _, message = result.stdout.strip().partition(" ")
+    assert code == "0", f"RocksDB 6.14 LoadLatestOptions: {message}"
+
+
+# Which readers stand for which writer: the writer's own version; for a database kvtool created,
+# both ldb 7.8 and RocksDB 6.14 (the README's promise).
+def read_as_ldb(db: Path) -> list[tuple[str, State]]:
+    return [("ldb 7.8", ldb_read(db))]
+
+
+def read_as_r614(db: Path) -> list[tuple[str, State]]:
+    r614_load_options(db)
+    return [("RocksDB 6.14 read-write", r614_read(db))]
+
+
+def read_as_both(db: Path) -> list[tuple[str, State]]:
+    r614_load_options(db)
+    return [
+        ("ldb 7.8", ldb_read(db)),
+        ("RocksDB 6.14 read-only", r614_read(db, "ro")),
+        ("RocksDB 6.14 read-write", r614_read(db)),
+    ]
+
+
+# -- the writing commands, each with its effect on the expected state ---------------------------
+
+
+def _ok(*args: str | Path, input: bytes | None = None) -> None:
+    result = run_kvtool(*args, input=input)
+    assert result.returncode == 0, f"kvtool {args[0]}: {result.stderr.decode()[-500:]}"
+
+
+def _jsonl(records: dict[bytes, bytes]) -> bytes:
+    return "".join(
+        json.dumps({"key": k.hex(), "value": v.hex()}) + "\n" for k, v in records.items()
+    ).encode()
+
+
+def step_put(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("put", db, "put:key", "put value")
+    state["default"][b"put:key"] = b"put value"
+    return []
+
+
+def step_delete(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("delete", "--key-format", "hex", db, b"k:0003".hex())
+    del state["default"][b"k:0003"]
+    return []
+
+
+def step_import(db: Path, state: State, tmp: Path) -> list[Path]:
+    records = {b"imp:%03d\x00\xff" % i: b"\x01batch %d" % i for i in range(30)}
+    _ok("import", "-q", "--key-format", "hex", "--value-format", "hex", db, input=_jsonl(records))
+    state["default"].update(records)
+    return []
+
+
+def step_import_sst(db: Path, state: State, tmp: Path) -> list[Path]:
+    records = {b"sst:%03d" % i: b"ingested %d\n" % i for i in range(30)}
+    records[b"k:0001"] = b"overwritten by an ingested file"
+    _ok(
+        "import", "-q", "--mode", "sst", "--key-format", "hex", "--value-format", "hex", db,
+        input=_jsonl(records),
+    )  # fmt: skip
+    state["default"].update(records)
+    return []
+
+
+def step_delete_range(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("delete-range", "-q", "--start", "k:0010", "--end", "k:0020", db)
+    for key in [k for k in state["default"] if b"k:0010" <= k < b"k:0020"]:
+        del state["default"][key]
+    return []
+
+
+def step_compact(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("compact", "-q", "--bottommost", "force", db)
+    return []
+
+
+def step_cf_create(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("cf", "create", db, "extra")
+    _ok("put", "--cf", "extra", db, "in extra", "cf value")
+    state["extra"] = {b"in extra": b"cf value"}
+    return []
+
+
+def step_checkpoint(db: Path, state: State, tmp: Path) -> list[Path]:
+    copy = tmp / "checkpoint.db"
+    _ok("checkpoint", "-q", db, copy)
+    return [copy]
+
+
+def step_cf_drop(db: Path, state: State, tmp: Path) -> list[Path]:
+    _ok("cf", "drop", db, "extra")
+    del state["extra"]
+    return []
+
+
+STEPS = [
+    step_put,
+    step_delete,
+    step_import,
+    step_import_sst,
+    step_delete_range,
+    step_compact,
+    step_cf_create,
+    step_checkpoint,
+    step_cf_drop,
+]
+
+START = {b"k:%04d" % i: b"value %d" % i for i in range(100)}
+START[b"k:0050\x00bin"] = b"\x00\xff\xfe binary"
+
+
+def check(
+    db: Path, state: State, readers: Callable[[Path], list[tuple[str, State]]], when: str
+) -> None:
+    for reader, found in readers(db):
+        assert found.keys() == state.keys(), f"{reader} after {when}: column families"
+        for cf, records in state.items():
+            missing = {k for k in records if k not in found[cf]}
+            extra = {k for k in found[cf] if k not in records}
+            wrong = {k for k in records if k in found[cf] and found[cf][k] != records[k]}
+            assert not (missing or extra or wrong), (
+                f"{reader} after {when}, cf {cf}: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(extra)[:5]}, different {sorted(wrong)[:5]}"
+            )
+
+
+@pytest.mark.parametrize(
+    ("create", "readers"),
+    [
+        pytest.param(ldb_create, read_as_ldb, id="ldb-7.8"),
+        pytest.param(r614_create, read_as_r614, id="rocksdb-6.14"),
+        pytest.param(kvtool_create, read_as_both, id="kvtool"),
+    ],
+)
+def test_owner_reads_every_record_after_each_write(
+    tmp_path: Path,
+    create: Callable[[Path, dict[bytes, bytes]], None],
+    readers: Callable[[Path], list[tuple[str, State]]],
+) -> None:
+    db = tmp_path / "owner.db"
+    create(db, START)
+    state: State = {"default": dict(START)}
+    check(db, state, readers, "the writer made it")
+    for step in STEPS:
+        copies = step(db, state, tmp_path)
+        when = f"kvtool {step.__name__[5:].replace('_', ' ')}"
+        check(db, state, readers, when)
+        for copy in copies:
+            check(copy, state, readers, f"{when} (the copy)")
