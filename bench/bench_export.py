@@ -4,8 +4,8 @@ Usage: python bench/bench_export.py [--keys 2000000] [--value-size 100] [--runs 
 
 Generates the database once (kvtool generate; 14-byte keys k:000000000000), then takes the best of
 --runs wall-clock times of each command with stdout to /dev/null:
-  ldb scan              vs  kvtool export (JSON Lines)     DESIGN target: <= 1.5x
-  ldb dump --count_only vs  kvtool count                   DESIGN target: <= 1.2x
+  ldb scan              vs  kvtool export (JSON Lines)     target: <= 1.5x
+  ldb dump --count_only vs  kvtool count                   target: <= 1.2x
 kvtool's defaults use two range workers on this size of database; the same two commands with
 --workers 1 show one process. For scale, the fixed cost of starting each tool: a count of a
 10-record database.

@@ -2,7 +2,7 @@
 
 Usage: python bench/bench_memory.py [--small 200000] [--large 2000000] [--value-size 100]
 
-DESIGN: memory is bounded by batch and page sizes, never by the size of the database. So each
+Design (docs/design.md): memory is bounded by batch and page sizes, not by database size. So each
 command's peak RSS on the large database should match its peak on the small one (ten times
 fewer records), and stay near ldb's on the same database. (Above 64 MB of SST files, plain
 `export` reads with two worker processes, each rendering at most 32 MB ahead of its turn; the

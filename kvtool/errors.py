@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from enum import IntEnum
 
 
@@ -125,6 +126,14 @@ _BUSY_MARKERS = (
     "No locks available",
 )
 
+# What RocksDB says when it meets a merge operand and has no operator: in a WAL being replayed
+# (with a WAL recovery mode that does not drop the rest of the log), in a read, in a compaction.
+_NO_MERGE_OPERATOR_MARKERS = (
+    "merge_operator != nullptr",
+    "merge_operator_ must be set",
+    "merge_operator is not properly initialized",
+)
+
 
 def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     """Map an exception raised by the native binding to kvtool's tree by its status text.
@@ -139,6 +148,23 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
         return DatabaseBusyError(
             f"{where}database is locked by another process ({text})",
             hint="retry later, or pass --wait-lock DURATION",
+        )
+    if "Permission denied" in text or "os error 13" in text:
+        return PermissionDeniedError(
+            f"{where}{text}", hint="run as a user who may read (and, to write, write) it"
+        )
+    if "does not match existing comparator" in text:
+        # "Invalid argument: leveldb.BytewiseComparator: does not match existing comparator X"
+        name = text.rsplit("comparator", 1)[-1].strip()
+        return UnavailableError(
+            f"{where}the database needs comparator {name}, which kvtool's RocksDB cannot load",
+            hint="read it through the application that owns it",
+        )
+    if any(marker in text for marker in _NO_MERGE_OPERATOR_MARKERS):
+        return UnavailableError(
+            f"{where}the database holds merge operands but kvtool has no merge operator for "
+            f"them ({text})",
+            hint="read it through the application that owns it",
         )
     if text.startswith("Corruption"):
         return CorruptionError(f"{where}{text}", hint="run `kvtool verify` to locate the damage")
@@ -155,6 +181,27 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     return EngineError(f"{where}{text}")
 
 
+# The signals that stop a run cleanly, at a record boundary: Ctrl-C, a supervisor's SIGTERM, and a
+# terminal or ssh session closing (SIGHUP). The one definition every stop path uses.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+_STOP_CODES = {
+    signal.SIGINT: ExitCode.SIGINT,
+    signal.SIGTERM: ExitCode.SIGTERM,
+    signal.SIGHUP: ExitCode.SIGHUP,
+}
+
+
+def stop_reason(signum: int) -> str:
+    """How a stop by `signum` is named in messages: "interrupted" (Ctrl-C) or "interrupted by X"."""
+    if signum == signal.SIGINT:
+        return "interrupted"
+    try:
+        return f"interrupted by {signal.Signals(signum).name}"
+    except ValueError:
+        return f"interrupted by signal {signum}"
+
+
 class Interrupted(BaseException):
     """SIGINT, SIGTERM or SIGHUP arrived; a BaseException, so only code meant to stop catches it."""
 
@@ -164,10 +211,8 @@ class Interrupted(BaseException):
 
     @property
     def exit_code(self) -> ExitCode:
-        import signal
+        return _STOP_CODES.get(signal.Signals(self.signum), ExitCode.SIGINT)
 
-        if self.signum == signal.SIGTERM:
-            return ExitCode.SIGTERM
-        if self.signum == signal.SIGHUP:
-            return ExitCode.SIGHUP
-        return ExitCode.SIGINT
+    @property
+    def reason(self) -> str:
+        return stop_reason(self.signum)

@@ -157,11 +157,6 @@ def _edit_options(db: Path, pattern: str, replacement: str) -> None:
 
 
 UNSAFE = {
-    "merge-operator": (
-        r"^(\s*)merge_operator=.*$",
-        r"\1merge_operator={id=MyAppMergeOperator;}",
-        "merge_operator is {id=MyAppMergeOperator;}, which kvtool's RocksDB cannot restore",
-    ),
     "compaction-filter": (
         r"^(\s*)compaction_filter=nullptr$",
         r"\1compaction_filter=MyTtlFilter",
@@ -200,6 +195,23 @@ WRITES = {
 }
 
 
+# What kvtool's RocksDB cannot load is not a format concern: refused with 69, even with --force.
+UNAVAILABLE = {
+    "merge-operator": (
+        r"^(\s*)merge_operator=.*$",
+        r"\1merge_operator={id=MyAppMergeOperator;}",
+        "merge operator {id=MyAppMergeOperator;} (column family 'old'), which kvtool's RocksDB "
+        "cannot load; writing would lose the merge operands it holds",
+    ),
+    "comparator": (
+        r"^(\s*)comparator=leveldb.BytewiseComparator$",
+        r"\1comparator=myapp.ReverseComparator",
+        "comparator myapp.ReverseComparator (column family 'old'), which kvtool's RocksDB cannot "
+        "load; writing would lose its key order",
+    ),
+}
+
+
 @pytest.fixture
 def owner_db(tmp_path: Path) -> Path:
     return make_db(tmp_path / "db", {b"key:1": b"v1", b"key:2": b"v2"}, cf={"old": {b"o": b"1"}})
@@ -220,6 +232,28 @@ def test_unsafe_writes_are_refused_and_change_nothing(
     assert message.startswith(f"kvtool: error: refusing to write to {owner_db}: ")
     assert reason in message
     assert "pass --force to write anyway" in message
+    assert message.count("\n") == 1
+    assert dir_state(owner_db) == before
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("problem", sorted(UNAVAILABLE))
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_what_cannot_be_loaded_is_refused_even_with_force(
+    owner_db: Path, problem: str, write: str, force: bool
+) -> None:
+    pattern, replacement, reason = UNAVAILABLE[problem]
+    _edit_options(owner_db, pattern, replacement)
+    before = dir_state(owner_db)
+    args = [a.format(db=owner_db) for a in WRITES[write]]
+    if force:
+        args.insert(args.index(str(owner_db)), "--force")
+    result = run_kvtool(*args, input=b'{"key": "n", "value": "new"}\n')
+    assert result.returncode == 69, result.stderr
+    message = result.stderr.decode()
+    assert message.startswith(f"kvtool: error: refusing to write to {owner_db}: it needs ")
+    assert reason in message  # every column family is named (here: default and old)
+    assert "(--force does not override this)" in message
     assert message.count("\n") == 1
     assert dir_state(owner_db) == before
 
@@ -247,7 +281,7 @@ def test_force_writes_without_raising_the_format(owner_db: Path) -> None:
 
 
 def test_force_overrides_a_refusal(owner_db: Path) -> None:
-    pattern, replacement, _ = UNSAFE["merge-operator"]
+    pattern, replacement, _ = UNSAFE["compaction-filter"]
     _edit_options(owner_db, pattern, replacement)
     assert run_kvtool("put", owner_db, "k", "v").returncode == 2
     forced = run_kvtool("put", "--force", owner_db, "k", "v")

@@ -65,7 +65,7 @@ def test_range_intersects_prefix_and_bounds() -> None:
 def test_cursor_round_trip_and_binding() -> None:
     krange = KeyRange.build(prefix=b"user:", reverse=True)
     token = Cursor.after(b"user:\x00\xff\n", krange).encode()
-    assert token.startswith("kv1.") and "\n" not in token
+    assert token.startswith("kv2.") and "\n" not in token
     assert Cursor.decode(token).check(krange) == b"user:\x00\xff\n"
     for other in (
         KeyRange.build(prefix=b"user:"),
@@ -74,7 +74,7 @@ def test_cursor_round_trip_and_binding() -> None:
     ):
         with pytest.raises(UsageError, match="cursor"):
             Cursor.decode(token).check(other)
-    for bad in ("", "kv1.", "kv1.*", "xx1.AAAA", token.replace("kv1.A", "kv1.B")):
+    for bad in ("", "kv2.", "kv2.*", "xx1.AAAA", token.replace("kv2.A", "kv2.B"), "kv1.AQ"):
         with pytest.raises(UsageError, match="not a valid cursor"):
             Cursor.decode(bad)
 

@@ -3,6 +3,7 @@ turns exceptions into an error line and an exit code."""
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -17,7 +18,7 @@ import typer
 from kvtool import __version__
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
-from kvtool.errors import ExitCode, Interrupted, KvtoolError
+from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 app = typer.Typer(
     name="kvtool",
@@ -127,10 +128,6 @@ def _first_paragraph(text: str) -> str:
 _whole_summaries(app)
 
 
-# The signals that stop a run cleanly: a terminal or ssh session closing (SIGHUP) is a stop too.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
@@ -172,10 +169,7 @@ def run(argv: list[str] | None = None) -> int:
         _report(exc)
         code = int(exc.exit_code)
     except Interrupted as exc:
-        _error(
-            "interrupted"
-            + ("" if exc.signum == signal.SIGINT else f" by {signal.Signals(exc.signum).name}")
-        )
+        _error(exc.reason)
         code = int(exc.exit_code)
     except BrokenPipeError:
         silence_stdout()
@@ -198,6 +192,13 @@ def run(argv: list[str] | None = None) -> int:
             hint = " (see kvtool --help)" if "--help" not in text else ""
             _error(f"{text}{hint}")
             code = int(getattr(exc, "exit_code", ExitCode.USAGE))
+        elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+            # A full disk, a quota or a failing device under stdout or a file: never a bug.
+            _report(exc)
+            code = int(ExitCode.IO_ERROR)
+        elif isinstance(exc, PermissionError):
+            _report(exc)
+            code = int(ExitCode.NO_PERMISSION)
         else:
             _report(exc)
             code = int(ExitCode.SOFTWARE)
@@ -205,6 +206,10 @@ def run(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return _check_handles(code)
+
+
+# OSError numbers that are the storage's, not kvtool's: exit 74 with one line.
+_IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
 
 
 def _plain_output() -> bool:
@@ -221,6 +226,11 @@ def _report(exc: BaseException) -> None:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
     if isinstance(exc, KvtoolError):
         _error(str(exc))
+    elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+        where = f" {exc.filename}" if exc.filename else " output"
+        _error(f"writing{where}: {exc.strerror or exc}")
+    elif isinstance(exc, PermissionError):
+        _error(f"{exc.filename or 'a path'}: permission denied")
     else:
         _error(
             f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
@@ -265,4 +275,8 @@ def main() -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()
+    except OSError as exc:  # what was still buffered met a full disk
+        silence_stdout()
+        _report(exc)
+        code = code or int(ExitCode.IO_ERROR if exc.errno in _IO_ERRNOS else ExitCode.SOFTWARE)
     sys.exit(code)

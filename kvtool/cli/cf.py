@@ -55,7 +55,10 @@ def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = Fa
     from kvtool.ops.cf import create_column_family
 
     create_column_family(
-        db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"), force=force
+        db,
+        name,
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
+        force=force,
     )
 
 
@@ -73,7 +76,10 @@ def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = Fals
     from kvtool.ops.cf import drop_column_family
 
     drop_column_family(
-        db, name, wait_lock=parse_duration(wait_lock, option="--wait-lock"), force=force
+        db,
+        name,
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
+        force=force,
     )
 
 

@@ -50,7 +50,12 @@ def checkpoint(
 
         # -q in cron: a notice such as "waiting for the lock" must not turn a success into mail.
         logging.getLogger("kvtool").setLevel(logging.ERROR)
-    result = run(db, dest, wait_lock=parse_duration(wait_lock, option="--wait-lock"), force=force)
+    result = run(
+        db,
+        dest,
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
+        force=force,
+    )
     data = {
         "command": "checkpoint",
         "status": "done",

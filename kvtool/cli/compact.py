@@ -72,10 +72,10 @@ def compact(
     it) holds it; --wait-lock DURATION retries with backoff for that long. Lines on stderr
     announce each column family's compaction when it is requested and when RocksDB reports it
     running; the stats block at the end gives SST bytes, files per level and estimated keys
-    before and after. Ctrl-C or SIGTERM cancels the compaction within about a second: RocksDB
-    discards the unfinished output, the database stays intact and readable, and kvtool exits
-    130/143. A background error that appears during the compaction exits 74. With --io-rate, the
-    OPTIONS file RocksDB writes on open records the adjusted bytes_per_sync and
+    before and after. Ctrl-C, SIGTERM or SIGHUP cancels the compaction within about a second:
+    RocksDB discards the unfinished output, the database stays intact and readable, and kvtool
+    exits 130/143/129. A background error that appears during the compaction exits 74. With
+    --io-rate, the OPTIONS file RocksDB writes on open records the adjusted bytes_per_sync and
     writable_file_max_buffer_size (write-buffer tuning, harmless to the owner).
 
     Examples:
@@ -120,7 +120,7 @@ def compact(
         end=decode_text(end, key_format, what="--end") if end is not None else None,
         bottommost=Bottommost(bottommost.value),
         io_rate=parse_size(io_rate, option="--io-rate") if io_rate is not None else None,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         on_start=announce,
         on_running=running,
         force=force,

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from kvtool.cli.options import (
+    MAX_WORKERS,
     After,
     ColumnFamily,
     DbPath,
@@ -50,6 +51,7 @@ def count(
             "process.",
             metavar="N",
             min=1,
+            max=MAX_WORKERS,
         ),
     ] = None,
     json: Json = False,

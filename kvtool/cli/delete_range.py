@@ -59,7 +59,7 @@ def delete_range(
         decode_text(end, key_format, what="--end"),
         cf=cf,
         dry_run=dry_run,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
     title = "delete-range --dry-run (nothing deleted)" if dry_run else "delete-range"

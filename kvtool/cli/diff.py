@@ -24,8 +24,12 @@ from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
 
 
 def diff(
-    a: Annotated[Path, typer.Argument(help="The first (old) database.", metavar="A")],
-    b: Annotated[Path, typer.Argument(help="The second (new) database.", metavar="B")],
+    a: Annotated[
+        Path, typer.Argument(help="The first (old) database.", metavar="A", readable=False)
+    ],
+    b: Annotated[
+        Path, typer.Argument(help="The second (new) database.", metavar="B", readable=False)
+    ],
     cf: ColumnFamily = "default",
     prefix: Prefix = None,
     start: Start = None,
@@ -52,7 +56,6 @@ def diff(
 
         kvtool diff a.db b.db --prefix user: --keys-only
     """
-    from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.cli.report import emit_stats
     from kvtool.errors import StoppedError
@@ -68,15 +71,16 @@ def diff(
         keys_only=keys_only,
         timeout=timeout,
     )
-    with closed_pipe_is_ok():
-        result = run(
-            a,
-            b,
-            spec,
-            sys.stdout.buffer,
-            key_format=key_format.lower(),
-            value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
-        )
+    # A closed stdout (`diff A B | head -1`) raises BrokenPipeError out of here: the root
+    # command ends that quietly with exit 0, printing no stats.
+    result = run(
+        a,
+        b,
+        spec,
+        sys.stdout.buffer,
+        key_format=key_format.lower(),
+        value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
+    )
     emit_stats(
         "diff stopped" if result.stopped else "diff done",
         result.as_dict(),

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from kvtool.cli.options import (
+    MAX_WORKERS,
     After,
     BytesRate,
     ColumnFamily,
@@ -54,8 +55,13 @@ def export(
         typer.Option(
             "--output",
             "-o",
-            help="Write to this file instead of stdout: a temp file beside it, renamed when "
-            "complete; gzip-compressed when the name ends in .gz.",
+            help="Write to this file instead of stdout: a temp file beside it, renamed over it "
+            "when complete (keeping its mode; a new file gets the umask's); a symlink's target "
+            "gets the data; a device, FIFO or /dev/stdout is written in place; a read-only "
+            "file is refused (exit 77). gzip-compressed when the name ends in .gz. A stopped run "
+            "keeps FILE.partial and FILE.partial.cursor; --after CURSOR with the same -o FILE "
+            "appends to FILE.partial (refused, exit 2, unless it stopped at CURSOR with the same "
+            "--format and encodings), so the completed FILE equals one uninterrupted export.",
             metavar="FILE",
         ),
     ] = None,
@@ -91,6 +97,7 @@ def export(
             "files; 1 reads in one process.",
             metavar="N",
             min=1,
+            max=MAX_WORKERS,
         ),
     ] = None,
     stats: StatsOption = StatsFormat.TEXT,
@@ -106,8 +113,11 @@ def export(
     default auto format ({"base64": ...} for bytes that are not UTF-8), or with hex/base64; kvtool
     import reads it back. Ctrl-C (exit 130), SIGTERM (143) and --timeout (124) stop at a record
     boundary, flush whole records and print the stats and a cursor: run the same command with
-    --after CURSOR to get the rest (with -o, the records written so far are kept in FILE.partial). A
-    closed pipe (| head) ends quietly with exit 0. A corrupt block exits 74, never a short output.
+    --after CURSOR to get the rest (with -o, the records written so far are kept in FILE.partial,
+    and the same command with --after CURSOR appends the rest to it). A cursor too long for the
+    command line is passed as --after @FILE (FILE.partial.cursor, or a --stats-file). A closed
+    pipe (| head) ends quietly with exit 0. A corrupt block exits 74, never a short output; a full
+    disk exits 74. On a terminal, control characters from the data are shown as \\xNN escapes.
     Stats go to stderr (--stats json, --stats-file, -q); a progress bar too when stderr is a
     terminal. csv and tsv are for people: their auto format shows invalid UTF-8 as \\x escapes; use
     hex or base64 for exact bytes.
@@ -124,7 +134,7 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import emit_stats, write_stats_file
     from kvtool.errors import StoppedError, UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
@@ -146,6 +156,11 @@ def export(
         timeout=timeout,
     )
     to_stdout = output is None or str(output) == "-"
+    if not to_stdout:
+        from kvtool.formats.output_file import resolve
+
+        assert output is not None
+        resolve(output)  # a read-only or impossible target is refused before any work
     progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
     result = run(
         db,
@@ -158,15 +173,17 @@ def export(
         progress=progress,
         flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
         workers=workers,
+        terminal=to_stdout and sys.stdout.isatty(),
     )
     if result.output_closed:
+        # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on
+        # stderr, as `cat` does); a --stats-file still records it, cursor included.
         silence_stdout()
+        if stats_file is not None:
+            write_stats_file(stats_file, result.stats)
+        return
     emit_stats(
-        "export stopped"
-        if result.stopped
-        else "export: output closed"
-        if result.output_closed
-        else "export done",
+        "export stopped" if result.stopped else "export done",
         result.stats,
         fmt=stats,
         stats_file=stats_file,
@@ -179,6 +196,8 @@ def export(
             if result.cursor
             else "; nothing was written: run it again"
         )
+        if result.cursor and result.output and result.output.name.endswith(".partial"):
+            resume += f" -o {output} (it appends to {result.output.name})"
         raise StoppedError(
             f"{result.stopped.reason}{where}{resume}",
             exit_code=result.stopped.exit_code,

@@ -7,16 +7,23 @@ from typing import Annotated
 
 import typer
 
-from kvtool.cli.options import DbPath, Quiet
+from kvtool.cli.options import MAX_COUNT, DbPath, Quiet
 
 
 def generate(
     db: DbPath,
     keys: Annotated[
-        int, typer.Option("--keys", help="Number of records.", min=0, metavar="N")
+        int, typer.Option("--keys", help="Number of records.", min=0, max=MAX_COUNT, metavar="N")
     ] = 100_000,
     value_size: Annotated[
-        int, typer.Option("--value-size", help="Bytes per value.", min=0, metavar="BYTES")
+        int,
+        typer.Option(
+            "--value-size",
+            help="Bytes per value (RocksDB's limit: 4 GiB - 1).",
+            min=0,
+            max=2**32 - 1,
+            metavar="BYTES",
+        ),
     ] = 100,
     seed: Annotated[
         int, typer.Option("--seed", help="Seed: same seed, same data.", metavar="N")

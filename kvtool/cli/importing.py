@@ -10,7 +10,7 @@ from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
-from kvtool.cli.options import ColumnFamily, DbPath, Force, Quiet, WaitLock
+from kvtool.cli.options import MAX_COUNT, ColumnFamily, DbPath, Force, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
 
 if TYPE_CHECKING:
@@ -90,7 +90,12 @@ def import_(
     ] = OnErrorChoice.STOP,
     batch_records: Annotated[
         int,
-        typer.Option("--batch-records", help="Records per write batch (batch mode).", min=1),
+        typer.Option(
+            "--batch-records",
+            help="Records per write batch (batch mode).",
+            min=1,
+            max=MAX_COUNT,
+        ),
     ] = 10_000,
     batch_bytes: Annotated[
         str,
@@ -166,7 +171,7 @@ def import_(
         tmp_dir=tmp_dir,
         cf=cf,
         create=create,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
         source_name=shlex.quote(file),
         db_name=shlex.quote(str(db)),

@@ -54,19 +54,24 @@ def render(d: DbInfo) -> str:
     ]
     for cf in d.column_families:
         lines.append(f"  {cf.name}:")
-        lines.append(f"    estimated keys:     {cf.estimated_keys}")
         lines.append(f"    comparator:         {cf.comparator or 'unknown'}")
+        if cf.merge_operator:
+            lines.append(f"    merge operator:     {cf.merge_operator}")
         lines.append(f"    format_version:     {cf.format_version or 'unknown'}")
+        if cf.estimated_keys is None or cf.sst_bytes is None:
+            lines.append("    (not opened: see attention)")
+            continue
+        lines.append(f"    estimated keys:     {cf.estimated_keys}")
         lines.append(f"    SST bytes:          {format_size(cf.sst_bytes)}")
         for lv in cf.levels:
             lines.append(f"      L{lv.level}: {lv.files} file(s), {format_size(lv.bytes)}")
         lines.append(
-            f"    memtables:          {format_size(cf.memtable_bytes)}, "
+            f"    memtables:          {format_size(cf.memtable_bytes or 0)}, "
             f"{cf.memtable_entries} entries"
         )
         pending = "yes" if cf.compaction_pending else "no"
         lines.append(
-            f"    pending compaction: {pending} ({format_size(cf.pending_compaction_bytes)})"
+            f"    pending compaction: {pending} ({format_size(cf.pending_compaction_bytes or 0)})"
         )
         lines.append(f"    background errors:  {cf.background_errors}")
     lines.append("attention:" if d.attention else "attention:       nothing")

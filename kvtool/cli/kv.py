@@ -49,7 +49,8 @@ def get(
     """Print the value of one key.
 
     The value is written to stdout exactly as stored (no newline added) unless
-    --value-format asks for text. Exits 1 with "key not found" when the key is not there,
+    --value-format asks for text; on a terminal, control characters (ESC, CR, ...) are shown
+    as \\xNN escapes instead. Exits 1 with "key not found" when the key is not there,
     so scripts can test for a key the way they test with grep.
 
     Examples:
@@ -58,14 +59,20 @@ def get(
 
         kvtool get --key-format hex --value-format hex demo.db 6b6579
     """
+    from kvtool.formats.writers import terminal_safe
     from kvtool.ops.kv import get_value
 
     value = get_value(db, decode_text(key, key_format), cf=cf)
     if value_format is GetFormat.RAW:
-        sys.stdout.buffer.write(value)
-        sys.stdout.buffer.flush()
+        data = value
     else:
-        typer.echo(encode_text(value, value_format.value))
+        data = (encode_text(value, value_format.value) + "\n").encode(
+            "utf-8", errors="surrogateescape"
+        )
+    if sys.stdout.isatty():
+        data = terminal_safe(data)  # an escape sequence in the value must not drive the terminal
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
 
 
 def put(
@@ -99,7 +106,7 @@ def put(
         decode_text(key, key_format),
         decode_text(value, value_format, what="value"),
         cf=cf,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
 
@@ -126,7 +133,7 @@ def delete(
         db,
         decode_text(key, key_format),
         cf=cf,
-        wait_lock=parse_duration(wait_lock, option="--wait-lock"),
+        wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,22 @@ import typer
 
 from kvtool.formats.codecs import InputFormat
 
+# Upper bounds of count options: past them a number is a typo, and Python's islice, a fork loop
+# or RocksDB's int64 would fail on it (`--page-size 1e23` was an islice error, exit 70).
+MAX_COUNT = 2**62
+MAX_WORKERS = 64
+MAX_RATE = 1e12
+
+
 DbPath = Annotated[
     Path,
-    typer.Argument(help="Directory of the RocksDB database.", show_default=False, metavar="DB"),
+    # readable=False: kvtool checks access itself (exit 77, not Click's usage error 2).
+    typer.Argument(
+        help="Directory of the RocksDB database.",
+        show_default=False,
+        metavar="DB",
+        readable=False,
+    ),
 ]
 ColumnFamily = Annotated[
     str,
@@ -93,7 +107,12 @@ Reverse = Annotated[
 Limit = Annotated[
     int | None,
     typer.Option(
-        "--limit", help="Read at most N records.", min=0, metavar="N", rich_help_panel="Range"
+        "--limit",
+        help="Read at most N records.",
+        min=0,
+        max=MAX_COUNT,
+        metavar="N",
+        rich_help_panel="Range",
     ),
 ]
 KeysOnly = Annotated[
@@ -124,13 +143,31 @@ After = Annotated[
     typer.Option(
         "--after",
         help="Continue strictly after this cursor (as printed by scan or a stopped export); "
-        "give the same range options as the run that printed it.",
+        "give the same range options as the run that printed it. @FILE reads the cursor from "
+        'FILE (the bare token, or JSON with a "cursor" member such as a --stats-file): a '
+        "cursor for a huge key is too long for a command line. A cut or changed cursor is "
+        "refused (exit 2): it carries a checksum.",
         metavar="CURSOR",
     ),
 ]
+
+
+def finite_rate(value: float | None) -> float | None:
+    """Click's FloatRange lets NaN and inf through (every comparison with NaN is false)."""
+    if value is not None and not (math.isfinite(value) and 0 < value <= MAX_RATE):
+        raise typer.BadParameter(f"{value} is not a rate from 0.001 to {MAX_RATE:g}")
+    return value
+
+
 Rate = Annotated[
     float | None,
-    typer.Option("--rate", help="Read at most N records per second.", min=0.001, metavar="N"),
+    typer.Option(
+        "--rate",
+        help="Read at most N records per second.",
+        min=0.001,
+        metavar="N",
+        callback=finite_rate,
+    ),
 ]
 BytesRate = Annotated[
     str | None,

@@ -61,9 +61,14 @@ def read_spec(
         limit=limit,
         keys_only=keys_only,
         rate=rate,
-        bytes_rate=float(parse_size(bytes_rate, option="--bytes-rate")) if bytes_rate else None,
-        timeout=parse_duration(timeout, option="--timeout") if timeout else None,
+        # `is not None`: an empty --timeout '' is a mistake to refuse, not "no timeout".
+        bytes_rate=(
+            float(parse_size(bytes_rate, option="--bytes-rate")) if bytes_rate is not None else None
+        ),
+        timeout=parse_duration(timeout, option="--timeout") if timeout is not None else None,
     )
-    if spec.bytes_rate is not None and spec.bytes_rate <= 0:
-        raise UsageError("--bytes-rate must be more than 0")
-    return spec.with_cursor(after)
+    if after is None:
+        return spec
+    from kvtool.stream.cursor import read_token
+
+    return spec.with_cursor(read_token(after))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,12 +25,31 @@ StatsOption = Annotated[
         case_sensitive=False,
     ),
 ]
+
+
+def check_stats_file(path: Path | None) -> Path | None:
+    """Refuse a --stats-file that cannot be written at parse time, before any work: a stats
+    file that fails at the end would lose what the run reports (its resume cursor)."""
+    if path is None:
+        return None
+    directory = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise typer.BadParameter(f"{path} is a directory")
+    if not directory.is_dir():
+        raise typer.BadParameter(f"the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot create files in {directory}: permission denied")
+    return path
+
+
 StatsFileOption = Annotated[
     Path | None,
     typer.Option(
         "--stats-file",
-        help="Also write the stats as one JSON object to this file (atomically), for monitoring.",
+        help="Also write the stats as one JSON object to this file (atomically), for monitoring; "
+        'its "cursor" resumes a stopped run (--after @PATH). Its directory must exist.',
         metavar="PATH",
+        callback=check_stats_file,
     ),
 ]
 
@@ -43,16 +61,18 @@ def stats_json(stats: Mapping[str, Any]) -> bytes:
 
 
 def write_stats_file(path: Path, stats: Mapping[str, Any]) -> None:
-    """Write `stats` as JSON next to `path` and rename it over: readers never see half a file."""
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
+    """Write `stats` as JSON to a temp file beside `path` and rename it over: readers never see
+    half a file. The rules of `-o` apply (kvtool.formats.output_file): a symlink is followed, a
+    device or FIFO is written in place, the replaced file's mode is kept."""
+    from kvtool.formats.output_file import OutputFile
+
+    target = OutputFile(path, gzip_by_name=False)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(stats_json(stats) + b"\n")
-        os.replace(tmp, path)
+        target.stream.write(stats_json(stats) + b"\n")
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        target.discard()
         raise
+    target.commit()
 
 
 def emit_stats(
@@ -63,11 +83,30 @@ def emit_stats(
     stats_file: Path | None = None,
     quiet: bool = False,
 ) -> None:
-    """Print one stats block on stderr (unless quiet) and write the stats file if asked."""
+    """Print one stats block on stderr (unless quiet) and write the stats file if asked.
+
+    The block is printed first: a stats file that fails (a full disk) must not lose the cursor.
+    """
+    if not quiet:
+        _print_stats(title, stats, fmt)
     if stats_file is not None:
-        write_stats_file(stats_file, stats)
-    if quiet:
-        return
+        from kvtool.errors import KvtoolError, StorageError
+
+        try:
+            write_stats_file(stats_file, stats)
+        except (OSError, KvtoolError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            cursor = stats.get("cursor")
+            error = StorageError(
+                f"--stats-file {stats_file}: {reason or exc}"
+                + (f"; the run stopped at cursor {cursor}" if cursor else "")
+            )
+            if isinstance(exc, KvtoolError):
+                error.exit_code = exc.exit_code
+            raise error from None
+
+
+def _print_stats(title: str, stats: Mapping[str, Any], fmt: StatsFormat) -> None:
     if fmt is StatsFormat.JSON:
         sys.stderr.write(stats_json(stats).decode() + "\n")
     else:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from kvtool.cli.options import (
+    MAX_COUNT,
     After,
     ColumnFamily,
     DbPath,
@@ -47,7 +48,9 @@ def scan(
     db: DbPath,
     page_size: Annotated[
         int,
-        typer.Option("--page-size", "-n", help="Records per page.", min=1, metavar="N"),
+        typer.Option(
+            "--page-size", "-n", help="Records per page.", min=1, max=MAX_COUNT, metavar="N"
+        ),
     ] = 20,
     fmt: Annotated[
         str,
@@ -77,6 +80,8 @@ def scan(
     CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
     The table shows bytes that are not printable as \\x escapes and cuts long cells to the
     terminal's width; use --format jsonl or export for exact bytes. --limit caps the page size.
+    On a terminal, every format shows control characters from the data (ESC, CR, ...) as \\xNN
+    escapes, so data cannot move the cursor or retitle the window; a pipe gets the exact bytes.
 
     Examples:
 
@@ -84,12 +89,18 @@ def scan(
 
         kvtool scan demo.db --prefix user: --page-size 50
 
-        kvtool scan demo.db --reverse --format jsonl --after kv1.AQEp...
+        kvtool scan demo.db --reverse --format jsonl --after kv2.AgGD_yZK...
     """
-    from kvtool.cli.pipes import closed_pipe_is_ok
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.errors import UsageError
-    from kvtool.formats.writers import OutputFormat, header, render_table, renderer
+    from kvtool.formats.writers import (
+        OutputFormat,
+        header,
+        render_table,
+        renderer,
+        terminal_safe,
+        write_all,
+    )
     from kvtool.ops.scan import scan_page
 
     fmt = fmt.lower()
@@ -117,9 +128,12 @@ def scan(
     else:
         render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
         data = header(fmt, keys_only=keys_only) + render(page.records)
-    with closed_pipe_is_ok():
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+    if sys.stdout.isatty():
+        data = terminal_safe(data)  # an escape sequence in the data must not drive the terminal
+    # A closed stdout raises BrokenPipeError out of here: the root command ends that quietly
+    # (exit 0, no "next:" line).
+    write_all(sys.stdout.buffer, data)
+    sys.stdout.buffer.flush()
     if quiet:
         return
     if page.cursor is not None:

@@ -19,6 +19,26 @@ DEFAULT_CF = "default"
 Record = tuple[bytes, bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """The columns of a wide-column entity (RocksDB >= 8), `(name, value)` pairs in name order.
+
+    Reads give one only where a plain value would lose something: an entity holding just the
+    default column (name b"") reads exactly like the plain value it carries, and comes back as
+    those bytes. `len()` is the bytes of its names and values, so byte counts and paces treat
+    an entity as the data it is.
+    """
+
+    columns: tuple[tuple[bytes, bytes], ...]
+
+    def __len__(self) -> int:
+        return sum(len(name) + len(value) for name, value in self.columns)
+
+
+# A record as a column-aware read gives it: the value is bytes, or the entity's columns.
+Entry = tuple[bytes, bytes | Entity]
+
+
 class OpenMode(enum.Enum):
     """How a database is opened."""
 
@@ -76,6 +96,14 @@ class EngineIterator(Handle, ABC):
         `CorruptionError`/`StorageError`: a failed read is never mistaken for the end.
         """
 
+    def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
+        """Like `read_batch`, with every column of a wide-column entity (see `Entity`).
+
+        Bindings without entities read plain records; the rocksdict one reads columns, which
+        costs more than `read_batch`: only reads that must carry every column use it.
+        """
+        return list(self.read_batch(limit, reverse=reverse))
+
     @abstractmethod
     def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
         """Like `read_batch`, keys only (values are not copied out)."""
@@ -105,6 +133,12 @@ class WriteBatch(Handle, ABC):
 
     @abstractmethod
     def put(self, key: bytes, value: bytes, cf: str | None = None) -> None: ...
+
+    def put_entity(self, key: bytes, entity: Entity, cf: str | None = None) -> None:
+        """Write a wide-column entity (names unique; any order)."""
+        from kvtool.errors import UnavailableError
+
+        raise UnavailableError("this engine cannot write wide-column entities")
 
     @abstractmethod
     def delete(self, key: bytes, cf: str | None = None) -> None: ...

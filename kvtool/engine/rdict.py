@@ -11,10 +11,11 @@ import contextlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
-from itertools import islice
+from itertools import chain, islice
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from kvtool.engine.base import (
     Database,
     Engine,
     EngineIterator,
+    Entity,
+    Entry,
     LiveFile,
     OpenMode,
     Record,
@@ -34,17 +37,21 @@ from kvtool.engine.base import (
     SstWriter,
     WriteBatch,
 )
+from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
+    CorruptionError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
+    PermissionDeniedError,
     StorageError,
+    UnavailableError,
     UsageError,
-    from_native,
 )
+from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
 # Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
@@ -52,11 +59,48 @@ CONFIG_FILE = "rocksdict-config.json"
 NEW_DB_FORMAT_VERSION = 5
 
 
-_first = itemgetter(0)
+_first, _second = itemgetter(0), itemgetter(1)
+
+# Block compressions this build of RocksDB cannot decompress. rocksdict 0.3.29's bundled RocksDB
+# lacks zlib: it fails on every zlib block that ldb 7.8 or RocksDB 6.14 wrote with "Corrupted
+# compressed block contents: Zlib" (tests/test_compat_matrix.py checks this claim both ways).
+UNSUPPORTED_COMPRESSIONS = ("Zlib",)
+
+
+def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
+    """The engine's error for a native exception: `errors.from_native`, except that a block this
+    build cannot decompress is what it is (unavailable, 69), not corruption."""
+    error = _status_error(exc, context=context)
+    if isinstance(error, CorruptionError):
+        for name in UNSUPPORTED_COMPRESSIONS:
+            if f"Corrupted compressed block contents: {name}" in error.message:
+                return UnavailableError(
+                    f"{context + ': ' if context else ''}the database has blocks compressed with "
+                    f"{name.lower()}, which the rocksdict engine's RocksDB build cannot decompress",
+                    hint="read it with RocksDB's own tools (e.g. `ldb`), which can",
+                )
+    return error
 
 
 def _identity(key: bytes) -> bytes:
     return key
+
+
+def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
+    """(key, columns) pairs as records: plain `(key, value)` where one default column holds it
+    all (a plain value reads as that), `(key, Entity)` otherwise.
+
+    The common batch, all plain, is told in C-level passes: column names in an entity are
+    unique, so when every name is b"" and there are as many columns as records, each record
+    has exactly its default column.
+    """
+    cells = list(chain.from_iterable(map(_second, raw)))
+    if len(cells) == len(raw) and not any(map(_first, cells)):
+        return list(zip(map(_first, raw), map(_second, cells), strict=True))
+    return [
+        (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
+        for key, cols in raw
+    ]
 
 
 class RdictIterator(EngineIterator):
@@ -72,7 +116,7 @@ class RdictIterator(EngineIterator):
     value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
     direction instead pull from rocksdict's own `items()`/`keys()` stream, one native call per
     record (about 40% less time, bench/bench_export.py). That stream ends silently on a corrupt
-    block (DESIGN, engine fact 1), so where it ends the native iterator is placed just past the last
+    block (docs/design.md, fact 1): where it ends the native iterator is placed just past the last
     record it gave and asked: a record there means the stream stopped early (raised as a
     StorageError), else `status()` raises what stopped it. A new stream starts after each seek, and
     when a read changes kind (keys/items); the view being static, every stream sees the same data.
@@ -203,7 +247,7 @@ class RdictIterator(EngineIterator):
         try:
             if stream is None or self._stream_kind != kind:
                 view = self._db._view(self._cf)
-                make = view.items if kind == "items" else view.keys
+                make = {"items": view.items, "keys": view.keys, "entities": view.entities}[kind]
                 stream = make(backwards=self._reverse, from_key=self._from, read_opt=self._opts)
                 view = make = None
                 self._stream, self._stream_kind = stream, kind
@@ -211,7 +255,7 @@ class RdictIterator(EngineIterator):
                     # A new stream starts at the last record already given (still there: the
                     # view is static): drop it.
                     out = list(islice(stream, 1))
-                    if out and (out[0][0] if kind == "items" else out[0]) == self._skip:
+                    if out and (out[0] if kind == "keys" else out[0][0]) == self._skip:
                         out.clear()
                     out += islice(stream, limit - len(out))
                 else:
@@ -223,7 +267,7 @@ class RdictIterator(EngineIterator):
         finally:
             stream = None
         if out:
-            last = out[-1][0] if kind == "items" else out[-1]
+            last = out[-1] if kind == "keys" else out[-1][0]
             self._from = self._skip = last
         if len(out) < limit:
             self._stream = None
@@ -275,6 +319,36 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = value = step = None
+        self._keep_within_lower(out, _first)
+        return out
+
+    def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
+        # rocksdict's columns come as a list of (name, value) tuples per record, a plain value
+        # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
+        if self._past_lower:
+            return []
+        if self._use_bulk(reverse):
+            records = _entries(self._bulk_read("entities", limit))
+            self._keep_within_lower(records, _first)
+            return records
+        it: Any = self._require()
+        valid = key = columns = step = None
+        try:
+            valid, key, columns = it.valid, it.key, it.columns
+            step = it.prev if reverse else it.next
+            raw: list[tuple[bytes, list[tuple[bytes, bytes]]]] = []
+            append = raw.append
+            for _ in range(limit):
+                if not valid():
+                    it.status()
+                    break
+                append((key(), columns()))
+                step()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = valid = key = columns = step = None
+        out = _entries(raw)
         self._keep_within_lower(out, _first)
         return out
 
@@ -374,6 +448,22 @@ class RdictWriteBatch(WriteBatch):
 
     def put(self, key: bytes, value: bytes, cf: str | None = None) -> None:
         self._require().put(key, value, self._db._cf_handle(cf))
+
+    def put_entity(self, key: bytes, entity: Entity, cf: str | None = None) -> None:
+        # rocksdict's WriteBatch.put_entity takes no column family: it writes to the batch's
+        # default one, which must be set (even for "default"); other calls name theirs (None:
+        # the batch's default), so it is put back to the real default at once.
+        native = self._require()
+        names = [name for name, _ in entity.columns]
+        values = [value for _, value in entity.columns]
+        try:
+            native.set_default_column_family(self._db._cf_handle(cf or DEFAULT_CF, named=True))
+            native.put_entity(key, names, values)
+        except Exception as exc:
+            raise from_native(exc, context="writing") from None
+        finally:
+            native.set_default_column_family(self._db._cf_handle(DEFAULT_CF, named=True))
+            del native
 
     def delete(self, key: bytes, cf: str | None = None) -> None:
         self._require().delete(key, self._db._cf_handle(cf))
@@ -490,13 +580,16 @@ class RdictDatabase(Database):
             self._cf_views[name] = view
         return view
 
-    def _cf_handle(self, cf: str | None) -> Any:
-        if cf in (None, DEFAULT_CF):
+    def _cf_handle(self, cf: str | None, *, named: bool = False) -> Any:
+        """The native handle of `cf`; None for the default one unless `named` (some calls
+        take None as "the default", WriteBatch.set_default_column_family needs its handle)."""
+        if cf in (None, DEFAULT_CF) and not named:
             return None
-        name = cf
+        name = cf or DEFAULT_CF
         handle = self._cf_handles.get(name)
         if handle is None:
-            self._view(name)  # validates the name
+            if name != DEFAULT_CF:
+                self._view(name)  # validates the name
             handle = self._require().get_column_family_handle(name)
             self._cf_handles[name] = handle
         return handle
@@ -857,16 +950,69 @@ def options_round_trip(path: Path) -> OptionsFile:
     return parsed
 
 
+def _stop_at_merge_without_operator(opts: Any) -> None:
+    """Make a WAL merge record without a merge operator fail the open.
+
+    Under RocksDB's default recovery mode (point in time) such a record ends the replay there,
+    silently: a read-only view then misses every later write of the log (measured: a database of
+    100 merges and 100 puts, all in the WAL, reads as empty), and a read-write open makes the loss
+    permanent. Tolerating only a torn last record (what a crash leaves) turns it into an error,
+    which `errors.from_native` reports as exit 69.
+    """
+    opts.set_wal_recovery_mode(rd.DBRecoveryMode.tolerate_corrupted_tail_records())
+
+
+_MERGE_OPERANDS = re.compile(r"# merge operands=(\d+)")
+
+
+def _refuse_orphan_operands(db: RdictDatabase) -> RdictDatabase:
+    """Close `db` and raise UnavailableError if a column family that the engine opened without a
+    merge operator has merge operands in its SST files (its OPTIONS file is missing or says
+    nullptr): a point lookup or a reverse step onto one crashes RocksDB 9.8 (SIGSEGV, in
+    `Get` and in `items(backwards=True)`), and no read could merge them. One property per column
+    family, from table properties the open has loaded already."""
+    from kvtool.engine.format_safety import merge_operator_cfs
+
+    try:
+        with_operator = merge_operator_cfs(db.path)
+        for cf in db.column_families:
+            if cf in with_operator:
+                continue
+            listing = db.property("rocksdb.aggregated-table-properties", cf) or ""
+            found = _MERGE_OPERANDS.search(listing)
+            if found and int(found.group(1)):
+                raise UnavailableError(
+                    f"cannot open {db.path}: column family {cf!r} holds {found.group(1)} merge "
+                    "operands in its SST files, but its OPTIONS file names no merge operator",
+                    hint="open it through the application that owns it, which has its operator",
+                )
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def check_database_dir(path: Path) -> None:
-    """Raise DatabaseNotFoundError unless `path` is a readable RocksDB dir; creates nothing."""
-    if not path.exists():
+    """Raise DatabaseNotFoundError unless `path` is a RocksDB dir, PermissionDeniedError (77)
+    unless this user may read it and every directory on its path; creates nothing."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
         raise DatabaseNotFoundError(
             f"no database at {path}", hint="check the path; nothing was created"
-        )
-    if not path.is_dir():
+        ) from None
+    except PermissionError:
+        raise PermissionDeniedError(
+            f"cannot reach {path}: permission denied on a directory on its path",
+            hint="run as a user who may read it, e.g. the database's owner",
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
         raise DatabaseNotFoundError(f"{path} is not a directory", hint="give a RocksDB directory")
     if not os.access(path, os.R_OK | os.X_OK):
-        raise DatabaseNotFoundError(f"cannot read {path}: permission denied")
+        raise PermissionDeniedError(
+            f"cannot read {path}: permission denied",
+            hint="run as a user who may read it, e.g. the database's owner",
+        )
     if not (path / "CURRENT").is_file():
         raise DatabaseNotFoundError(
             f"{path} is not a RocksDB database (it has no CURRENT file)",
@@ -896,7 +1042,11 @@ class RdictEngine(Engine):
         shadow = ShadowDir(path)
         secondary_dir: Path | None = None
         try:
+            # Before any native open: what the engine cannot load is refused, never read (an
+            # operand met without its operator drops WAL records silently or crashes RocksDB).
+            refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
             opts, cfs = _load_options(shadow.path)
+            _stop_at_merge_without_operator(opts)
             opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
@@ -911,14 +1061,16 @@ class RdictEngine(Engine):
             if isinstance(exc, KvtoolError) or not isinstance(exc, Exception):
                 raise
             raise from_native(exc, context=f"opening {path}") from None
-        return RdictDatabase(
-            native,
-            path=path,
-            mode=mode,
-            options=opts,
-            cf_options=cfs,
-            shadow=shadow,
-            secondary_dir=secondary_dir,
+        return _refuse_orphan_operands(
+            RdictDatabase(
+                native,
+                path=path,
+                mode=mode,
+                options=opts,
+                cf_options=cfs,
+                shadow=shadow,
+                secondary_dir=secondary_dir,
+            )
         )
 
     def _open_read_write(
@@ -937,6 +1089,7 @@ class RdictEngine(Engine):
 
             check_writable_safely(path, force)
             opts, cfs = _load_options(path, fallback=force)
+            _stop_at_merge_without_operator(opts)
         else:
             opts, cfs = _new_db_options(), {DEFAULT_CF: _new_cf_options(None)}
         if io_rate is not None:
@@ -944,6 +1097,8 @@ class RdictEngine(Engine):
         try:
             native = rd.Rdict(str(path), opts, column_families=cfs)
         except Exception as exc:
+            if not had_config:  # rocksdict writes it before RocksDB refuses the open
+                _remove_config(path)
             error = from_native(exc, context=f"opening {path}")
             holder = lock_holder(path) if isinstance(error, DatabaseBusyError) else None
             if holder is not None:
@@ -961,15 +1116,17 @@ class RdictEngine(Engine):
         except BaseException:
             native.close()
             raise
-        return RdictDatabase(
-            native,
-            path=path,
-            mode=OpenMode.READ_WRITE,
-            options=opts,
-            cf_options=cfs,
-            shadow=None,
-            foreign_config=not had_config,
-            options_keeper=keeper,
+        return _refuse_orphan_operands(
+            RdictDatabase(
+                native,
+                path=path,
+                mode=OpenMode.READ_WRITE,
+                options=opts,
+                cf_options=cfs,
+                shadow=None,
+                foreign_config=not had_config,
+                options_keeper=keeper,
+            )
         )
 
     def versions(self) -> dict[str, str]:

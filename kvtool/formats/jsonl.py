@@ -1,16 +1,19 @@
-"""JSON Lines rendering of record batches: one `{"key": ..., "value": ...}` object per line."""
+"""JSON Lines rendering of record batches: one `{"key": ..., "value": ...}` object per line, and
+`{"key": ..., "columns": [{"name": ..., "value": ...}, ...]}` for a wide-column entity."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from itertools import chain
+from typing import Any, cast
 
 import orjson
 
-from kvtool.formats.records import FieldFormat, encoder
+from kvtool.engine.base import Entity, Entry
+from kvtool.formats.records import Encoder, FieldCounts, FieldFormat, encoder
 
-Record = tuple[bytes, bytes]
+Record = Entry
 Render = Callable[[Sequence[Record]], bytes]
 
 _NL = orjson.OPT_APPEND_NEWLINE
@@ -46,22 +49,31 @@ def _repeat_text(line: str, n: int) -> str:
 _SAFE = (FieldFormat.HEX, FieldFormat.BASE64)
 
 
+def columns_field(entity: Entity, en: Encoder, ev: Encoder) -> list[dict[str, Any]]:
+    """An entity's `"columns"` field: `{"name": N, "value": V}` objects in name order (what jq's
+    `from_entries` reads), names spelled in the key format, values in the value format."""
+    return [{"name": en(name), "value": ev(value)} for name, value in entity.columns]
+
+
 def jsonl_renderer(
     key_format: FieldFormat | str = FieldFormat.AUTO,
     value_format: FieldFormat | str = FieldFormat.AUTO,
     *,
     keys_only: bool = False,
+    counts: FieldCounts | None = None,
 ) -> Render:
     """A function turning a batch into its JSON Lines bytes (each line ends with a newline).
 
     The common case (auto, a batch of plain ASCII fields) is laid into a line template with one
     `%`; other valid UTF-8 is decoded and dumped in one comprehension per batch; a batch holding
-    any invalid UTF-8 falls back to the per-field codecs.
+    any invalid UTF-8 falls back to the per-field codecs. A batch holding an entity fails the
+    fast paths' bytes operations (TypeError) and falls back the same way, so plain batches pay
+    nothing for entities. `counts` collects what the json value format wrapped.
     """
     kf, vf = FieldFormat(key_format), FieldFormat(value_format)
     if kf is FieldFormat.JSON:
         raise ValueError("keys cannot use the json format")
-    ek, ev = encoder(kf), encoder(vf)
+    ek, ev = encoder(kf), encoder(vf, counts)
     dumps = orjson.dumps
     join = b"".join
 
@@ -92,17 +104,30 @@ def jsonl_renderer(
         return render_keys_auto
 
     def render(batch: Sequence[Record]) -> bytes:
-        return join([dumps({"key": ek(k), "value": ev(v)}, option=_NL) for k, v in batch])
+        return join(
+            [
+                dumps({"key": ek(k), "columns": columns_field(v, ek, ev)}, option=_NL)
+                if isinstance(v, Entity)
+                else dumps({"key": ek(k), "value": ev(v)}, option=_NL)
+                for k, v in batch
+            ]
+        )
 
     if kf is FieldFormat.AUTO and vf is FieldFormat.AUTO:
 
         def render_auto(batch: Sequence[Record]) -> bytes:
             fields = tuple(_flatten(batch))
-            if _plain(join(fields)):
+            try:
+                joined = join(fields)  # type: ignore[arg-type]  # an Entity raises TypeError
+            except TypeError:
+                return render(batch)
+            if _plain(joined):
                 return _repeat(b'{"key":"%s","value":"%s"}\n', len(batch)) % fields
             try:
+                # Every value is bytes here: the join above took them all.
+                plain = cast(Sequence[tuple[bytes, bytes]], batch)
                 return join(
-                    [dumps({"key": k.decode(), "value": v.decode()}, option=_NL) for k, v in batch]
+                    [dumps({"key": k.decode(), "value": v.decode()}, option=_NL) for k, v in plain]
                 )
             except UnicodeDecodeError:
                 return render(batch)
@@ -111,10 +136,15 @@ def jsonl_renderer(
     if kf in _SAFE and vf in _SAFE:
 
         def render_safe(batch: Sequence[Record]) -> bytes:
-            if ek is ev:
-                fields = tuple(map(ek, _flatten(batch)))
-            else:
-                fields = tuple(chain.from_iterable([(ek(k), ev(v)) for k, v in batch]))
+            # An Entity is not bytes: hex and base64 raise TypeError on it.
+            plain = cast(Sequence[tuple[bytes, bytes]], batch)
+            try:
+                if ek is ev:
+                    fields = tuple(map(ek, _flatten(plain)))
+                else:
+                    fields = tuple(chain.from_iterable([(ek(k), ev(v)) for k, v in plain]))
+            except TypeError:
+                return render(batch)
             text = _repeat_text('{"key":"%s","value":"%s"}\n', len(batch)) % fields
             return text.encode("ascii")
 

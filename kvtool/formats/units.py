@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from kvtool.errors import UsageError
@@ -14,26 +15,52 @@ _SIZE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 _SIZE_UNITS_BINARY = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-def parse_duration(text: str, *, option: str = "duration") -> float:
-    """Seconds from `1.5`, `500ms`, `30s`, `5m`, `2h`, `1d`; a bare number is seconds."""
+# Bounds for every duration and size option: past them a value is a typo, not a wish (and
+# `--timeout 1e23` or a 400-digit size would overflow a timer, a float or RocksDB's int64).
+MAX_DURATION = 366 * 86400.0  # 366d
+MAX_SIZE = 2**50  # 1 PiB (per second, for rates)
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:37] + "...")
+
+
+def parse_duration(text: str, *, option: str = "duration", zero_ok: bool = False) -> float:
+    """Seconds from `1.5`, `500ms`, `30s`, `5m`, `2h`, `1d`; a bare number is seconds.
+
+    Empty, negative, NaN, infinite, over 366 days, or zero unless `zero_ok`: a usage error."""
     match = _DURATION.match(text)
     if not match:
         raise UsageError(
-            f"{option}: {text!r} is not a duration", hint="write e.g. 30s, 500ms, 5m, 2h"
+            f"{option}: {_shown(text)} is not a duration", hint="write e.g. 30s, 500ms, 5m, 2h"
         )
     unit = (match.group(2) or "s").lower()
-    return float(match.group(1)) * _DURATION_UNITS[unit]
+    seconds = float(match.group(1)) * _DURATION_UNITS[unit]
+    if not math.isfinite(seconds) or seconds > MAX_DURATION:
+        raise UsageError(f"{option}: {_shown(text)} is too long", hint="at most 366d")
+    if seconds <= 0 and not zero_ok:
+        raise UsageError(f"{option}: {_shown(text)} must be more than 0")
+    return seconds
 
 
-def parse_size(text: str, *, option: str = "size") -> int:
-    """Bytes from `4096`, `64K`, `10MB` (decimal) or `1MiB` (binary)."""
+def parse_size(text: str, *, option: str = "size", zero_ok: bool = False) -> int:
+    """Bytes from `4096`, `64K`, `10MB` (decimal) or `1MiB` (binary).
+
+    Empty, negative, NaN, infinite, over 1 PiB, or zero unless `zero_ok`: a usage error."""
     match = _SIZE.match(text)
     if not match:
-        raise UsageError(f"{option}: {text!r} is not a size", hint="write e.g. 4096, 64KB, 1MiB")
+        raise UsageError(
+            f"{option}: {_shown(text)} is not a size", hint="write e.g. 4096, 64KB, 1MiB"
+        )
     number, unit = float(match.group(1)), match.group(2).lower()
     letter = unit[:1] if unit[:1] in "kmgt" else ""
     factor = _SIZE_UNITS_BINARY[letter] if "i" in unit and letter else _SIZE_UNITS[letter]
-    return int(number * factor)
+    size = number * factor
+    if not math.isfinite(size) or size > MAX_SIZE:
+        raise UsageError(f"{option}: {_shown(text)} is too large", hint="at most 1PiB")
+    if int(size) <= 0 and not zero_ok:
+        raise UsageError(f"{option}: {_shown(text)} must be at least 1 byte")
+    return int(size)
 
 
 def format_size(n: float) -> str:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import csv
 import enum
 import io
+import re
 from collections.abc import Callable, Sequence
 from typing import BinaryIO
 
+import orjson
+
+from kvtool.engine.base import Entity
 from kvtool.formats.codecs import printable
 from kvtool.formats.jsonl import Record, Render, jsonl_renderer
-from kvtool.formats.records import FieldFormat, encoder
+from kvtool.formats.records import FieldCounts, FieldFormat, encoder
 
 
 class OutputFormat(str, enum.Enum):
@@ -33,12 +37,23 @@ def text_encoder(fmt: FieldFormat | str, *, for_table: bool = False) -> TextEnco
             return lambda data: printable(data, limit=1 << 30)
         return lambda data: data.decode("utf-8", errors="backslashreplace")
     if fmt is FieldFormat.JSON:
-        import orjson
-
         encode_json = encoder(fmt)
         return lambda data: orjson.dumps(encode_json(data)).decode()
     encode = encoder(fmt)
     return lambda data: str(encode(data))
+
+
+def value_cell(ek: TextEncoder, ev: TextEncoder) -> Callable[[bytes | Entity], str]:
+    """A value's text cell; a wide-column entity's is its columns as one compact JSON object,
+    `{"name": "value", ...}`, names spelled like keys and values like values."""
+
+    def cell(value: bytes | Entity) -> str:
+        if type(value) is Entity:
+            columns = {ek(name): ev(data) for name, data in value.columns}
+            return orjson.dumps(columns).decode()
+        return ev(value)  # type: ignore[arg-type]  # bytes, the type test above says
+
+    return cell
 
 
 def _tsv_escape(text: str) -> str:
@@ -52,14 +67,17 @@ def renderer(
     value_format: FieldFormat | str = FieldFormat.AUTO,
     *,
     keys_only: bool = False,
+    counts: FieldCounts | None = None,
 ) -> Render:
-    """A function turning a batch into bytes of `fmt` (not `table`: see `render_table`)."""
+    """A function turning a batch into bytes of `fmt` (not `table`: see `render_table`);
+    `counts` collects what the json value format wrapped (jsonl)."""
     fmt = OutputFormat(fmt)
     if fmt is OutputFormat.JSONL:
-        return jsonl_renderer(key_format, value_format, keys_only=keys_only)
+        return jsonl_renderer(key_format, value_format, keys_only=keys_only, counts=counts)
     if fmt is OutputFormat.TABLE:
         raise ValueError("a table is rendered a page at a time: use render_table")
-    ek, ev = text_encoder(key_format), text_encoder(value_format)
+    ek = text_encoder(key_format)
+    ev = value_cell(ek, text_encoder(value_format))
     if fmt is OutputFormat.TSV:
 
         def render_tsv(batch: Sequence[Record]) -> bytes:
@@ -100,7 +118,7 @@ def render_table(
 ) -> str:
     """A page of records as an aligned two-column table, cells cut to fit `width` columns."""
     ek = text_encoder(key_format, for_table=True)
-    ev = text_encoder(value_format, for_table=True)
+    ev = value_cell(ek, text_encoder(value_format, for_table=True))
     keys = [_one_line(ek(k)) for k, _ in records]
     if keys_only:
         head = ["KEY", *keys]
@@ -123,6 +141,49 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
 
 
+def write_all(out: BinaryIO, data: bytes) -> None:
+    """Write every byte of `data` to `out`.
+
+    A raw (unbuffered) stream, such as stdout under PYTHONUNBUFFERED=1 or `python -u`, returns
+    a short count when a signal interrupts a write to a full pipe; the rest would be lost and
+    the reader would get a torn record. Buffered streams write everything in one call.
+    """
+    written = out.write(data)
+    if written is None or written >= len(data):
+        return
+    view = memoryview(data)[written:]
+    while view:
+        n = out.write(view)
+        view = view[n or 0 :]
+
+
+# What a terminal would act on instead of showing: C0 controls but tab and line feed (ESC starts
+# the sequences that move the cursor, retitle the window or write to the clipboard), DEL, the C1
+# controls (U+0080-U+009F; U+009B is a one-character CSI to many terminals), and bytes that are
+# not UTF-8 (a lone 0x9b is CSI to a terminal in a Latin-1 locale): matched on the text decoded
+# with surrogateescape, where an invalid byte is a lone surrogate.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\udc80-\udcff]+")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"\\x{b:02x}" for b in match.group().encode("utf-8", "surrogateescape"))
+
+
+def terminal_safe(data: bytes) -> bytes:
+    """`data` with every byte a terminal would act on shown as a `\\xNN` escape."""
+    text = data.decode("utf-8", "surrogateescape")
+    return _TERMINAL_UNSAFE.sub(_escape, text).encode("utf-8")
+
+
+def terminal_safe_render(render: Render) -> Render:
+    """`render`, made safe for a terminal (see `terminal_safe`): for stdout that is a tty."""
+
+    def safe(batch: Sequence[Record]) -> bytes:
+        return terminal_safe(render(batch))
+
+    return safe
+
+
 class RecordWriter:
     """Streams rendered batches to a binary sink; counts the bytes it wrote."""
 
@@ -134,7 +195,7 @@ class RecordWriter:
             self._put(head)
 
     def _put(self, data: bytes) -> None:
-        self._out.write(data)
+        write_all(self._out, data)
         self.bytes_written += len(data)
 
     def write(self, batch: Sequence[Record]) -> None:

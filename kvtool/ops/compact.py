@@ -12,7 +12,7 @@ from typing import Any
 
 from kvtool.engine import DEFAULT_CF, Bottommost, Database, OpenMode, open_db
 from kvtool.errors import (
-    ExitCode,
+    STOP_SIGNALS,
     Interrupted,
     KvtoolError,
     StoppedError,
@@ -112,7 +112,7 @@ class CompactResult:
             raise self.failure
         if self.interrupted is not None:
             name = signal.Signals(self.interrupted).name
-            code = ExitCode.SIGTERM if self.interrupted == signal.SIGTERM else ExitCode.SIGINT
+            code = Interrupted(self.interrupted).exit_code
             raise StoppedError(
                 f"compaction interrupted by {name} and cancelled; the database is intact "
                 "(work not finished was discarded)",
@@ -222,7 +222,7 @@ def _compact_in_worker(
     worker = threading.Thread(target=work, name=f"kvtool-compact-{cf}", daemon=True)
     # Signals are blocked while the thread starts, so that it is either not started or running
     # when a handler raises; the thread inherits the mask, so signals always reach this thread.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, set(STOP_SIGNALS))
     try:
         worker.start()
     finally:

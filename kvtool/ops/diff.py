@@ -9,8 +9,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from kvtool.engine import OpenMode, Record, open_db
-from kvtool.formats.records import FieldFormat, encoder
+from kvtool.engine import Entity, Entry, OpenMode, open_db
+from kvtool.formats.jsonl import columns_field
+from kvtool.formats.records import Encoder, FieldFormat, encoder
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.memory import keep_freed_memory
 
@@ -36,12 +37,18 @@ class DiffResult:
         }
 
 
-_END: Record = (b"", b"")
-
-
-def _records(batches: Iterator[list[Record]]) -> Generator[Record, None, None]:
+def _records(batches: Iterator[list[Entry]]) -> Generator[Entry, None, None]:
     for batch in batches:
         yield from batch
+
+
+def _value_fields(
+    value: bytes | Entity, plain: str, columns: str, ek: Encoder, ev: Encoder
+) -> dict[str, Any]:
+    """`{plain: V}` for a value, `{columns: [...]}` for a wide-column entity (export's shape)."""
+    if isinstance(value, Entity):
+        return {columns: columns_field(value, ek, ev)}
+    return {plain: ev(value)}
 
 
 def diff(
@@ -57,7 +64,9 @@ def diff(
 
     {"op": "added", "key": K, "value": V} (only in B), {"op": "removed", "key": K, "value": V}
     (only in A), {"op": "changed", "key": K, "old": V_A, "new": V_B}. `keys_only` drops values
-    (and then compares keys only).
+    (and then compares keys only). A wide-column entity is compared column by column and written
+    with `"columns"` (added, removed) or `"old_columns"`/`"new_columns"` (changed) in place of
+    the value fields, in export's record shape.
     """
     keep_freed_memory()
     ek, ev = encoder(key_format), encoder(value_format)
@@ -94,14 +103,16 @@ def diff(
                     if keys_only:
                         emit({"op": "removed", "key": ek(a[0])})
                     else:
-                        emit({"op": "removed", "key": ek(a[0]), "value": ev(a[1])})
+                        fields = _value_fields(a[1], "value", "columns", ek, ev)
+                        emit({"op": "removed", "key": ek(a[0]), **fields})
                     a = next(a_it, None)
                 elif a is None or a[0] != b[0]:
                     result.added += 1
                     if keys_only:
                         emit({"op": "added", "key": ek(b[0])})
                     else:
-                        emit({"op": "added", "key": ek(b[0]), "value": ev(b[1])})
+                        fields = _value_fields(b[1], "value", "columns", ek, ev)
+                        emit({"op": "added", "key": ek(b[0]), **fields})
                     b = next(b_it, None)
                 else:
                     if a[1] != b[1]:
@@ -110,8 +121,8 @@ def diff(
                             {
                                 "op": "changed",
                                 "key": ek(a[0]),
-                                "old": ev(a[1]),
-                                "new": ev(b[1]),
+                                **_value_fields(a[1], "old", "old_columns", ek, ev),
+                                **_value_fields(b[1], "new", "new_columns", ek, ev),
                             }
                         )
                     else:

@@ -4,9 +4,7 @@ signals) with a cursor to resume."""
 
 from __future__ import annotations
 
-import gzip
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -14,8 +12,15 @@ from typing import Any, BinaryIO, Protocol
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StorageError
 from kvtool.formats.jsonl import Render
-from kvtool.formats.records import FieldFormat
-from kvtool.formats.writers import OutputFormat, RecordWriter, header, renderer
+from kvtool.formats.output_file import OutputFile
+from kvtool.formats.records import FieldCounts, FieldFormat
+from kvtool.formats.writers import (
+    OutputFormat,
+    RecordWriter,
+    header,
+    renderer,
+    terminal_safe_render,
+)
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.memory import keep_freed_memory
 
@@ -42,52 +47,17 @@ class ExportResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class OutputFile:
-    """A temp file beside `path`, renamed over it by `commit()`; gzip when the name ends in .gz."""
+def _open_sink(
+    path: Path | None, out: BinaryIO | None, spec: ReadSpec, options: dict[str, Any]
+) -> tuple[OutputFile | None, BinaryIO]:
+    """Where records go: an OutputFile at `path` (and its stream), or the stream `out`.
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        directory = path.parent if str(path.parent) else Path(".")
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot write {path}: {exc.strerror or exc}",
-                hint="check that the directory exists and is writable",
-            ) from None
-        self.tmp = Path(tmp)
-        self._raw: BinaryIO = os.fdopen(fd, "wb", buffering=1 << 20)
-        self.stream: BinaryIO = self._raw
-        if path.suffix == ".gz":
-            self.stream = gzip.GzipFile(  # type: ignore[assignment]
-                filename=path.name[:-3], fileobj=self._raw, mode="wb", compresslevel=6
-            )
-
-    def _close(self) -> None:
-        if self.stream is not self._raw:
-            self.stream.close()
-        self._raw.flush()
-        os.fsync(self._raw.fileno())
-        self._raw.close()
-
-    def commit(self, target: Path | None = None) -> Path:
-        self._close()
-        final = target or self.path
-        os.replace(self.tmp, final)
-        return final
-
-    def discard(self) -> None:
-        try:
-            if not self._raw.closed:
-                self._raw.close()
-        finally:
-            self.tmp.unlink(missing_ok=True)
-
-
-def _open_sink(path: Path | None, out: BinaryIO | None) -> tuple[OutputFile | None, BinaryIO]:
-    """Where records go: a new OutputFile at `path` (and its stream), or the stream `out`."""
+    A run continuing after a cursor into the same `path` appends to the `.partial` a stopped run
+    left (see kvtool.formats.output_file), when that cursor and `options` match.
+    """
     if path is not None:
-        target = OutputFile(path)
+        resume = spec.cursor_after(spec.after)
+        target = OutputFile(path, resume_from=resume, options=options)
         return target, target.stream
     assert out is not None, "export needs out= or path="
     return None, out
@@ -105,6 +75,7 @@ def export(
     progress: Progress | None = None,
     flush_each_batch: bool = False,
     workers: int | None = None,
+    terminal: bool = False,
 ) -> ExportResult:
     """Write the records of `spec` from the database at `db_path` to `out` or to the file `path`.
 
@@ -116,11 +87,35 @@ def export(
     chooses: 2 on a multi-core machine for a database over 64 MB of SST files. A run with
     --limit, pacing, per-batch flushes or gzip output, or an `out` without a file descriptor,
     is read by one process; so is one whose workers' views of the database differ.
+
+    With `path`, a run continuing after a cursor (`spec.after`) appends to the `PATH.partial` that
+    the stopped run left, if it stopped at that cursor with the same output options (else a
+    usage error): the completed file is the one an uninterrupted run writes. `terminal`: `out` is
+    a terminal, so control characters from the data are shown as escapes, never sent raw.
     """
     keep_freed_memory()
-    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only)
+    # The json value format counts the values it wraps (not JSON) for the stats; the count is
+    # kept in this process, so such a run is read by one process.
+    counts = None
+    if (
+        FieldFormat(value_format) is FieldFormat.JSON
+        and OutputFormat(fmt) is OutputFormat.JSONL
+        and not spec.keys_only
+    ):
+        counts = FieldCounts()
+    render = renderer(fmt, key_format, value_format, keys_only=spec.keys_only, counts=counts)
+    if terminal:
+        render = terminal_safe_render(render)
+    options = {
+        "format": str(OutputFormat(fmt).value),
+        "key_format": str(FieldFormat(key_format).value),
+        "value_format": str(FieldFormat(value_format).value),
+        "keys_only": spec.keys_only,
+    }
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
     count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    if counts is not None:
+        count = 1
     if count > 1:
         result = _export_parallel(
             Path(db_path),
@@ -131,6 +126,7 @@ def export(
             out=out,
             path=path,
             progress=progress,
+            options=options,
         )
         if result is not None:
             return result
@@ -152,7 +148,7 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                target, sink = _open_sink(path, out)
+                target, sink = _open_sink(path, out, spec, options)
                 writer = RecordWriter(sink, render, head=head)
                 with record_stream(db, spec, stats, stopper) as batches:
                     try:
@@ -185,16 +181,16 @@ def export(
                 stats.finish()
                 if progress is not None:
                     progress.close()
+        limit_hit = spec.limit is not None and stats.records >= spec.limit
+        cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
+        if stopped is not None and cursor is None and spec.after is not None:
+            cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
         written: Path | None = None
         if target is not None:
-            partial = target.path.with_name(target.path.name + ".partial")
-            written = target.commit(partial if stopped is not None else None)
-    limit_hit = spec.limit is not None and stats.records >= spec.limit
-    cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
-    if stopped is not None and cursor is None and spec.after is not None:
-        cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
+            written = target.keep_partial(cursor) if stopped is not None else target.commit()
+    extra = {"values_not_json": counts.not_json} if counts is not None else {}
     return ExportResult(
-        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor),
+        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor, **extra),
         cursor=cursor,
         stopped=stopped,
         output=written,
@@ -245,6 +241,7 @@ def _export_parallel(
     out: BinaryIO | None,
     path: Path | None,
     progress: Progress | None,
+    options: dict[str, Any],
 ) -> ExportResult | None:
     """`export` by range workers; None when they could not share one view (nothing written)."""
     from kvtool.ops.export_parallel import export_parallel
@@ -268,7 +265,7 @@ def _export_parallel(
 
     with stopper:
         try:
-            target, sink = _open_sink(path, out)
+            target, sink = _open_sink(path, out, spec, options)
             try:
                 if head:
                     sink.write(head)
@@ -307,13 +304,12 @@ def _export_parallel(
             if progress is not None and started:
                 progress.close()
         stopped = result.stopped if result is not None else None
+        cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
+        if stopped is not None and cursor is None and spec.after is not None:
+            cursor = spec.cursor_after(spec.after)
         written: Path | None = None
         if target is not None:
-            partial = target.path.with_name(target.path.name + ".partial")
-            written = target.commit(partial if stopped is not None else None)
-    cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
-    if stopped is not None and cursor is None and spec.after is not None:
-        cursor = spec.cursor_after(spec.after)
+            written = target.keep_partial(cursor) if stopped is not None else target.commit()
     output_bytes = len(head) + (result.output_bytes if result is not None else 0)
     return ExportResult(
         stats=stats.as_dict(output_bytes=output_bytes, cursor=cursor),

@@ -16,9 +16,17 @@ Order: the parent hands out chunks (in output order) to whichever worker asks, a
 j's worker the turn to write once chunk j - 1 is written. A worker reads on while its finished
 chunks wait for their turn, holding at most about `BUFFER_LIMIT` bytes; the chunk that has the
 turn is written as it is read. Stops (deadline, signals) and errors: the parent tells every
-worker to stop (SIGUSR1 and a command); the worker with the turn writes the whole batches it has
-read and reports them; the others write nothing. The output is thus always a prefix of the range
-in order, ending at a record boundary, and the parent's stats name its last key (the cursor).
+worker to stop (SIGUSR1 and a command); the worker with the turn finishes the batch it is writing
+(never cutting one, however many signals come: a slow reader would get a torn record) and
+reports it; the others write nothing. The output is thus always a prefix of the range in order,
+ending at a record boundary, and the parent's stats name its last key (the cursor).
+
+A worker that dies (`kill -9`, the OOM killer) is noticed at once: its status pipe ends without a
+last word. The run stops with exit 74 and a cursor. If it died in the middle of writing a batch,
+the parent learns how many bytes of it reached the output from the kernel's count of the dead
+thread's writes (`wchar` in /proc/PID/task/PID/io, taken by the worker just before the write)
+and completes the batch itself, re-reading it from the same view of the database; a regular file
+is cut back to the last whole batch instead. So even then no record is torn.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import os
 import pickle
 import select
 import signal
+import stat
 import struct
 import sys
 import time
@@ -40,7 +49,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Database, LiveFile, OpenMode, open_db
+from kvtool.engine import Database, Entry, LiveFile, OpenMode, open_db
+from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
 
@@ -135,18 +145,25 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _write_parts(fd: int, parts: list[bytes]) -> None:
-    """Write `parts` in order without joining them (a join copies and faults in fresh pages)."""
-    views = [memoryview(p) for p in parts if p]
-    while views:
-        done = os.writev(fd, views[:1024])
-        while done and views:
-            if done >= len(views[0]):
-                done -= len(views[0])
-                views.pop(0)
-            else:
-                views[0] = views[0][done:]
-                done = 0
+def _parse_wchar(io: bytes) -> int:
+    """The `wchar` figure of a /proc/.../io text (-1 if absent)."""
+    for line in io.splitlines():
+        if line.startswith(b"wchar:"):
+            return int(line.split()[1])
+    return -1
+
+
+def _dead_wchar(pid: int) -> int:
+    """What a worker's main thread wrote in all, read after it died and before it is reaped."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/io", "rb") as f:
+            return _parse_wchar(f.read())
+    except OSError:
+        return -1
+
+
+def _framed_size(message: Any) -> int:
+    return _LEN.size + len(pickle.dumps(message))
 
 
 class _Inbox:
@@ -188,16 +205,23 @@ class _Stop(Exception):
 
 
 @dataclass
-class _Written:
-    """What a chunk (or the first part of one) holds: rendered bytes and their stats."""
+class _Part:
+    """One rendered batch (whole records) and its stats: the unit a worker writes and reports."""
 
-    parts: list[bytes] = field(default_factory=list)
+    data: bytes
+    records: int
+    key_bytes: int
+    value_bytes: int
+    first: bytes
+    last: bytes
+
+
+@dataclass
+class _Written:
+    """What a chunk (or the first part of one) holds: rendered batches waiting to be written."""
+
+    parts: list[_Part] = field(default_factory=list)
     size: int = 0
-    records: int = 0
-    key_bytes: int = 0
-    value_bytes: int = 0
-    pages: int = 0
-    last: bytes | None = None
 
 
 class _Worker:
@@ -221,11 +245,20 @@ class _Worker:
         self.turn: int | None = None  # the chunk of ours that may be written now
         self.waiting: dict[int, _Written] = {}  # read chunks waiting for their turn
         self.buffered = 0
+        self.io_fd: int | None = None  # /proc/self/task/TID/io, for `wchar` (see the module doc)
 
     def _note_stop(self, signum: int, frame: Any) -> None:
-        if self.stop:  # asked again: break out of a blocked write too
-            raise _Stop
+        # Never raises: a batch being written is finished (a blocked write too), never torn.
         self.stop = True
+
+    def _wchar(self) -> int:
+        """Bytes this thread has written so far, by the kernel's count (-1 if unknown)."""
+        if self.io_fd is None:
+            return -1
+        try:
+            return _parse_wchar(os.pread(self.io_fd, 4096, 0))
+        except OSError:
+            return -1
 
     def _check(self) -> None:
         if self.stop or os.getppid() != self.parent:
@@ -266,28 +299,43 @@ class _Worker:
         self._write(number, chunk, final=True)
 
     def _write(self, number: int, chunk: _Written, *, final: bool) -> None:
-        _write_parts(self.job.out_fd, chunk.parts)
-        _send(
-            self.status,
-            (
-                "wrote",
-                number,
-                final,
-                chunk.records,
-                chunk.key_bytes,
-                chunk.value_bytes,
-                chunk.pages,
-                chunk.last,
-                chunk.size,
-            ),
-        )
+        """Write the chunk's batches in order, each announced before and reported after it is
+        written; a stop between two batches ends the chunk there (the parent has the cursor)."""
+        parts = chunk.parts
+        for i, part in enumerate(parts):
+            if self.stop:
+                raise _Stop
+            last = final and i == len(parts) - 1
+            before = self._wchar()
+            _send(
+                self.status, ("writing", number, part.first, part.records, len(part.data), before)
+            )
+            _write_all(self.job.out_fd, part.data)
+            _send(
+                self.status,
+                (
+                    "wrote",
+                    number,
+                    last,
+                    part.records,
+                    part.key_bytes,
+                    part.value_bytes,
+                    1,
+                    part.last,
+                    len(part.data),
+                ),
+            )
+        if final and not parts:
+            _send(self.status, ("wrote", number, True, 0, 0, 0, 0, None, 0))
 
     def run(self) -> NoReturn:
         code = 0
         try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides how to stop
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            for sig in STOP_SIGNALS:  # the parent decides how to stop
+                signal.signal(sig, signal.SIG_IGN)
             signal.signal(signal.SIGUSR1, self._note_stop)
+            with contextlib.suppress(OSError):
+                self.io_fd = os.open(f"/proc/self/task/{os.getpid()}/io", os.O_RDONLY)
             self._run()
         except _Stop:
             pass
@@ -355,20 +403,27 @@ class _Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
+                    batch: list[Entry]
                     if spec.keys_only:
                         batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
+                    elif spec.columns:  # every column of wide-column entities
+                        batch = it.read_entries(_BATCH, reverse=reverse)
                     else:
-                        batch = it.read_batch(_BATCH, reverse=reverse)
+                        batch = list(it.read_batch(_BATCH, reverse=reverse))
                     if not batch:
                         break
                     data = render(batch)
-                    chunk.parts.append(data)
+                    chunk.parts.append(
+                        _Part(
+                            data,
+                            len(batch),
+                            sum(map(len, map(_first, batch))),
+                            sum(map(len, map(_second, batch))),
+                            batch[0][0],
+                            batch[-1][0],
+                        )
+                    )
                     chunk.size += len(data)
-                    chunk.records += len(batch)
-                    chunk.key_bytes += sum(map(len, map(_first, batch)))
-                    chunk.value_bytes += sum(map(len, map(_second, batch)))
-                    chunk.pages += 1
-                    chunk.last = batch[-1][0]
                     self.buffered += len(data)
                     self._poll(block=False)
                     while self.turn != number and self.buffered >= BUFFER_LIMIT:
@@ -378,9 +433,7 @@ class _Worker:
                         self.buffered -= chunk.size
                         chunk = _Written()
         except _Stop:
-            if self.turn == number and chunk.parts:  # whole batches read before the stop: output
-                self._write(number, chunk, final=False)
-            raise
+            raise  # what was read and not yet written is dropped: the cursor is before it
         self.current = None
         if self.turn == number:
             self.buffered -= chunk.size
@@ -391,6 +444,18 @@ class _Worker:
 
 # -- the parent -----------------------------------------------------------------------------------
 @dataclass
+class _Torn:
+    """A batch a worker was writing when it died: `written` of its `size` bytes reached the
+    output (-1: unknown)."""
+
+    number: int
+    first: bytes
+    records: int
+    size: int
+    written: int
+
+
+@dataclass
 class ParallelResult:
     stats: ScanStats
     output_bytes: int
@@ -398,6 +463,10 @@ class ParallelResult:
     closed: bool = False
     error: errors.KvtoolError | None = None
     counted: int = 0  # count_parallel: records in the chunks counted
+    plan: list[Chunk] = field(default_factory=list)
+    sequence: int = -1  # the workers' common view
+    torn: _Torn | None = None
+    cut: bool = False  # the output ends in a record cut in half (could not be mended)
 
 
 def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
@@ -430,6 +499,10 @@ def export_parallel(
     """
     crew = _Crew()
     try:
+        base: int | None = os.lseek(out_fd, 0, os.SEEK_CUR) if out_fd >= 0 else None
+    except OSError:  # a pipe or a terminal: no offset
+        base = None
+    try:
         for index in range(workers):
             status_r, status_w = os.pipe()
             commands_r, commands_w = os.pipe()
@@ -453,7 +526,52 @@ def export_parallel(
         crew.end(hurry=True)
         raise
     crew.end()
+    if result is not None and result.torn is not None and render is not None:
+        _mend(db_path, spec, render, out_fd, base, result)
     return result
+
+
+def _mend(
+    db_path: Path, spec: ReadSpec, render: Render, out_fd: int, base: int | None, r: ParallelResult
+) -> None:
+    """A worker died writing a batch: end the output at a record boundary again (module doc)."""
+    torn, r.torn = r.torn, None
+    assert torn is not None
+    if torn.written == 0:
+        return
+    with contextlib.suppress(OSError):
+        if base is not None and stat.S_ISREG(os.fstat(out_fd).st_mode):
+            end = base + r.output_bytes  # a file: cut it back to the last whole batch
+            os.ftruncate(out_fd, end)
+            os.lseek(out_fd, end, os.SEEK_SET)
+            return
+    r.cut = True
+    if torn.written < 0:
+        return
+    with open_db(db_path, OpenMode.READ_ONLY) as db:
+        if db.sequence_number() != r.sequence:
+            return  # another view: its batch could differ from the one cut
+        reverse = spec.krange.reverse
+        lower, upper = r.plan[torn.number]
+        with db.iterator(spec.krange.cf, lower=lower, upper=upper) as it:
+            if reverse:
+                it.seek_for_prev(torn.first)
+            else:
+                it.seek(torn.first)
+            batch: list[Entry]
+            if spec.keys_only:
+                batch = [(k, b"") for k in it.read_keys(torn.records, reverse=reverse)]
+            else:
+                batch = it.read_entries(torn.records, reverse=reverse)
+    if not batch or batch[0][0] != torn.first:
+        return
+    data = render(batch)
+    if len(data) != torn.size:
+        return
+    _write_all(out_fd, memoryview(data)[torn.written :])
+    r.cut = False
+    r.output_bytes += len(data)
+    r.stats.add(batch)
 
 
 def count_parallel(
@@ -470,14 +588,27 @@ class _Crew:
     """The parent's side of the workers: pids, status pipes, command pipes."""
 
     def __init__(self) -> None:
-        self.pids: list[int] = []
+        self.pids: list[int] = []  # not yet reaped
+        self.pid_of: dict[int, int] = {}  # status fd -> pid
         self.inboxes: dict[int, _Inbox] = {}  # by status fd
         self.commands: dict[int, int] = {}  # status fd -> command fd
 
     def add(self, pid: int, inbox: _Inbox, commands: int) -> None:
         self.pids.append(pid)
+        self.pid_of[inbox.fd] = pid
         self.inboxes[inbox.fd] = inbox
         self.commands[inbox.fd] = commands
+
+    def reap(self, worker: int) -> int:
+        """Wait for the worker whose status pipe has ended; its wait status."""
+        pid = self.pid_of[worker]
+        if pid not in self.pids:
+            return 0
+        self.pids.remove(pid)  # never signal a reaped pid: the number may be reused
+        try:
+            return os.waitpid(pid, 0)[1]
+        except ChildProcessError:
+            return 0
 
     def fds(self) -> list[int]:
         return [*self.inboxes, *self.commands.values()]
@@ -514,6 +645,26 @@ class _Crew:
         self.commands.clear()
 
 
+def _worker_died(result: ParallelResult, pid: int, status: int, *, ordered: bool) -> None:
+    """Record that a worker ended without a word (killed, e.g. by the OOM killer): exit 74."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+    else:
+        how = f"ended with exit code {os.WEXITSTATUS(status)}"
+    message = f"worker process {pid} {how}"
+    if result.error is not None or result.stopped is not None or result.closed:
+        return
+    if ordered:  # an export keeps what was written and says where to resume
+        result.stopped = StopRequested(ExitCode.IO_ERROR, message)
+    else:
+        result.error = errors.StorageError(message)
+
+
 def _coordinate(
     crew: _Crew,
     stopper: Stopper,
@@ -531,6 +682,10 @@ def _coordinate(
     owner: dict[int, int] = {}  # chunk -> worker (status fd)
     finished = 0
     going = False
+    workers = len(crew.pids)
+    last_word: set[int] = set()  # workers that said how they ended
+    writing: dict[int, tuple[Any, int]] = {}  # worker -> its announced write, framed size
+    ended: set[int] = set()
 
     def hand_out(worker: int) -> None:
         nonlocal next_chunk
@@ -560,13 +715,19 @@ def _coordinate(
             break
         readable, _, _ = select.select(open_fds, [], [], _POLL)
         for fd in readable:
-            for message in crew.inboxes[fd].read():
+            inbox = crew.inboxes[fd]
+            for message in inbox.read():
                 kind = message[0]
-                if kind == "ready":
+                if kind in ("done", "closed", "error", "bug"):
+                    last_word.add(fd)
+                if kind == "writing":
+                    writing[fd] = (message, _framed_size(message))
+                elif kind == "ready":
                     ready[fd] = (message[1], message[2], message[3])
                 elif kind == "next":
                     hand_out(fd)
                 elif kind == "wrote":
+                    writing.pop(fd, None)
                     _, number, final, records, kb, vb, pages, last, size = message
                     stats.records += records
                     stats.key_bytes += kb
@@ -597,7 +758,21 @@ def _coordinate(
                         else:
                             result.error = _error(message[1], message[2], message[3])
                     halt()
-        if not going and len(ready) == len(crew.pids):
+            if inbox.closed and fd not in ended:
+                ended.add(fd)
+                announced = writing.pop(fd, None)
+                # Read what the dead thread wrote before reaping it: then /proc forgets it.
+                total = _dead_wchar(crew.pid_of[fd]) if announced is not None else -1
+                status = crew.reap(fd)
+                if announced is not None:
+                    (_, number, first, records, size, before), framed = announced
+                    known = total >= 0 and before >= 0
+                    written = total - before - framed if known else -1
+                    result.torn = _Torn(number, first, records, size, written)
+                if fd not in last_word and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
+                    _worker_died(result, crew.pid_of[fd], status, ordered=ordered)
+                    halt()
+        if not going and len(ready) == workers:
             going = True
             views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
             if result.error is not None or result.stopped is not None:
@@ -607,12 +782,13 @@ def _coordinate(
                 return None
             else:
                 _seq, plan, estimate = next(iter(ready.values()))
+                result.plan, result.sequence = list(plan), _seq
                 chunks = len(plan)
                 if started is not None:
                     started(int(estimate) if estimate and estimate.isdigit() else None)
                 for worker in list(crew.inboxes):
                     hand_out(worker)
     complete = result.error is None and result.stopped is None and not result.closed
-    if complete and (finished < len(crew.pids) or (ordered and turn < chunks)):
+    if complete and (finished < workers or (ordered and turn < chunks)):
         result.error = errors.KvtoolError("a worker process ended without reporting")
     return result

@@ -29,8 +29,15 @@ from typing import IO, Any
 
 import orjson
 
-from kvtool.engine import DEFAULT_CF, Database, OpenMode, open_db
-from kvtool.errors import BadInputError, Interrupted, KvtoolError, StoppedError, UsageError
+from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, open_db
+from kvtool.errors import (
+    BadInputError,
+    Interrupted,
+    KvtoolError,
+    StoppedError,
+    UnavailableError,
+    UsageError,
+)
 from kvtool.formats.records import FieldFormat, decode_field
 
 
@@ -155,13 +162,36 @@ def _slow(field: Any, fmt: FieldFormat, what: str = "key") -> bytes:
     return decode_field(field, fmt, what=what)
 
 
+def _entity(record: dict[str, Any], key_fmt: FieldFormat, value_fmt: FieldFormat) -> Entity:
+    """The wide-column entity of a record `{"key": K, "columns": [{"name": N, "value": V}, ...]}`:
+    names are spelled in the key format, values in the value format (export's shape)."""
+    if "value" in record:
+        raise BadInputError('a record has "value" or "columns", not both')
+    columns = record["columns"]
+    if type(columns) is not list:
+        raise BadInputError(f'"columns" must be a list, not {type(columns).__name__}')
+    cells: dict[bytes, bytes] = {}
+    for column in columns:
+        if type(column) is not dict or set(column) != {"name", "value"}:
+            raise BadInputError(
+                'each of "columns" must be an object {"name": ..., "value": ...}, '
+                f"not {column!r:.60}"
+            )
+        name = decode_field(column["name"], key_fmt, what="column name")
+        if name in cells:
+            raise BadInputError(f"column name {name!r:.60} appears twice")
+        cells[name] = decode_field(column["value"], value_fmt, what="column value")
+    return Entity(tuple(sorted(cells.items())))
+
+
 def parse_records(
     lines: Iterable[bytes],
     options: ImportOptions,
     stats: ImportStats,
     progress: Progress | None = None,
-) -> Iterator[tuple[int, bytes, bytes]]:
-    """(line number, key, value) for each record line; blank lines are ignored.
+) -> Iterator[tuple[int, bytes, bytes | Entity]]:
+    """(line number, key, value) for each record line; blank lines are ignored. The value of a
+    wide-column entity's record (`"columns"`) is its `Entity`.
 
     A bad line raises `_LineError` with `--on-error stop`; with skip it is counted in `stats`.
     """
@@ -202,21 +232,25 @@ def parse_records(
                     )
                 try:
                     key = record["key"]
-                    value = record["value"]
                     try:
                         key = (
                             fast_key(key) if fast_key and type(key) is str else _slow(key, key_fmt)
                         )
                     except ValueError:
                         key = _slow(key, key_fmt)
-                    try:
-                        value = (
-                            fast_value(value)
-                            if fast_value and type(value) is str
-                            else _slow(value, value_fmt, "value")
-                        )
-                    except ValueError:
-                        value = _slow(value, value_fmt, "value")
+                    value: bytes | Entity
+                    if "columns" in record:
+                        value = _entity(record, key_fmt, value_fmt)
+                    else:
+                        field = record["value"]
+                        try:
+                            value = (
+                                fast_value(field)
+                                if fast_value and type(field) is str
+                                else _slow(field, value_fmt, "value")
+                            )
+                        except ValueError:
+                            value = _slow(field, value_fmt, "value")
                 except KeyError as exc:
                     raise _LineError(number, f'the record has no "{exc.args[0]}" field') from None
                 except BadInputError as exc:
@@ -308,7 +342,7 @@ def _committed(stats: ImportStats, last_line: int) -> str:
 
 def _import_batches(
     db: Database,
-    records: Iterator[tuple[int, bytes, bytes]],
+    records: Iterator[tuple[int, bytes, bytes | Entity]],
     options: ImportOptions,
     stats: ImportStats,
 ) -> None:
@@ -316,12 +350,15 @@ def _import_batches(
     limit_records, limit_bytes = options.batch_records, options.batch_bytes
     committed_line = 0  # the last input line whose record is written
     with db.write_batch() as batch:
-        put = batch.put
+        put, put_entity = batch.put, batch.put_entity
         count = size = key_bytes = value_bytes = 0
         line = 0
         try:
             for line, key, value in records:
-                put(key, value, cf)
+                if type(value) is bytes:
+                    put(key, value, cf)
+                else:
+                    put_entity(key, value, cf)
                 count += 1
                 key_bytes += len(key)
                 value_bytes += len(value)
@@ -447,7 +484,7 @@ def _work_dir(options: ImportOptions, db: Database) -> Path:
 
 def _import_sst(
     db: Database,
-    records: Iterator[tuple[int, bytes, bytes]],
+    records: Iterator[tuple[int, bytes, bytes | Entity]],
     options: ImportOptions,
     stats: ImportStats,
 ) -> None:
@@ -463,7 +500,16 @@ def _import_sst(
         count = key_bytes = value_bytes = used = 0
         budget = options.sort_memory
         try:
-            for _, key, value in records:
+            for line, key, value in records:
+                if type(value) is not bytes:
+                    # rocksdict's SstFileWriter has no put_entity: refuse before anything is
+                    # written rather than drop the columns.
+                    raise UnavailableError(
+                        f'line {line}: a wide-column entity (a record with "columns") '
+                        "cannot be written by --mode sst: rocksdict's SST writer has no "
+                        "entities; nothing was imported",
+                        hint="import it with --mode batch (the default)",
+                    )
                 append((key, value))
                 klen, vlen = len(key), len(value)
                 key_bytes += klen

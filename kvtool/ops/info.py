@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import OpenMode, open_db
+from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import read_options_file
+from kvtool.engine.options_file import OptionsFile, read_options_file
+from kvtool.errors import UnavailableError
 from kvtool.formats.units import format_size
 
 # RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
@@ -25,18 +27,22 @@ class LevelInfo:
 
 @dataclass(frozen=True)
 class ColumnFamilyInfo:
+    """One column family. The figures are None when the database could not be opened (it needs
+    a comparator or merge operator kvtool cannot load: see `attention`)."""
+
     name: str
     comparator: str | None
     format_version: int | None
-    estimated_keys: int
-    sst_bytes: int
+    estimated_keys: int | None
+    sst_bytes: int | None
     levels: list[LevelInfo]
-    memtable_bytes: int
-    memtable_entries: int
-    pending_compaction_bytes: int
-    compaction_pending: bool
-    background_errors: int
+    memtable_bytes: int | None
+    memtable_entries: int | None
+    pending_compaction_bytes: int | None
+    compaction_pending: bool | None
+    background_errors: int | None
     l0_slowdown_trigger: int | None
+    merge_operator: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,9 +76,23 @@ def _opt_int(value: str | None) -> int | None:
         return None
 
 
+def _merge_operator(options: OptionsFile | None, cf: str) -> str | None:
+    name = options.cf_options.get(cf, {}).get("merge_operator") if options else None
+    return None if name in (None, "nullptr") else name
+
+
 def describe(path: Path) -> DbInfo:
     """Read everything `info` shows. Read-only: the database directory is left untouched."""
-    with open_db(path, OpenMode.READ_ONLY) as db:
+    needs = database_needs(path)
+    if needs:
+        return _describe_unopened(path, [_unmet_note(need) for need in needs])
+    try:
+        opened = open_db(path, OpenMode.READ_ONLY)
+    except (
+        UnavailableError
+    ) as exc:  # e.g. merge operands and no OPTIONS file to name their operator
+        return _describe_unopened(path, [f"{exc.message}: reads exit 69"])
+    with opened as db:
         options = read_options_file(path)
         files = db.live_files()
         cfs: list[ColumnFamilyInfo] = []
@@ -104,6 +124,7 @@ def describe(path: Path) -> DbInfo:
                     compaction_pending=_int(db.property("rocksdb.compaction-pending", name)) > 0,
                     background_errors=_int(db.property("rocksdb.background-errors", name)),
                     l0_slowdown_trigger=_opt_int(cf_opts.get("level0_slowdown_writes_trigger")),
+                    merge_operator=_merge_operator(options, name),
                 )
             )
     wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
@@ -122,6 +143,61 @@ def describe(path: Path) -> DbInfo:
     return info
 
 
+def _unmet_note(need: Need) -> str:
+    return (
+        f"[{need.cf}] needs {need.kind} {need.name}, which kvtool's RocksDB cannot load: "
+        "reads exit 69, and writes are refused even with --force"
+    )
+
+
+def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
+    """What the OPTIONS file and the directory say, for a database kvtool must not open: it
+    needs a comparator or merge operator that kvtool's RocksDB cannot load (an open could drop
+    WAL records, a read could crash). Figures that only an open gives (keys, levels, memtables)
+    are None; `notes` say why, under attention."""
+    options = read_options_file(path)
+    cfs = [
+        ColumnFamilyInfo(
+            name=name,
+            comparator=settings.get("comparator"),
+            format_version=_opt_int(
+                options.table_option(name, "format_version") if options else None
+            ),
+            estimated_keys=None,
+            sst_bytes=None,
+            levels=[],
+            memtable_bytes=None,
+            memtable_entries=None,
+            pending_compaction_bytes=None,
+            compaction_pending=None,
+            background_errors=None,
+            l0_slowdown_trigger=_opt_int(settings.get("level0_slowdown_writes_trigger")),
+            merge_operator=_merge_operator(options, name),
+        )
+        for name, settings in (options.cf_options.items() if options else ())
+    ]
+    sst = [p for p in path.iterdir() if p.suffix == ".sst"]
+    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    info = DbInfo(
+        path=str(path),
+        rocksdb_version=options.rocksdb_version if options else None,
+        options_file=options.path.name if options else None,
+        column_families=cfs,
+        sst_files=len(sst),
+        sst_bytes=sum(p.stat().st_size for p in sst),
+        wal_files=len(wal),
+        wal_bytes=sum(p.stat().st_size for p in wal),
+        held_by_pid=lock_holder(path),
+    )
+    info.attention.extend(notes)
+    info.attention.append(
+        "kvtool did not open it, so figures that need an open (keys, levels, memtables) are "
+        "not shown"
+    )
+    info.attention.extend(_attention(info))
+    return info
+
+
 def _attention(info: DbInfo) -> list[str]:
     notes: list[str] = []
     for cf in info.column_families:
@@ -134,7 +210,9 @@ def _attention(info: DbInfo) -> list[str]:
                 "writes are being slowed; run `kvtool compact`"
             )
         if (
-            cf.pending_compaction_bytes > cf.sst_bytes // 2
+            cf.pending_compaction_bytes is not None
+            and cf.sst_bytes is not None
+            and cf.pending_compaction_bytes > cf.sst_bytes // 2
             and cf.pending_compaction_bytes > 1 << 26
         ):
             notes.append(

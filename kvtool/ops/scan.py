@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import OpenMode, Record, open_db
+from kvtool.engine import Entry, OpenMode, open_db
 from kvtool.errors import StoppedError
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 
@@ -15,7 +15,7 @@ from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_st
 class Page:
     """The records of one page; `cursor` continues after it (None: this was the last page)."""
 
-    records: list[Record]
+    records: list[Entry]
     cursor: str | None
     stats: dict[str, Any]
 
@@ -27,7 +27,7 @@ def scan_page(db_path: str | Path, spec: ReadSpec, page_size: int = 20) -> Page:
     """
     size = page_size if spec.limit is None else min(page_size, spec.limit)
     stats = ScanStats()
-    records: list[Record] = []
+    records: list[Entry] = []
     with Stopper() as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
         peek = replace(spec, limit=size + 1, batch_size=size + 1, rate=None, bytes_rate=None)
         with record_stream(db, peek, stats, stopper) as batches:

@@ -6,11 +6,12 @@ import hashlib
 import re
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import Database, LiveFile, OpenMode, open_db, position
+from kvtool.engine import Database, Entity, Entry, LiveFile, OpenMode, open_db, position
 from kvtool.errors import CorruptionError, StorageError
 from kvtool.formats.codecs import printable
 
@@ -20,6 +21,8 @@ _READAHEAD = 2 << 20
 # engine's private symlink directory, which the message must not send an operator to.
 _SST_IN_TEXT = re.compile(r"(?:\S*/)?(\d+\.sst)\b")
 _LENGTHS = struct.Struct(">QQ")
+_COUNT = struct.Struct(">Q")
+_ENTITY = 2**64 - 1
 
 
 @dataclass
@@ -77,8 +80,9 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
 
     Returns a result; on corruption or an I/O error its `failure` names the file and the last
     key read intact (`raise_for_status()` raises it). With `digest`, a SHA-256 over each column
-    family's name and its records in order (lengths, key, value) is computed, and one over those,
-    so two copies can be compared. Column families are taken in name order.
+    family's name and its records in order (lengths, key, value; every column of a wide-column
+    entity) is computed, and one over those, so two copies can be compared. Column families are
+    taken in name order.
     """
     started = time.monotonic()
     checks: list[ColumnFamilyCheck] = []
@@ -138,11 +142,14 @@ def _read_all(db: Database, check: ColumnFamilyCheck, hasher: Any) -> None:
         check.name, verify_checksums=True, fill_cache=False, readahead=_READAHEAD
     ) as it:
         it.seek_to_first()
-        while batch := it.read_batch(_BATCH):
+        # A digest covers every column of wide-column entities; a plain check reads values only
+        # (the columns' bytes are in the same blocks, checked all the same).
+        read = it.read_entries if hasher is not None else it.read_batch
+        while batch := read(_BATCH):
             _account(check, hasher, batch)
 
 
-def _account(check: ColumnFamilyCheck, hasher: Any, batch: list[tuple[bytes, bytes]]) -> None:
+def _account(check: ColumnFamilyCheck, hasher: Any, batch: Sequence[Entry]) -> None:
     check.records += len(batch)
     check.key_bytes += sum(len(k) for k, _ in batch)
     check.value_bytes += sum(len(v) for _, v in batch)
@@ -150,6 +157,15 @@ def _account(check: ColumnFamilyCheck, hasher: Any, batch: list[tuple[bytes, byt
     if hasher is not None:
         update, pack = hasher.update, _LENGTHS.pack
         for key, value in batch:
+            if isinstance(value, Entity):
+                # A value's length is below 2**64 - 1: that length marks an entity, then its
+                # column count and each column as (lengths, name, value).
+                update(pack(len(key), _ENTITY) + key + _COUNT.pack(len(value.columns)))
+                for name, data in value.columns:
+                    update(pack(len(name), len(data)))
+                    update(name)
+                    update(data)
+                continue
             update(pack(len(key), len(value)))
             update(key)
             update(value)
@@ -161,7 +177,8 @@ def _read_to_damage(db: Database, check: ColumnFamilyCheck, hasher: Any) -> None
     try:
         with db.iterator(check.name, verify_checksums=True, fill_cache=False) as it:
             position(it, reverse=False, after=check.last_key)
-            while batch := it.read_batch(1):
+            read = it.read_entries if hasher is not None else it.read_batch
+            while batch := read(1):
                 _account(check, hasher, batch)
     except StorageError:
         pass

@@ -1,20 +1,35 @@
-"""`Cursor`: the opaque, versioned token naming where a scan stopped, bound to its range."""
+"""`Cursor`: the opaque, versioned, checksummed token naming where a scan stopped, bound to its
+range; and reading one back from the command line or a file (`--after @FILE`)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import re
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from kvtool.errors import UsageError
 from kvtool.stream.keyrange import KeyRange
 
-# Token layout (then base64url without padding, behind a "kv1." tag so a token is recognisable):
+# Token layout (then base64url without padding, behind a "kv2." tag so a token is recognisable):
 #   version (1 byte) | flags (1 byte: bit 0 = reverse) | range fingerprint (8) | last key (rest)
-_VERSION = 1
-_TAG = "kv1."
+#   | checksum (8 bytes: BLAKE2b-64 of everything before it)
+# The checksum is why version 2 exists: a version-1 token cut by a terminal, a shell or a mouse
+# decoded to another key and resumed somewhere else. Any cut or changed character now fails the
+# checksum (a false accept needs a 2**-64 collision).
+_VERSION = 2
+_TAG = "kv2."
+_OLD_TAG = "kv1."
 _HEADER = struct.Struct(">BB8s")
+_CHECKSUM_BYTES = 8
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def _checksum(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=_CHECKSUM_BYTES, person=b"kvtool-cursor").digest()
 
 
 @dataclass(frozen=True)
@@ -31,27 +46,41 @@ class Cursor:
 
     def encode(self) -> str:
         raw = _HEADER.pack(_VERSION, 1 if self.reverse else 0, self.fingerprint) + self.key
+        raw += _checksum(raw)
         return _TAG + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
     @classmethod
     def decode(cls, token: str) -> Cursor:
-        """Parse a token; a malformed one is a usage error (exit 2)."""
+        """Parse a token; a malformed, cut or changed one is a usage error (exit 2)."""
         text = token.strip()
+        if text.startswith(_OLD_TAG):
+            raise _bad(
+                token,
+                "it is a version-1 cursor (kvtool before cursors carried a checksum), which "
+                "kvtool no longer accepts because a cut one resumed at another key",
+                hint="run the command again without --after, or from the start of what is missing "
+                "(--start KEY)",
+            )
         if not text.startswith(_TAG):
             raise _bad(token, "it is not a kvtool cursor")
         body = text[len(_TAG) :]
+        if not _BASE64URL.fullmatch(body) or len(body) % 4 == 1:
+            raise _bad(token, "it is not valid base64url (cut or changed?)")
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
-            raise _bad(token, "it is not valid base64url") from None
-        if len(raw) < _HEADER.size:
+            raise _bad(token, "it is not valid base64url (cut or changed?)") from None
+        if len(raw) < _HEADER.size + _CHECKSUM_BYTES:
             raise _bad(token, "it is truncated")
-        version, flags, fingerprint = _HEADER.unpack_from(raw)
+        payload, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
+        if _checksum(payload) != checksum:
+            raise _bad(token, "its checksum does not match: it was cut or changed")
+        version, flags, fingerprint = _HEADER.unpack_from(payload)
         if version != _VERSION:
             raise _bad(token, f"it has version {version}, this kvtool reads version {_VERSION}")
         if flags & ~1:
             raise _bad(token, "it has unknown flags")
-        return cls(key=raw[_HEADER.size :], reverse=bool(flags & 1), fingerprint=fingerprint)
+        return cls(key=payload[_HEADER.size :], reverse=bool(flags & 1), fingerprint=fingerprint)
 
     def check(self, krange: KeyRange) -> bytes:
         """The key to continue after, if this cursor belongs to `krange`; else a usage error."""
@@ -71,9 +100,43 @@ class Cursor:
         return self.key
 
 
-def _bad(token: str, why: str) -> UsageError:
+def read_token(argument: str) -> str:
+    """The cursor an `--after` argument names: the token itself, or `@FILE` to read it from FILE.
+
+    FILE holds the bare token, or a JSON object with a "cursor" member (a `--stats-file`, or the
+    `FILE.partial.cursor` a stopped `export -o FILE` writes). A token for a huge key is too long
+    for a command line (the kernel's limit on one argument is 128 KiB), hence the file.
+    """
+    if not argument.startswith("@"):
+        return argument
+    name = argument[1:]
+    try:
+        text = Path(name).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UsageError(
+            f"--after @{name}: cannot read the cursor file: {exc.strerror or exc}",
+            hint="give the token itself or @FILE naming a file that holds it",
+        ) from None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        import orjson
+
+        try:
+            document = orjson.loads(stripped)
+        except orjson.JSONDecodeError:
+            raise UsageError(f"--after @{name}: the file is not valid JSON") from None
+        cursor = document.get("cursor") if isinstance(document, dict) else None
+        if not isinstance(cursor, str):
+            raise UsageError(
+                f"--after @{name}: the file has no cursor",
+                hint="the run that wrote it completed (cursor null), or it is not kvtool's",
+            )
+        return cursor
+    return stripped
+
+
+def _bad(
+    token: str, why: str, *, hint: str = "pass the token exactly as kvtool printed it"
+) -> UsageError:
     shown = token if len(token) <= 40 else token[:37] + "..."
-    return UsageError(
-        f"--after: {shown!r} is not a valid cursor: {why}",
-        hint="pass the token exactly as kvtool printed it",
-    )
+    return UsageError(f"--after: {shown!r} is not a valid cursor: {why}", hint=hint)

@@ -3,6 +3,8 @@ stops at, always between whole records."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from kvtool.errors import ExitCode, Interrupted
+from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted
 
 Clock = Callable[[], float]
 
@@ -50,14 +52,18 @@ class TokenBucket:
 
 
 class Stopper:
-    """Where a run stops: a deadline, and (as a context manager) SIGINT/SIGTERM.
+    """Where a run stops: a deadline, and (as a context manager) the stop signals.
 
-    While active it replaces the signal handlers with ones that only take note, so a signal never
-    cuts a write in half; the stream checks `check()` between batches. A second signal while the
-    first is pending raises `Interrupted` at once, for a consumer that stopped reading.
+    While active it replaces the handlers of SIGINT, SIGTERM and SIGHUP with ones that only take
+    note, so a signal never cuts a write in half; the stream checks `check()` between batches.
+    A second signal does not cut the records being written either (a slow reader would get a
+    torn line and the cursor would skip it): it only says on stderr what the stop waits for.
+    A third signal raises `Interrupted` at once: the way out when the reader never reads again,
+    at the price of a record cut in half.
     """
 
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    _SIGNALS = STOP_SIGNALS
+    HARD_STOP_AFTER = 3  # signals; see the class docstring
 
     def __init__(
         self,
@@ -71,6 +77,7 @@ class Stopper:
         self.deadline = clock() + timeout if timeout is not None else None
         self.timeout = timeout
         self.signum: int | None = None
+        self.signals = 0  # how many stop signals arrived while active
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Stopper:
@@ -90,9 +97,19 @@ class Stopper:
         self._previous.clear()
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is not None:
+        self.signals += 1
+        if self.signum is None:
+            self.signum = signum
+            return
+        if self.signals >= self.HARD_STOP_AFTER:
             raise Interrupted(signum)
-        self.signum = signum
+        # os.write, not sys.stderr: this handler may run in the middle of a write to stderr.
+        with contextlib.suppress(OSError):
+            os.write(
+                2,
+                b"kvtool: stopping: writing out the whole records already under way "
+                b"(a third signal stops at once and may cut a record)\n",
+            )
 
     def note_interrupt(self, exc: Interrupted) -> None:
         """Record a signal that arrived as `Interrupted` (before our handlers were installed)."""
@@ -101,11 +118,8 @@ class Stopper:
 
     def check(self) -> None:
         if self.signum is not None:
-            term = self.signum == signal.SIGTERM
-            raise StopRequested(
-                ExitCode.SIGTERM if term else ExitCode.SIGINT,
-                "interrupted by SIGTERM" if term else "interrupted",
-            )
+            stop = Interrupted(self.signum)
+            raise StopRequested(stop.exit_code, stop.reason)
         if self.deadline is not None and self._clock() >= self.deadline:
             raise StopRequested(ExitCode.TIMEOUT, f"--timeout {self.timeout:g}s reached")
 

@@ -6,12 +6,13 @@ import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, cast
 
-from kvtool.engine import EngineIterator, Record, position
+from kvtool.engine import EngineIterator, Entry, position
 from kvtool.stream.pacing import Clock, Stopper, TokenBucket
 
-Batch = list[Record]
+# Records: values are bytes, or an Entity where a column-aware read found one.
+Batch = list[Entry]
 
 _first, _second = itemgetter(0), itemgetter(1)
 
@@ -26,14 +27,22 @@ def read_batches(
     after: bytes | None = None,
     batch_size: int = 1024,
     keys_only: bool = False,
+    columns: bool = False,
 ) -> Iterator[Batch]:
-    """Batches from `it` (which we position; the caller owns it and its bounds), after `after`."""
+    """Batches from `it` (which we position; the caller owns it and its bounds), after `after`.
+
+    With `columns`, a wide-column entity's value is its `Entity` (every column), not just its
+    default column's bytes.
+    """
     position(it, reverse=reverse, after=after)
     while True:
+        batch: Batch
         if keys_only:
             batch = [(key, b"") for key in it.read_keys(batch_size, reverse=reverse)]
+        elif columns:
+            batch = it.read_entries(batch_size, reverse=reverse)
         else:
-            batch = it.read_batch(batch_size, reverse=reverse)
+            batch = cast(Batch, it.read_batch(batch_size, reverse=reverse))
         if not batch:
             return
         yield batch

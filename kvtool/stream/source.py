@@ -25,6 +25,8 @@ class ReadSpec:
     bytes_rate: float | None = None  # key+value bytes per second
     timeout: float | None = None  # seconds
     batch_size: int = 1024
+    # Read every column of wide-column entities (export, scan, diff); else default columns only.
+    columns: bool = True
 
     def with_cursor(self, token: str | None) -> ReadSpec:
         """This spec continuing after `token` (checked to belong to this range)."""
@@ -40,6 +42,7 @@ class ReadSpec:
             bytes_rate=self.bytes_rate,
             timeout=self.timeout,
             batch_size=self.batch_size,
+            columns=self.columns,
         )
 
     def cursor_after(self, key: bytes | None) -> str | None:
@@ -66,6 +69,7 @@ def record_stream(
             after=spec.after,
             batch_size=spec.batch_size,
             keys_only=spec.keys_only,
+            columns=spec.columns,
         )
         batches = limited(batches, spec.limit)
         batches = paced(
