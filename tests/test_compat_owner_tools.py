@@ -11,75 +11,45 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import IN_CI, require_tool, run_kvtool
+from .conftest import run_kvtool
+from .oracles import (
+    Spec,
+    ldb_load,
+    ldb_ok,
+    parse_hex_scan,
+    put,
+    rocksdb614,
+    rocksdb614_read,
+    rocksdb614_write,
+)
 
 # Column family name -> its records: the state every owner's reader must find.
 State = dict[str, dict[bytes, bytes]]
-
-
-def require_rocksdb614() -> None:
-    """Skip without the RocksDB 6.14 binding (faust-streaming-rocksdb), but fail under CI."""
-    probe = subprocess.run([sys.executable, "-c", "import rocksdb"], capture_output=True)
-    if probe.returncode != 0:
-        message = "import rocksdb (faust-streaming-rocksdb, RocksDB 6.14) is not installed"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120
-    )
 
 
 # -- the writers --------------------------------------------------------------------------------
 
 
 def ldb_create(db: Path, records: dict[bytes, bytes]) -> None:
-    lines = "".join(f"0x{k.hex().upper()} ==> 0x{v.hex().upper()}\n" for k, v in records.items())
-    subprocess.run(
-        [require_tool("ldb"), f"--db={db}", "--create_if_missing", "load", "--hex"],
-        input=lines.encode(),
-        capture_output=True,
-        check=True,
-    )
-
-
-_R614_CREATE = """
-import json, sys, rocksdb
-db = rocksdb.DB(sys.argv[1], rocksdb.Options(create_if_missing=True))
-records = json.loads(sys.argv[2])
-for k, v in records[: len(records) // 2]:
-    db.put(bytes.fromhex(k), bytes.fromhex(v))
-db.compact_range()  # half in SST files, half only in the WAL
-for k, v in records[len(records) // 2 :]:
-    db.put(bytes.fromhex(k), bytes.fromhex(v))
-db.close()
-"""
+    items = list(records.items())
+    ldb_load(db, items[: len(items) // 2])  # an SST file
+    ldb_load(db, items[len(items) // 2 :], wal=True)  # only in the WAL
 
 
 def r614_create(db: Path, records: dict[bytes, bytes]) -> None:
-    require_rocksdb614()
-    pairs = json.dumps([[k.hex(), v.hex()] for k, v in records.items()])
-    result = run_python(_R614_CREATE, str(db), pairs)
-    assert result.returncode == 0, result.stderr
+    items = [put(k, v) for k, v in records.items()]
+    rocksdb614_write(db, [items[: len(items) // 2]], wal=items[len(items) // 2 :])
 
 
 def kvtool_create(db: Path, records: dict[bytes, bytes]) -> None:
-    lines = "".join(
-        json.dumps({"key": k.hex(), "value": v.hex()}) + "\n" for k, v in records.items()
-    )
     result = run_kvtool(
         "import", "-q", "--create", "--key-format", "hex", "--value-format", "hex", db,
-        input=lines.encode(),
+        input=_jsonl(records),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
 
@@ -87,74 +57,50 @@ def kvtool_create(db: Path, records: dict[bytes, bytes]) -> None:
 # -- the owners' readers ------------------------------------------------------------------------
 
 
-def ldb(db: Path, *args: str) -> str:
-    """Plain ldb 7.8: no --ignore_unknown_options, so it loads the newest OPTIONS file strictly."""
-    result = subprocess.run(
-        [require_tool("ldb"), f"--db={db}", *args], capture_output=True, text=True
-    )
-    assert result.returncode == 0 and "Failed" not in result.stdout, (
-        f"ldb {' '.join(args)}: {result.stdout[-300:]}{result.stderr[-300:]}"
-    )
-    return result.stdout
-
-
-def _hex_pairs(text: str, sep: str) -> dict[bytes, bytes]:
+def _dump_pairs(text: bytes) -> dict[bytes, bytes]:
+    """`ldb dump --hex` lines `0xKEY ==> 0xVALUE`."""
     out: dict[bytes, bytes] = {}
-    for line in text.splitlines():
-        if sep in line:
-            key, _, value = line.partition(sep)
-            out[bytes.fromhex(key.strip()[2:])] = bytes.fromhex(value.strip()[2:])
+    for line in text.decode().splitlines():
+        key, sep, value = line.partition(" ==> ")
+        if sep and key.startswith("0x"):
+            out[bytes.fromhex(key[2:])] = bytes.fromhex(value.strip()[2:])
     return out
 
 
 def ldb_read(db: Path) -> State:
-    """Every column family through `ldb scan`, checked against `ldb dump` (its own count too)."""
-    listing = ldb(db, "list_column_families")
-    names = re.search(r"\{(.*)\}", listing)
-    assert names is not None, listing
+    """Plain ldb 7.8 (it loads the newest OPTIONS file strictly): every column family through
+    `scan`, checked against `dump` and its count."""
+    names = re.search(rb"\{(.*)\}", ldb_ok(f"--db={db}", "list_column_families"))
+    assert names is not None
     state: State = {}
-    for cf in (n.strip() for n in names.group(1).split(",")):
-        scanned = _hex_pairs(ldb(db, f"--column_family={cf}", "scan", "--hex"), " : ")
-        dumped = ldb(db, f"--column_family={cf}", "dump", "--hex")
-        assert _hex_pairs(dumped, " ==> ") == scanned, f"ldb dump and scan differ in {cf}"
-        assert f"Keys in range: {len(scanned)}" in dumped
+    for cf in (n.strip().decode() for n in names.group(1).split(b",")):
+        scanned = dict(
+            parse_hex_scan(ldb_ok(f"--db={db}", f"--column_family={cf}", "scan", "--hex"))
+        )
+        dumped = ldb_ok(f"--db={db}", f"--column_family={cf}", "dump", "--hex")
+        assert _dump_pairs(dumped) == scanned, f"ldb dump and scan differ in {cf}"
+        assert b"Keys in range: %d" % len(scanned) in dumped
         state[cf] = scanned
     return state
 
 
-_R614_READ = """
-import json, sys, rocksdb
-path, read_only = sys.argv[1], sys.argv[2] == "ro"
-names = rocksdb.list_column_families(path, rocksdb.Options())
-cfs = {n: rocksdb.ColumnFamilyOptions() for n in names if n != b"default"}
-db = rocksdb.DB(path, rocksdb.Options(), column_families=cfs, read_only=read_only)
-state = {}
-for name in names:
-    it = db.iteritems(None if name == b"default" else db.get_column_family(name))
-    it.seek_to_first()
-    # A column family's iterator yields ((handle, key), value).
-    rows = ((k[1] if isinstance(k, tuple) else k, v) for k, v in it)
-    state[name.decode()] = [[k.hex(), v.hex()] for k, v in rows]
-    del it
-db.close()
-print(json.dumps(state))
-"""
-
-
-def r614_read(db: Path, mode: str = "rw") -> State:
-    """RocksDB 6.14 opens it (read-write by default, as its owner would) and reads every CF."""
-    require_rocksdb614()
-    result = run_python(_R614_READ, str(db), mode)
-    assert result.returncode == 0, f"RocksDB 6.14 ({mode}): {result.stderr[-500:]}"
-    raw = json.loads(result.stdout)
-    return {cf: {bytes.fromhex(k): bytes.fromhex(v) for k, v in kv} for cf, kv in raw.items()}
+def r614_read(db: Path, state: State, *, read_only: bool = False) -> State:
+    """RocksDB 6.14 opens it (read-write by default, as its owner would, naming every column family
+    the state expects: a read-write open fails when one is left out) and reads every one."""
+    names = rocksdb614(
+        """
+        print(b"\\n".join(rocksdb.list_column_families(sys.argv[1], rocksdb.Options())).decode())
+        """,
+        db,
+    ).split()
+    spec = Spec(column_families=tuple(cf for cf in state if cf != "default"))
+    return {cf: dict(rocksdb614_read(db, spec=spec, cf=cf, read_only=read_only)) for cf in names}
 
 
 # RocksDB 6.14's own LoadLatestOptions, called in the library the `rocksdb` wheel bundles (its
 # Python API has no options loading): the loader that ldb and RocksJava's OptionsUtil use.
 _R614_LOAD_OPTIONS = r"""
-import ctypes, glob, os, struct, sys
-import rocksdb
+import ctypes, glob, os
 site = os.path.dirname(os.path.dirname(rocksdb.__file__))
 libs = os.path.join(site, "faust_streaming_rocksdb.libs")
 lib = ctypes.CDLL(glob.glob(os.path.join(libs, "librocksdb-*.so.6.14*"))[0])
@@ -182,30 +128,30 @@ print(status.raw[0], ctypes.string_at(state).decode() if state else "")
 
 
 def r614_load_options(db: Path) -> None:
-    require_rocksdb614()
-    result = run_python(_R614_LOAD_OPTIONS, str(db))
-    assert result.returncode == 0, result.stderr
-    code, _, message = result.stdout.strip().partition(" ")
+    code, _, message = rocksdb614(_R614_LOAD_OPTIONS, db).strip().partition(" ")
     assert code == "0", f"RocksDB 6.14 LoadLatestOptions: {message}"
 
 
 # Which readers stand for which writer: the writer's own version; for a database kvtool created,
 # both ldb 7.8 and RocksDB 6.14 (the README's promise).
-def read_as_ldb(db: Path) -> list[tuple[str, State]]:
+Readers = Callable[[Path, State], list[tuple[str, State]]]
+
+
+def read_as_ldb(db: Path, state: State) -> list[tuple[str, State]]:
     return [("ldb 7.8", ldb_read(db))]
 
 
-def read_as_r614(db: Path) -> list[tuple[str, State]]:
+def read_as_r614(db: Path, state: State) -> list[tuple[str, State]]:
     r614_load_options(db)
-    return [("RocksDB 6.14 read-write", r614_read(db))]
+    return [("RocksDB 6.14 read-write", r614_read(db, state))]
 
 
-def read_as_both(db: Path) -> list[tuple[str, State]]:
+def read_as_both(db: Path, state: State) -> list[tuple[str, State]]:
     r614_load_options(db)
     return [
         ("ldb 7.8", ldb_read(db)),
-        ("RocksDB 6.14 read-only", r614_read(db, "ro")),
-        ("RocksDB 6.14 read-write", r614_read(db)),
+        ("RocksDB 6.14 read-only", r614_read(db, state, read_only=True)),
+        ("RocksDB 6.14 read-write", r614_read(db, state)),
     ]
 
 
@@ -300,10 +246,8 @@ START = {b"k:%04d" % i: b"value %d" % i for i in range(100)}
 START[b"k:0050\x00bin"] = b"\x00\xff\xfe binary"
 
 
-def check(
-    db: Path, state: State, readers: Callable[[Path], list[tuple[str, State]]], when: str
-) -> None:
-    for reader, found in readers(db):
+def check(db: Path, state: State, readers: Readers, when: str) -> None:
+    for reader, found in readers(db, state):
         assert found.keys() == state.keys(), f"{reader} after {when}: column families"
         for cf, records in state.items():
             missing = {k for k in records if k not in found[cf]}
@@ -326,7 +270,7 @@ def check(
 def test_owner_reads_every_record_after_each_write(
     tmp_path: Path,
     create: Callable[[Path, dict[bytes, bytes]], None],
-    readers: Callable[[Path], list[tuple[str, State]]],
+    readers: Readers,
 ) -> None:
     db = tmp_path / "owner.db"
     create(db, START)
