@@ -26,6 +26,7 @@ from .oracles import (
     rocksdb614,
     rocksdb614_read,
     rocksdb614_write,
+    rocksdict_script,
 )
 
 # Column family name -> its records: the state every owner's reader must find.
@@ -282,3 +283,54 @@ def test_owner_reads_every_record_after_each_write(
         check(db, state, readers, when)
         for copy in copies:
             check(copy, state, readers, f"{when} (the copy)")
+
+
+def _newest_options(db: Path) -> str:
+    newest = max(db.glob("OPTIONS-*[0-9]"), key=lambda p: int(p.name[8:]))
+    return newest.read_text()
+
+
+def _without_kvtool_note(text: str) -> str:
+    return "".join(line for line in text.splitlines(True) if not line.startswith("# kvtool:"))
+
+
+def test_the_newest_options_file_is_the_owners_own_after_a_write(tmp_path: Path) -> None:
+    """The settings a session changes for itself (--io-rate's write buffer) do not stick, and
+    the file is the owner's, byte for byte, apart from kvtool's comment line."""
+    db = ldb_load(tmp_path / "ldb.db", list(START.items()))
+    owners = _newest_options(db)
+    _ok("compact", "-q", "--io-rate", "1MB", db)
+    assert _newest_options(db) != owners  # RocksDB wrote a new file, which kvtool annotated
+    assert _without_kvtool_note(_newest_options(db)) == owners
+    assert ldb_read(db) == {"default": START}
+
+
+def test_a_write_stopped_before_its_restore_is_repaired_by_the_next_write(tmp_path: Path) -> None:
+    """What a kvtool write killed between RocksDB's OPTIONS write and kvtool's restore leaves
+    (RocksDB 9.8's file, newest): the next kvtool write puts the owner's file back."""
+    db = ldb_load(tmp_path / "ldb.db", list(START.items()))
+    owners = _newest_options(db)
+    rocksdict_script(
+        """
+        o, cfs = rd.Options.load_latest(sys.argv[1], ignore_unknown_options=True)
+        db = rd.Rdict(sys.argv[1], o, column_families=cfs)
+        db.close()
+        """,
+        db,
+    )
+    assert "metadata_write_temperature" in _newest_options(db)  # what ldb 7.8 refuses
+    _ok("put", db, "after", "the crash")
+    assert _without_kvtool_note(_newest_options(db)) == owners
+    assert ldb_read(db) == {"default": {**START, b"after": b"the crash"}}
+
+
+def test_a_temp_file_left_by_a_crash_is_ignored_and_then_removed(tmp_path: Path) -> None:
+    db = ldb_load(tmp_path / "ldb.db", list(START.items()))
+    _ok("put", db, "one", "1")
+    newest = max(db.glob("OPTIONS-*[0-9]"), key=lambda p: int(p.name[8:]))
+    stale = newest.with_name(newest.name + ".dbtmp")
+    stale.write_text("half a file")  # a crash between writing the temp file and the rename
+    assert ldb_read(db) == {"default": {**START, b"one": b"1"}}
+    _ok("put", db, "two", "2")
+    assert not list(db.glob("*.dbtmp"))
+    assert ldb_read(db) == {"default": {**START, b"one": b"1", b"two": b"2"}}
