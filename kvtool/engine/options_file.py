@@ -7,7 +7,7 @@ itself never reads the file back (measured: a database opens and checkpoints the
 newest OPTIONS file holds), so after RocksDB writes one, kvtool replaces its content: with the
 owner's own previous file (the settings kvtool loaded and opened with, in the owner's words), or,
 for a database that had none (one kvtool creates), with RocksDB's file cut down to the options
-RocksDB 6.14 knows (ldb 7.8 loads those too).
+RocksDB 6.14 knows (ldb 7.8 loads those too). docs/design.md, "The owner's OPTIONS file".
 """
 
 from __future__ import annotations
