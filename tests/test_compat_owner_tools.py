@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from kvtool.engine.format_safety import sst_format_versions
+
 from .conftest import run_kvtool
 from .oracles import (
     Spec,
@@ -334,3 +336,16 @@ def test_a_temp_file_left_by_a_crash_is_ignored_and_then_removed(tmp_path: Path)
     _ok("put", db, "two", "2")
     assert not list(db.glob("*.dbtmp"))
     assert ldb_read(db) == {"default": {**START, b"one": b"1", b"two": b"2"}}
+
+
+def test_a_generated_database_opens_in_rocksdb_614_and_plain_ldb(tmp_path: Path) -> None:
+    db = tmp_path / "gen.db"
+    _ok("generate", "-q", "--keys", "3000", "--value-size", "20", db)
+    expected = dict(parse_hex_scan(ldb_ok(f"--db={db}", "scan", "--hex")))
+    assert len(expected) == 3000
+    assert set(sst_format_versions(db).values()) == {5}
+    r614_load_options(db)
+    state = {"default": expected}
+    assert r614_read(db, state, read_only=True) == state
+    assert r614_read(db, state) == state
+    assert ldb_read(db) == state
