@@ -64,8 +64,9 @@ from kvtool.errors import (
 from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
-# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
-# rocksdict's default of 6 is not readable before 8.6.
+# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (6.14, Debian's ldb
+# 7.8); rocksdict's default of 6 is not readable before 8.6. With CRC32c checksums (_table_options)
+# and an OPTIONS file in RocksDB 6.14's vocabulary (OptionsKeeper), 6.14 and ldb 7.8 open them.
 NEW_DB_FORMAT_VERSION = 5
 
 
