@@ -13,7 +13,7 @@ from kvtool.engine import Entity, Entry, OpenMode, open_db
 from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
@@ -69,6 +69,7 @@ def diff(
     the value fields, in export's record shape.
     """
     keep_freed_memory()
+    collect_less()
     ek, ev = encoder(key_format), encoder(value_format)
     dumps = orjson.dumps
     keys_only = spec.keys_only
