@@ -137,7 +137,8 @@ ValueFormatOut = Annotated[
     typer.Option(
         "--value-format",
         help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64, or '
-        "json (parsed and embedded, for jq; not byte-exact).",
+        "json (JSON exactly as orjson writes it is embedded, for jq; any other value is wrapped "
+        'as {"text": ...} or {"base64": ...}; exact both ways).',
         metavar="auto|utf8|hex|base64|json",
     ),
 ]

@@ -107,7 +107,7 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
     """
     cells = list(chain.from_iterable(map(_second, raw)))
     if len(cells) == len(raw) and not any(map(_first, cells)):
-        return list(zip(map(_first, raw), map(_second, cells), strict=True))
+        return list(zip(map(_first, raw), map(_second, cells), strict=False))  # same lengths
     return [
         (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
         for key, cols in raw

@@ -15,7 +15,7 @@ from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
 from kvtool.formats.writers import write_all
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
@@ -87,6 +87,7 @@ def diff(
     the value fields, in export's record shape.
     """
     keep_freed_memory()
+    collect_less()
     ek, ev = encoder(key_format), encoder(value_format)
     dumps = orjson.dumps
     keys_only = spec.keys_only
