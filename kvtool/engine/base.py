@@ -182,6 +182,10 @@ class Database(Handle, ABC):
 
     path: Path
     mode: OpenMode
+    # What the open found that RocksDB's recovery drops (files the MANIFEST does not reference,
+    # a WAL damaged before its end), one sentence each. An open raises instead of returning a
+    # database with damage unless it was asked to allow data loss.
+    damage: tuple[str, ...] = ()
 
     @property
     @abstractmethod
@@ -240,6 +244,11 @@ class Database(Handle, ABC):
 
     @abstractmethod
     def live_files(self) -> list[LiveFile]: ...
+
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """The blob file (`000012.blob`) holding the value of the first record after `after`
+        (from the first record when None), when the engine can tell; for naming damage."""
+        return None
 
     @abstractmethod
     def sequence_number(self) -> int:
@@ -358,6 +367,7 @@ class Engine(ABC):
         create: bool = False,
         force: bool = False,
         io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database: ...
 
     @abstractmethod

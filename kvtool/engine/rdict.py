@@ -37,6 +37,13 @@ from kvtool.engine.base import (
     SstWriter,
     WriteBatch,
 )
+from kvtool.engine.damage import (
+    describe_damaged_wal,
+    describe_unreferenced,
+    manifest_name,
+    unreferenced_tables,
+    wal_files,
+)
 from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
 from kvtool.engine.keyorder import BYTEWISE, KeyOrder, key_order
 from kvtool.engine.lockfile import lock_holder
@@ -44,6 +51,7 @@ from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
     CorruptionError,
+    DamagedDatabaseError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
@@ -51,12 +59,14 @@ from kvtool.errors import (
     StorageError,
     UnavailableError,
     UsageError,
+    register_path_alias,
 )
 from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
-# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
-# rocksdict's default of 6 is not readable before 8.6.
+# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (6.14, Debian's ldb
+# 7.8); rocksdict's default of 6 is not readable before 8.6. With CRC32c checksums (_table_options)
+# and an OPTIONS file in RocksDB 6.14's vocabulary (OptionsKeeper), 6.14 and ldb 7.8 open them.
 NEW_DB_FORMAT_VERSION = 5
 
 
@@ -97,7 +107,7 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
     """
     cells = list(chain.from_iterable(map(_second, raw)))
     if len(cells) == len(raw) and not any(map(_first, cells)):
-        return list(zip(map(_first, raw), map(_second, cells), strict=True))
+        return list(zip(map(_first, raw), map(_second, cells), strict=False))  # same lengths
     return [
         (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
         for key, cols in raw
@@ -761,6 +771,48 @@ class RdictDatabase(Database):
             for f in raw
         ]
 
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """RocksDB names no file in a blob checksum error. The same database opened without its
+        blob files fails that read with "no such file" naming the blob file it needed."""
+        if self._shadow is None:
+            return None
+        probe = Path(tempfile.mkdtemp(prefix="kvtool-blobprobe-"))
+        register_path_alias(str(probe), str(self.path))
+        db: Any = None
+        it: Any = None
+        try:
+            for name in os.listdir(self._shadow.path):
+                if not name.endswith(".blob") and name not in ("LOCK", "LOG", CONFIG_FILE):
+                    os.symlink(self._shadow.path / name, probe / name)
+            access = rd.AccessType.read_only(False)
+            db = rd.Rdict(
+                str(probe), self._options, column_families=self._cf_options, access_type=access
+            )
+            view: Any = db if cf in (None, DEFAULT_CF) else db.get_column_family(cf)
+            it = view.iter(rd.ReadOptions())
+            view = None
+            if after is None:
+                it.seek_to_first()
+            else:
+                it.seek(after)
+                if it.valid() and it.key() == after:
+                    it.next()
+            if it.valid():
+                it.value()
+            it.status()
+            return None
+        except Exception as exc:
+            match = _BLOB_IN_TEXT.search(str(exc))
+            return match.group(1) if match else None
+        finally:
+            it = None
+            if db is not None:
+                with contextlib.suppress(Exception):
+                    db.close()
+            db = None
+            register_path_alias(str(probe), None)
+            shutil.rmtree(probe, ignore_errors=True)
+
     def sequence_number(self) -> int:
         try:
             return int(self._require().latest_sequence_number())
@@ -909,6 +961,7 @@ class RdictDatabase(Database):
 
 
 _SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)
+_BLOB_IN_TEXT = re.compile(r"(\d+\.blob)\b")
 
 
 def _file_number(name: str) -> int:
@@ -972,6 +1025,32 @@ def _new_cf_options(like: Any | None) -> Any:
     return opts
 
 
+def _keep_wal_with_database(opts: Any, path: Path) -> None:
+    """Replay the WAL files of the directory opened, not those of the one the OPTIONS file names.
+
+    RocksDB 6.14 records `wal_dir` as the absolute path the database was created at (it fills in
+    the default), so in a copy the OPTIONS file names the original's directory. Taken as it is, a
+    read of the copy replays the original's WAL, and a write to the copy replaces the original's
+    WAL (measured: `kvtool put COPY` deleted ORIGINAL/000009.log). When the directory has WAL files
+    of its own, or `wal_dir` is a database directory (it holds CURRENT), the WAL lives with the
+    database; only a separate WAL directory is honoured.
+    """
+    from kvtool.engine.options_file import read_options_file
+
+    try:
+        parsed = read_options_file(path)
+        wal_dir = parsed.db_options.get("wal_dir", "") if parsed else ""
+        if not wal_dir:
+            return
+        has_own_wal = any(
+            name.endswith(".log") and name[:-4].isdigit() for name in os.listdir(path)
+        )
+        if has_own_wal or (Path(wal_dir) / "CURRENT").exists():
+            opts.set_wal_dir(str(path))
+    except OSError:
+        return
+
+
 def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str, Any]]:
     """The database's own options from its newest OPTIONS file, or defaults if it has none.
 
@@ -982,6 +1061,7 @@ def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str,
     """
     try:
         opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
+        _keep_wal_with_database(opts, path)
         # rocksdict returns a hash map: order it, default first, for stable listings.
         return opts, {name: cfs[name] for name in sorted(cfs, key=lambda n: (n != DEFAULT_CF, n))}
     except Exception as exc:
@@ -1030,6 +1110,157 @@ def options_round_trip(path: Path) -> OptionsFile:
     if parsed is None:  # pragma: no cover - RocksDB always writes one
         raise RuntimeError("the engine wrote no OPTIONS file")
     return parsed
+
+
+# How often a read-only open is tried again when the database's files moved during it (a live
+# owner that flushes and compacts); each try builds a fresh shadow (see shadow.py).
+_OPEN_ATTEMPTS = 30
+
+
+def _open_shadow(
+    path: Path, shadow: ShadowDir, secondary_dir: Path | None, *, allow_data_loss: bool
+) -> tuple[Any, Any, dict[str, Any], tuple[str, ...]]:
+    """Open the shadow of `path` read-only (or as a secondary); returns the native handle, its
+    options, its column families' options and what recovery left out (see `_recover`).
+
+    An open that fails because a file vanished while the owner moved on is tried again on a
+    fresh shadow; when the directory did not change, the failure is the database's own.
+    """
+    for attempt in range(_OPEN_ATTEMPTS):
+        before = set(os.listdir(path))
+        try:
+            return _recover(path, shadow, secondary_dir, allow_data_loss=allow_data_loss)
+        except Exception as exc:
+            if attempt + 1 == _OPEN_ATTEMPTS or not _file_vanished(exc):
+                raise
+            if set(os.listdir(path)) == before and lock_holder(path) is None:
+                raise
+        shadow.rebuild()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _file_vanished(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No such file" in text or "NotFound" in text or "not found" in text.lower()
+
+
+def _recover(
+    path: Path, shadow: ShadowDir, secondary_dir: Path | None, *, allow_data_loss: bool
+) -> tuple[Any, Any, dict[str, Any], tuple[str, ...]]:
+    """One open of the shadow, with the damage RocksDB's own recovery would hide made loud.
+
+    WALs: measured on RocksDB 9.8, the default recovery mode (point in time) stops replaying a
+    WAL at a damaged record with no error, dropping every later record; `absolute_consistency`
+    also refuses a torn last record, which is what every crash mid-write leaves (not damage).
+    `tolerate_corrupted_tail_records` is the one between: a torn tail is fine, damage with valid
+    records after it fails with `Corruption`. When it fails and point-in-time recovery opens,
+    the WAL is what is damaged. MANIFEST: see `damage.unreferenced_tables`; a live owner's
+    directory always holds files it is writing or about to delete, so it is checked only when
+    no process holds the database.
+    """
+    opts, cfs = _load_options(shadow.path)
+    _stop_at_merge_without_operator(opts)
+    opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
+    damage: list[str] = []
+    damaged_files: list[str] = []
+    native = None
+    try:
+        try:
+            native = _native_open(shadow, secondary_dir, opts, cfs, _TOLERATE_TAIL)
+        except Exception as exc:
+            if not isinstance(from_native(exc), CorruptionError) or not wal_files(shadow.path):
+                raise  # (a merge operand without its operator is unavailable, not damage)
+            # Is it a WAL damaged before its end? Point-in-time recovery opens those, unless
+            # a later WAL holds writes (then RocksDB refuses in every mode but skipping).
+            try:
+                native = _native_open(shadow, secondary_dir, opts, cfs, _POINT_IN_TIME)
+            except Exception:
+                wals = _damaged_wals(shadow, opts, cfs, single=False)
+                if not wals:
+                    raise exc from None
+                raise DamagedDatabaseError(
+                    f"{describe_damaged_wal(path, wals, recoverable=False)} ({exc})",
+                    files=tuple(str(path / name) for name in wals),
+                    hint="restore it from a copy; RocksDB cannot open it in its default "
+                    "recovery mode either",
+                ) from None
+            wals = _damaged_wals(shadow, opts, cfs) or wal_files(shadow.path)
+            damage.append(describe_damaged_wal(path, wals))
+            damaged_files.extend(str(path / name) for name in wals)
+        if secondary_dir is None and lock_holder(path) is None:
+            live = [str(f["name"]) for f in native.live_files()]
+            lost = unreferenced_tables(path, live)
+            if lost:
+                manifest = manifest_name(shadow.path)
+                damage.append(describe_unreferenced(path, manifest, lost))
+                damaged_files.append(str(path / manifest))
+        if damage and not allow_data_loss:
+            raise DamagedDatabaseError(
+                "; ".join(damage),
+                files=tuple(damaged_files),
+                hint="restore it from a copy, or pass --allow-data-loss to read what RocksDB "
+                "recovers; a write with that option deletes what is left out",
+            )
+    except BaseException:
+        if native is not None:
+            with contextlib.suppress(Exception):
+                native.close()
+        native = None
+        raise
+    return native, opts, cfs, tuple(damage)
+
+
+_TOLERATE_TAIL = rd.DBRecoveryMode.tolerate_corrupted_tail_records
+_POINT_IN_TIME = rd.DBRecoveryMode.point_in_time
+
+
+def _native_open(
+    shadow: ShadowDir,
+    secondary_dir: Path | None,
+    opts: Any,
+    cfs: dict[str, Any],
+    recovery: Callable[[], Any],
+    *,
+    directory: Path | None = None,
+) -> Any:
+    opts.set_wal_recovery_mode(recovery())
+    if secondary_dir is not None:
+        access = rd.AccessType.secondary(str(secondary_dir))
+    else:
+        access = rd.AccessType.read_only(False)
+    where = directory if directory is not None else shadow.path
+    return rd.Rdict(str(where), opts, column_families=cfs, access_type=access)
+
+
+def _damaged_wals(
+    shadow: ShadowDir, opts: Any, cfs: dict[str, Any], *, single: bool = True
+) -> list[str]:
+    """The WALs that fail recovery on their own: each is opened next to the rest of the shadow
+    (links to its files) without the other WALs. A lone WAL is the one (`single`) when the
+    caller knows a WAL is to blame; else the shadow must first open with no WAL at all."""
+    wals = wal_files(shadow.path)
+    if single and len(wals) < 2:
+        return wals
+
+    def fails_with(kept: list[str]) -> bool:
+        probe = Path(tempfile.mkdtemp(prefix="kvtool-walprobe-"))
+        try:
+            for name in os.listdir(shadow.path):
+                if (name not in wals or name in kept) and name not in ("LOCK", "LOG", CONFIG_FILE):
+                    os.symlink(shadow.path / name, probe / name)
+            try:
+                db = _native_open(shadow, None, opts, cfs, _TOLERATE_TAIL, directory=probe)
+            except Exception as exc:
+                return str(exc).startswith("Corruption")
+            db.close()
+            del db
+            return False
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+
+    if not single and fails_with([]):
+        return []  # the damage is not in a WAL
+    return [wal for wal in wals if fails_with([wal])]
 
 
 def _stop_at_merge_without_operator(opts: Any) -> None:
@@ -1113,50 +1344,59 @@ class RdictEngine(Engine):
         create: bool = False,
         force: bool = False,
         io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database:
         if mode is OpenMode.READ_WRITE:
-            return self._open_read_write(path, create=create, force=force, io_rate=io_rate)
+            return self._open_read_write(
+                path, create=create, force=force, io_rate=io_rate, allow_data_loss=allow_data_loss
+            )
         if create:
             raise UsageError("only a read-write open can create a database")
         if io_rate is not None:
             raise UsageError("an I/O rate limit applies to read-write opens only")
         check_database_dir(path)
-        shadow = ShadowDir(path)
+        shadow = ShadowDir(path, frozen=mode is OpenMode.READ_ONLY)
         secondary_dir: Path | None = None
         try:
             # Before any native open: what the engine cannot load is refused, never read (an
             # operand met without its operator drops WAL records silently or crashes RocksDB).
             refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
-            opts, cfs = _load_options(shadow.path)
-            _stop_at_merge_without_operator(opts)
-            opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
-                access = rd.AccessType.secondary(str(secondary_dir))
-            else:
-                access = rd.AccessType.read_only(False)
-            native = rd.Rdict(str(shadow.path), opts, column_families=cfs, access_type=access)
+            native, opts, cfs, damage = _open_shadow(
+                path, shadow, secondary_dir, allow_data_loss=allow_data_loss
+            )
         except BaseException as exc:
+            # Mapped while the shadow is registered, so the error names the database's files.
+            error = None
+            if isinstance(exc, Exception):
+                error = from_native(exc, context=f"opening {path}")
             shadow.remove()
             if secondary_dir is not None:
                 shutil.rmtree(secondary_dir, ignore_errors=True)
-            if isinstance(exc, KvtoolError) or not isinstance(exc, Exception):
+            if error is None or error is exc:
                 raise
-            raise from_native(exc, context=f"opening {path}") from None
-        return _refuse_orphan_operands(
-            RdictDatabase(
-                native,
-                path=path,
-                mode=mode,
-                options=opts,
-                cf_options=cfs,
-                shadow=shadow,
-                secondary_dir=secondary_dir,
-            )
+            raise error from None
+        db = RdictDatabase(
+            native,
+            path=path,
+            mode=mode,
+            options=opts,
+            cf_options=cfs,
+            shadow=shadow,
+            secondary_dir=secondary_dir,
         )
+        db.damage = damage
+        return _refuse_orphan_operands(db)
 
     def _open_read_write(
-        self, path: Path, *, create: bool, force: bool = False, io_rate: int | None = None
+        self,
+        path: Path,
+        *,
+        create: bool,
+        force: bool = False,
+        io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database:
         exists = (path / "CURRENT").is_file()
         if not exists and not create:
@@ -1170,6 +1410,13 @@ class RdictEngine(Engine):
             from kvtool.engine.format_safety import check_writable_safely
 
             check_writable_safely(path, force)
+            if not allow_data_loss and lock_holder(path) is None:
+                # A read-write open deletes the files a damaged MANIFEST left out and drops a
+                # damaged WAL's later records for good: look first, through a read-only view.
+                # (A database another process holds is refused as busy by the open below.)
+                # What the engine cannot read (an operator it lacks) is format safety's call.
+                with contextlib.suppress(UnavailableError):
+                    self.open(path, OpenMode.READ_ONLY).close()
             opts, cfs = _load_options(path, fallback=force)
             _stop_at_merge_without_operator(opts)
         else:

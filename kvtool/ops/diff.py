@@ -13,8 +13,9 @@ from kvtool.engine import Database, Entity, Entry, OpenMode, open_db
 from kvtool.errors import UnavailableError
 from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
+from kvtool.formats.writers import write_all
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
@@ -86,6 +87,7 @@ def diff(
     the value fields, in export's record shape.
     """
     keep_freed_memory()
+    collect_less()
     ek, ev = encoder(key_format), encoder(value_format)
     dumps = orjson.dumps
     keys_only = spec.keys_only
@@ -97,7 +99,7 @@ def diff(
     def emit(obj: dict[str, Any]) -> None:
         pending.append(dumps(obj, option=_NL))
         if len(pending) >= 1024:
-            out.write(b"".join(pending))
+            write_all(out, b"".join(pending))
             pending.clear()
 
     with (
@@ -150,7 +152,7 @@ def diff(
         finally:
             a_it.close()
             b_it.close()
-        out.write(b"".join(pending))
+        write_all(out, b"".join(pending))
         out.flush()
     stats_a.finish()
     result.stats = {

@@ -22,7 +22,7 @@ from kvtool.formats.writers import (
     terminal_safe_render,
 )
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 
 class Progress(Protocol):
@@ -94,6 +94,7 @@ def export(
     a terminal, so control characters from the data are shown as escapes, never sent raw.
     """
     keep_freed_memory()
+    collect_less()
     # The json value format counts the values it wraps (not JSON) for the stats; the count is
     # kept in this process, so such a run is read by one process.
     counts = None

@@ -70,6 +70,9 @@ class Cursor:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
         except (binascii.Error, ValueError):
             raise _bad(token, "it is not valid base64url (cut or changed?)") from None
+        if base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != body:
+            # The last character's unused low bits: another spelling of the same bytes.
+            raise _bad(token, "it is not the canonical spelling (changed?)")
         if len(raw) < _HEADER.size + _CHECKSUM_BYTES:
             raise _bad(token, "it is truncated")
         payload, checksum = raw[:-_CHECKSUM_BYTES], raw[-_CHECKSUM_BYTES:]
