@@ -395,3 +395,32 @@ def _read_cf_614(db: Path, cf: str) -> list[Record]:
         cf,
     )
     return _hex_lines(out)
+
+
+def test_over_64_mb_the_default_workers_follow_the_order(tmp_path: Path) -> None:
+    """Issue 9: over 64 MB of SST files `export` starts two range workers by default, and on a
+    reverse-comparator database wrote 1 record of 272 (exit 0). Incompressible 250 KB values."""
+    db = tmp_path / "big"
+    oracles.rocksdb614(
+        """
+        import os
+        path = sys.argv[1]
+        opts = make_options({"comparator": "reverse"})
+        opts.compression = rocksdb.CompressionType.no_compression
+        db = rocksdb.DB(path, opts)
+        for i in range(272):
+            db.put(b"r:%04d" % i, os.urandom(250_000))
+        db.close()
+        db = rocksdb.DB(path, opts)  # recovery flushes the WAL into SST files
+        db.close()
+        """,
+        db,
+    )
+    assert sum(f.stat().st_size for f in db.glob("*.sst")) > 64 << 20
+    want = [k for k, _ in oracles.rocksdb614_read(db, spec=Spec(comparator="reverse"))]
+    assert len(want) == 272 and want == sorted(want, reverse=True)
+    out = _ok("export", db, "-q", "--keys-only")
+    rows = [json.loads(line)["key"].encode() for line in out.splitlines()]
+    assert rows == want
+    assert _count(db) == 272
+    assert _count(db, "--prefix", "r:01") == 100
