@@ -150,18 +150,28 @@ def test_device_is_written_in_place_never_replaced(db: Path, tmp_path: Path) -> 
     assert leftovers(tmp_path) == []
 
 
+def stdout_link(where: Path) -> Path:
+    """What /dev/stdout is (a symlink to /proc/self/fd/1), made where a kvtool that replaced it
+    would replace only the test's copy: the tests run as root, and the real one is the machine's."""
+    link = where / "stdout"
+    if not link.is_symlink():
+        link.symlink_to("/proc/self/fd/1")
+    return link
+
+
 def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
     captured = tmp_path / "captured.jsonl"
+    link = stdout_link(tmp_path)
     with captured.open("wb") as out:
         result = subprocess.run(
-            [kvtool_executable(), "export", str(db), "-q", "-o", "/dev/stdout"],
+            [kvtool_executable(), "export", str(db), "-q", "-o", str(link)],
             stdout=out,
             stderr=subprocess.PIPE,
             check=False,
         )
     assert result.returncode == 0, result.stderr
     assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
-    assert Path("/dev/stdout").is_symlink()
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
     assert leftovers(tmp_path) == []
 
 
@@ -476,7 +486,7 @@ def hostile_db(tmp_path: Path) -> Path:
         ["export", "-f", "tsv", "-q"],
         ["export", "-q"],
         ["export", "-f", "tsv", "-q", "-j", "2"],
-        ["export", "-f", "tsv", "-q", "-o", "/dev/stdout"],
+        ["export", "-f", "tsv", "-q", "-o", "{stdout}"],
         ["get", "k2"],
         ["diff", "{empty}", "-q"],
         ["get", "k1\x1b]0;owned\x07", "--value-format", "utf8"],
@@ -486,7 +496,8 @@ def hostile_db(tmp_path: Path) -> Path:
 def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]) -> None:
     command, *rest = args
     empty = ldb_load(hostile_db.parent / "empty.db", [(b"other", b"x")])
-    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty) for a in rest))
+    link = stdout_link(hostile_db.parent)
+    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty, stdout=link) for a in rest))
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown
