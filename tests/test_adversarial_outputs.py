@@ -150,18 +150,31 @@ def test_device_is_written_in_place_never_replaced(db: Path, tmp_path: Path) -> 
     assert leftovers(tmp_path) == []
 
 
-def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
+# Run in a private mount namespace over a fresh /dev: a kvtool that replaced /dev/stdout with a
+# regular file (the bug) must not do it to the machine's /dev while this test shows it.
+_PRIVATE_DEV = (
+    "mount -t tmpfs kvtool-test /dev && ln -s /proc/self/fd/1 /dev/stdout "
+    '&& ln -s /proc/self/fd /dev/fd && "$0" export "$1" -q -o "$2"; code=$?; '
+    '[ -L /dev/stdout ] || echo "/dev/stdout was replaced" >&2; exit $code'
+)
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path, name: str) -> None:
+    if not ROOT:
+        pytest.skip("a private /dev needs root")
+    unshare = require_tool("unshare")
     captured = tmp_path / "captured.jsonl"
     with captured.open("wb") as out:
+        private = [unshare, "-m", "--propagation", "private", "sh", "-c", _PRIVATE_DEV]
         result = subprocess.run(
-            [kvtool_executable(), "export", str(db), "-q", "-o", "/dev/stdout"],
+            [*private, kvtool_executable(), str(db), name],
             stdout=out,
             stderr=subprocess.PIPE,
             check=False,
         )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0 and result.stderr == b"", result.stderr
     assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
-    assert Path("/dev/stdout").is_symlink()
     assert leftovers(tmp_path) == []
 
 
