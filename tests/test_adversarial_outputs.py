@@ -217,6 +217,37 @@ def test_export_to_a_full_device_is_74_and_the_device_stays(db: Path, tmp_path: 
     assert stat.S_ISCHR(full.lstat().st_mode)
 
 
+def test_export_to_a_full_filesystem_is_74_and_leaves_no_file(db: Path, tmp_path: Path) -> None:
+    """A 64 KiB tmpfs, mounted in a private mount namespace, fills up mid-export."""
+    if not ROOT:
+        pytest.skip("mounting a small filesystem needs root")
+    unshare = require_tool("unshare")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    script = (
+        'mount -t tmpfs -o size=64k kvtool-test "$2" && "$0" export "$1" -q -o "$2/out.jsonl"; '
+        'code=$?; ls -A "$2" >&2; exit $code'
+    )
+    result = subprocess.run(
+        [
+            unshare,
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            kvtool_executable(),
+            str(db),
+            str(mnt),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    assert "No space left on device" in one_error_line(result.stderr)  # and `ls -A` said nothing
+
+
 def test_stats_file_in_a_missing_directory_is_2_before_any_work(db: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     missing = tmp_path / "no" / "stats.json"
