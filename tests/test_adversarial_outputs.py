@@ -178,6 +178,38 @@ def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path, name: str) -> 
     assert leftovers(tmp_path) == []
 
 
+def stdout_link(where: Path) -> Path:
+    """What /dev/stdout is (a symlink to /proc/self/fd/1), made where a kvtool that replaced it
+    would replace only the test's copy: the tests run as root, and the real one is the machine's."""
+    link = where / "stdout"
+    if not link.is_symlink():
+        link.symlink_to("/proc/self/fd/1")
+    return link
+
+
+def test_a_link_to_proc_self_fd_1_is_written_in_place(db: Path, tmp_path: Path) -> None:
+    captured = tmp_path / "captured.jsonl"
+    link = stdout_link(tmp_path)
+    with captured.open("wb") as out:
+        result = subprocess.run(
+            [kvtool_executable(), "export", str(db), "-q", "-o", str(link)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr
+    assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
+    piped = subprocess.run(  # stdout a pipe: the link leads to no file of a directory
+        [kvtool_executable(), "export", str(db), "-q", "-o", str(link)],
+        capture_output=True,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert decode_jsonl(piped.stdout) == ldb_scan(db)
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
+    assert leftovers(tmp_path) == []
+
+
 def test_read_only_target_is_refused_before_any_work(db: Path, tmp_path: Path) -> None:
     target = tmp_path / "keep.jsonl"
     target.write_bytes(b"precious\n")
@@ -520,7 +552,7 @@ def hostile_db(tmp_path: Path) -> Path:
         ["export", "-f", "tsv", "-q"],
         ["export", "-q"],
         ["export", "-f", "tsv", "-q", "-j", "2"],
-        ["export", "-f", "tsv", "-q", "-o", "/dev/stdout"],
+        ["export", "-f", "tsv", "-q", "-o", "{stdout}"],
         ["get", "k2"],
         ["diff", "{empty}", "-q"],
         ["get", "k1\x1b]0;owned\x07", "--value-format", "utf8"],
@@ -530,7 +562,8 @@ def hostile_db(tmp_path: Path) -> Path:
 def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]) -> None:
     command, *rest = args
     empty = ldb_load(hostile_db.parent / "empty.db", [(b"other", b"x")])
-    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty) for a in rest))
+    link = stdout_link(hostile_db.parent)
+    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty, stdout=link) for a in rest))
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown

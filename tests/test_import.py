@@ -614,7 +614,8 @@ def test_signal_stops_with_committed_batches_and_resume_line(
     assert proc.returncode == code, err
     message = err.decode()
     assert message.count("\n") == 1
-    assert "interrupted; committed 4 records from lines 1-4, nothing after line 4" in message
+    assert "committed 4 records from lines 1-4, nothing after line 4" in message
+    assert message.startswith("kvtool: error: interrupted")
     assert "tail -n +5" in message
     assert read_all(db) == GOOD[:4]
 
@@ -631,7 +632,7 @@ def test_signal_in_sst_mode_imports_nothing_and_cleans_up(tmp_path: Path) -> Non
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
-    assert b"interrupted; nothing was imported" in err
+    assert b"interrupted by SIGTERM; nothing was imported" in err
     assert read_all(db) == [(b"existing", b"kept")]
     assert not any(work.iterdir())
 

@@ -47,9 +47,11 @@ def diff(
 
     Reads both in key order and merges the two sorted streams, so memory stays flat:
     {"op": "removed", "key": K, "value": V} is only in A, {"op": "added", ...} only in B, and
-    {"op": "changed", "key": K, "old": VA, "new": VB} differs. With --keys-only only keys are
-    compared. Exits 0 whether or not they differ; the counts are in the stats on stderr. On a
-    terminal, control characters from the data are shown as \\xNN escapes.
+    {"op": "changed", "key": K, "old": VA, "new": VB} differs. Wide-column entities are compared
+    column by column and shown as export shows them ("columns", or "old_columns"/"new_columns"
+    in place of "old"/"new"). With --keys-only only keys are compared. Exits 0 whether or not
+    they differ; the counts are in the stats on stderr. On a terminal, control characters from
+    the data are shown as \\xNN escapes.
 
     Examples:
 

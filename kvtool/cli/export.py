@@ -106,7 +106,9 @@ def export(
 ) -> None:
     """Stream every record of a range out, as JSON Lines by default.
 
-    Each record is {"key": ..., "value": ...} on one line, in key order. The output is one
+    Each record is {"key": ..., "value": ...} on one line, in key order; a wide-column entity's
+    is {"key": ..., "columns": [{"name": ..., "value": ...}, ...]}, every column (jq's
+    from_entries reads the list; csv and tsv show it as one JSON object). The output is one
     consistent point in time: one iterator reads it, or on a large database two worker processes
     (--workers) read parts of the range side by side and write them in order, only once both see the
     same data (else one process reads it all). Binary keys and values survive exactly with the

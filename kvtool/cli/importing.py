@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import shlex
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -56,7 +55,8 @@ def import_(
         RecordFormat,
         typer.Option(
             "--value-format",
-            help="How values are written: auto, utf8, hex, base64, or json (any JSON value, "
+            help="How values are written: auto, utf8, hex (0x prefix allowed), base64, or json "
+            '(export\'s: {"text": ...} and {"base64": ...} are unwrapped, any other JSON value is '
             "stored as its compact serialisation).",
             case_sensitive=False,
         ),
@@ -66,8 +66,8 @@ def import_(
         bool,
         typer.Option(
             "--create",
-            help="Create the database (table format_version 5) or the --cf column family if "
-            "missing.",
+            help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
+            "and ldb 7.8 open it) or the --cf column family if missing.",
         ),
     ] = False,
     mode: Annotated[
@@ -131,7 +131,10 @@ def import_(
     bounded batches (--batch-records, --batch-bytes), so memory stays flat on any input size. Takes
     the database's LOCK (exit 75 if another process holds it) and writes with the database's own
     options (see --force). A key given on several lines keeps the value of its last line, in both
-    modes. Blank lines are ignored, and fields other than "key" and "value" too.
+    modes. Blank lines are ignored, and fields other than "key" and "value" too. A record
+    {"key": K, "columns": [{"name": N, "value": V}, ...]} (what export writes for a wide-column
+    entity; names spelled in the key format) is written as that entity, every column; --mode sst
+    refuses it (exit 69: rocksdict's SST writer has no entities).
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete
@@ -142,8 +145,15 @@ def import_(
 
     --mode sst sorts in --sort-memory (beyond it, sorted runs go to temp files in --tmp-dir and
     are merged), writes SST files with the database's own options (so they keep its
-    format_version) and ingests them in one step. Ctrl-C or SIGTERM stops either mode the same
-    way as a bad line. A progress bar shows on stderr when reading a FILE on a terminal.
+    format_version) and ingests them in one step. Its work directory (kvtool-import-PID@HOST.*)
+    is removed however the run ends; one that a killed run left is removed by the next --mode
+    sst run in the same place once no process PID runs on that host.
+
+    Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
+    129): a signal never falls inside a commit, and the message says exactly what the database
+    holds and gives the command that resumes the rest, with the options that matter (--cf, the
+    formats; zcat for a .gz FILE). A progress bar shows on stderr when reading a FILE on a
+    terminal.
 
     Examples:
 
@@ -173,8 +183,8 @@ def import_(
         create=create,
         wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
-        source_name=shlex.quote(file),
-        db_name=shlex.quote(str(db)),
+        source_name=file,
+        db_name=str(db),
     )
     if file == "-":
         result = import_records(db, sys.stdin.buffer, options)

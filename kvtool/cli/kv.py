@@ -59,7 +59,7 @@ def get(
 
         kvtool get --key-format hex --value-format hex demo.db 6b6579
     """
-    from kvtool.formats.writers import terminal_safe
+    from kvtool.formats.writers import terminal_safe, write_all
     from kvtool.ops.kv import get_value
 
     value = get_value(db, decode_text(key, key_format), cf=cf)
@@ -71,7 +71,7 @@ def get(
         )
     if sys.stdout.isatty():
         data = terminal_safe(data)  # an escape sequence in the value must not drive the terminal
-    sys.stdout.buffer.write(data)
+    write_all(sys.stdout.buffer, data)  # all of it, also on an unbuffered stdout
     sys.stdout.buffer.flush()
 
 

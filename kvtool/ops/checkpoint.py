@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.engine.lockfile import lock_holder
-from kvtool.errors import DatabaseBusyError, UsageError
+from kvtool.errors import DatabaseBusyError, Interrupted, UsageError
+from kvtool.stream import SignalGuard
+
+log = logging.getLogger("kvtool")
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,25 @@ def checkpoint(
             hint="retry later or with --wait-lock DURATION, or take the checkpoint from the "
             "owner application",
         ) from None
-    with db_cm as db:
-        db.checkpoint(dest)
+    # RocksDB writes the copy in one native call, which a signal cannot cut short: the signal is
+    # held until the call returns. Then the copy is complete, and a complete copy is reported
+    # as such (a stop that left it would make the rerun refuse, since DEST exists); a copy that
+    # failed half-way is removed.
+    guard = SignalGuard()
+    with guard:
+        with db_cm as db:  # a signal while opening (or waiting for the lock) stops at once
+            guard.begin_hold()  # until the database is released again
+            try:
+                db.checkpoint(dest)
+            except BaseException:
+                _remove_partial(dest)
+                raise
+        signum = guard.end_hold()
+    if signum is not None:
+        log.warning(
+            "%s while the checkpoint was being written; it is complete, so it is kept",
+            Interrupted(signum).reason,
+        )
     elapsed = time.monotonic() - started
     files = linked = size = 0
     for entry in dest.iterdir():
@@ -79,3 +101,10 @@ def checkpoint(
         bytes=size,
         elapsed=elapsed,
     )
+
+
+def _remove_partial(dest: Path) -> None:
+    """Remove what a failed checkpoint left: DEST, and RocksDB's `DEST.tmp` work directory."""
+    for path in (dest, dest.with_name(dest.name + ".tmp")):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)

@@ -9,16 +9,28 @@ database's own options and ingests them in one step: it commits all or nothing.
 
 Within one import, a key that appears on several lines keeps the value of its last line, in both
 modes (batch mode writes the lines in order; SST mode sorts stably and keeps the last).
+
+Stop signals (SIGINT, SIGTERM, SIGHUP, or KeyboardInterrupt from a library caller) stop either
+mode like a bad line does. They never land inside a commit: a signal that arrives while a batch
+is written and counted (or while SST files are ingested) takes effect right after it, so the
+message names exactly what the database holds. SST mode works in a directory named
+`kvtool-import-PID@HOST.*`; it is removed on every exit that runs code, and a later SST import
+removes the ones whose process (on this host) is gone, as a SIGKILL leaves them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import heapq
 import itertools
 import marshal
 import operator
+import os
+import shlex
 import shutil
+import signal
+import socket
 import tempfile
 import time
 import zlib
@@ -39,6 +51,7 @@ from kvtool.errors import (
     UsageError,
 )
 from kvtool.formats.records import FieldFormat, decode_field
+from kvtool.stream import SignalGuard
 
 
 class ImportMode(str, enum.Enum):
@@ -114,7 +127,8 @@ class ImportOptions:
     create: bool = False
     wait_lock: float = 0.0
     force: bool = False
-    # Names for the resume hint in messages: the input file ("-" for stdin) and the database.
+    # Names for the resume hint in messages, as the user gave them (quoted here): the input
+    # file ("-" for stdin) and the database.
     source_name: str | None = None
     db_name: str | None = None
 
@@ -124,6 +138,10 @@ class _LineError(Exception):
         super().__init__(reason)
         self.line = line
         self.reason = reason
+
+
+def _as_interrupted(exc: BaseException) -> Interrupted:
+    return exc if isinstance(exc, Interrupted) else Interrupted(signal.SIGINT)
 
 
 Progress = Callable[[int], None]
@@ -292,13 +310,16 @@ def import_records(
         raise UsageError("--sort-memory must be at least 1 byte")
     stats = ImportStats(mode=options.mode.value)
     started = time.monotonic()
-    with open_db(
-        path,
-        OpenMode.READ_WRITE,
-        create=options.create,
-        wait_lock=options.wait_lock,
-        force=options.force,
-    ) as db:
+    with (
+        SignalGuard() as guard,
+        open_db(
+            path,
+            OpenMode.READ_WRITE,
+            create=options.create,
+            wait_lock=options.wait_lock,
+            force=options.force,
+        ) as db,
+    ):
         if options.cf not in db.column_families:
             if not options.create:
                 raise UsageError(
@@ -309,12 +330,36 @@ def import_records(
         records = parse_records(stream, options, stats, progress)
         try:
             if options.mode is ImportMode.SST:
-                _import_sst(db, records, options, stats)
+                _import_sst(db, records, options, stats, guard)
             else:
-                _import_batches(db, records, options, stats)
+                _import_batches(db, records, options, stats, guard)
         finally:
             stats.elapsed = time.monotonic() - started
     return stats
+
+
+def resume_command(resume_line: int, options: ImportOptions) -> str:
+    """The shell command that imports the input from `resume_line` on, with every option that
+    decides what is written where (a resume without --cf or the formats writes other bytes)."""
+    source = options.source_name if options.source_name not in (None, "-") else None
+    shown = shlex.quote(source) if source is not None else "FILE"
+    if source is not None and source.endswith(".gz"):
+        reader = f"zcat {shown} | tail -n +{resume_line}"
+    else:
+        reader = f"tail -n +{resume_line} {shown}"
+    args = ["kvtool", "import"]
+    if options.cf != DEFAULT_CF:
+        args += ["--cf", options.cf]
+    if options.key_format is not FieldFormat.AUTO:
+        args += ["--key-format", options.key_format.value]
+    if options.value_format is not FieldFormat.AUTO:
+        args += ["--value-format", options.value_format.value]
+    if options.on_error is not OnError.STOP:
+        args += ["--on-error", options.on_error.value]
+    if options.force:
+        args.append("--force")
+    args += [options.db_name or "DB", "-"]
+    return f"{reader} | {' '.join(shlex.quote(a) for a in args)}"
 
 
 def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -> str:
@@ -322,13 +367,7 @@ def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -
         return "--mode sst ingests only after the whole input is read, so nothing was imported"
     if resume_line <= 1:
         return "fix the input and run the import again"
-    source = options.source_name if options.source_name not in (None, "-") else "FILE"
-    reader = (
-        f"zcat {source} | tail -n +{resume_line}"
-        if source.endswith(".gz")
-        else (f"tail -n +{resume_line} {source}")
-    )
-    return f"resume from line {resume_line}: {reader} | kvtool import {options.db_name or 'DB'} -"
+    return f"resume from line {resume_line}: {resume_command(resume_line, options)}"
 
 
 def _committed(stats: ImportStats, last_line: int) -> str:
@@ -345,6 +384,7 @@ def _import_batches(
     records: Iterator[tuple[int, bytes, bytes | Entity]],
     options: ImportOptions,
     stats: ImportStats,
+    guard: SignalGuard,
 ) -> None:
     cf = None if options.cf == DEFAULT_CF else options.cf
     limit_records, limit_bytes = options.batch_records, options.batch_bytes
@@ -364,26 +404,29 @@ def _import_batches(
                 value_bytes += len(value)
                 size = key_bytes + value_bytes
                 if count >= limit_records or size >= limit_bytes:
+                    with guard.hold():
+                        db.write(batch)  # consumes the batch: a new one is empty
+                        stats.records += count
+                        stats.key_bytes += key_bytes
+                        stats.value_bytes += value_bytes
+                        stats.batches += 1
+                        committed_line = line
+                        count = size = key_bytes = value_bytes = 0
+                        batch.clear()
+            # The whole input is read and valid: the last partial batch is complete.
+            with guard.hold():
+                if count:
                     db.write(batch)
-                    batch.clear()
                     stats.records += count
                     stats.key_bytes += key_bytes
                     stats.value_bytes += value_bytes
                     stats.batches += 1
                     committed_line = line
-                    count = size = key_bytes = value_bytes = 0
-            # The whole input is read and valid: the last partial batch is complete.
-            if count:
-                db.write(batch)
-                batch.clear()
-                stats.records += count
-                stats.key_bytes += key_bytes
-                stats.value_bytes += value_bytes
-                stats.batches += 1
-                committed_line = line
-            db.flush(cf)
+                    count = 0
+                    batch.clear()
+                db.flush(cf)
         except _LineError as exc:
-            batch.clear()  # records of the unfinished batch are never written
+            _drop(batch, count)  # records of the unfinished batch are never written
             raise BadInputError(
                 f"{exc.reason}; {_committed(stats, committed_line)}",
                 line=exc.line,
@@ -393,13 +436,21 @@ def _import_batches(
             # A failed write (I/O error, full disk): say what is safely in the database.
             exc.message += f"; {_committed(stats, committed_line)}"
             raise
-        except Interrupted as exc:
-            batch.clear()
+        except (Interrupted, KeyboardInterrupt) as exc:
+            stop = _as_interrupted(exc)
+            _drop(batch, count)
             raise StoppedError(
-                f"interrupted; {_committed(stats, committed_line)} "
+                f"{stop.reason}; {_committed(stats, committed_line)} "
                 f"({_resume_hint(stats, committed_line + 1, options)})",
-                exit_code=exc.exit_code,
+                exit_code=stop.exit_code,
             ) from None
+
+
+def _drop(batch: Any, count: int) -> None:
+    """Forget the records of an unfinished batch (a written batch is consumed: nothing to do)."""
+    if count:
+        with contextlib.suppress(Exception):
+            batch.clear()
 
 
 # -- SST mode ---------------------------------------------------------------------------------
@@ -471,15 +522,68 @@ def _last_of_each_key(
         yield previous
 
 
+_WORK_PREFIX = "kvtool-import-"
+
+
 def _work_dir(options: ImportOptions, db: Database) -> Path:
     """Sorted runs and SST files go next to the database, where ingesting can hard-link them
-    (same filesystem), or to --tmp-dir; the system temp dir when the parent is not writable."""
+    (same filesystem), or to --tmp-dir; the system temp dir when the parent is not writable.
+
+    The name carries this process's id and host (`kvtool-import-PID@HOST.XXXXXXXX`), so that a
+    later run can tell a directory left by a killed run from one in use (`remove_stale_work_dirs`).
+    """
+    prefix = f"{_WORK_PREFIX}{os.getpid()}@{socket.gethostname()}."
     if options.tmp_dir is not None:
-        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=options.tmp_dir))
+        places: list[Path | None] = [options.tmp_dir]
+    else:
+        places = [db.path.parent, None]
+    for i, place in enumerate(places):
+        if place is not None:
+            remove_stale_work_dirs(place)
+        try:
+            return Path(tempfile.mkdtemp(prefix=prefix, dir=place))
+        except OSError:
+            if i == len(places) - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def remove_stale_work_dirs(parent: Path) -> list[Path]:
+    """Remove the SST-mode work directories in `parent` whose process is gone; returns them.
+
+    Only directories named by this version (`kvtool-import-PID@HOST.*`) for this host are
+    touched, and only when no process PID exists: a directory of a running import (or of one on
+    another host sharing the filesystem) is left alone. Older unnamed ones are left too.
+    """
+    host = socket.gethostname()
+    removed: list[Path] = []
     try:
-        return Path(tempfile.mkdtemp(prefix="kvtool-import-", dir=db.path.parent))
+        entries = list(parent.iterdir())
     except OSError:
-        return Path(tempfile.mkdtemp(prefix="kvtool-import-"))
+        return removed
+    for entry in entries:
+        name = entry.name
+        if not name.startswith(_WORK_PREFIX) or "@" not in name:
+            continue
+        pid_text, _, rest = name[len(_WORK_PREFIX) :].partition("@")
+        owner_host, dot, _ = rest.rpartition(".")
+        if not pid_text.isdigit() or not dot or owner_host != host:
+            continue
+        if _alive(int(pid_text)) or not entry.is_dir() or entry.is_symlink():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, owned by someone else
+        return True
+    return True
 
 
 def _import_sst(
@@ -487,12 +591,23 @@ def _import_sst(
     records: Iterator[tuple[int, bytes, bytes | Entity]],
     options: ImportOptions,
     stats: ImportStats,
+    guard: SignalGuard,
 ) -> None:
     cf = None if options.cf == DEFAULT_CF else options.cf
+    work: Path | None = None
     try:
-        work = _work_dir(options, db)
+        with guard.hold():  # a signal here must not leave a directory nobody removes
+            work = _work_dir(options, db)
     except OSError as exc:
         raise UsageError(f"cannot create a work directory for --mode sst: {exc}") from None
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        stop = _as_interrupted(exc)
+        raise StoppedError(
+            f"{stop.reason}; nothing was imported", exit_code=stop.exit_code
+        ) from None
+    ingested = False
     try:
         runs: list[Path] = []
         run: list[tuple[bytes, bytes]] = []
@@ -508,7 +623,7 @@ def _import_sst(
                         f'line {line}: a wide-column entity (a record with "columns") '
                         "cannot be written by --mode sst: rocksdict's SST writer has no "
                         "entities; nothing was imported",
-                        hint="import it with --mode batch (the default)",
+                        hint="import it with --mode batch, the default",
                     )
                 append((key, value))
                 klen, vlen = len(key), len(value)
@@ -544,15 +659,24 @@ def _import_sst(
         per_file = max(1, SST_FILE_BYTES * count // max(1, key_bytes + value_bytes))
         files = _write_sst_files(db, _last_of_each_key(ordered), work, cf, per_file)
         del run, ordered
-        if files:
-            # The files are ours and temporary: the database may take them (hard links).
-            db.ingest(files, cf, move=True)
-        stats.records, stats.key_bytes, stats.value_bytes = count, key_bytes, value_bytes
-        stats.batches = len(files)
-    except Interrupted as exc:
+        with guard.hold():  # all or nothing, and the message says which
+            if files:
+                # The files are ours and temporary: the database may take them (hard links).
+                db.ingest(files, cf, move=True)
+            ingested = True
+            stats.records, stats.key_bytes, stats.value_bytes = count, key_bytes, value_bytes
+            stats.batches = len(files)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        stop = _as_interrupted(exc)
+        if ingested:
+            raise StoppedError(
+                f"{stop.reason} after the ingest had finished: all {stats.records} records "
+                f"from lines 1-{stats.lines} were imported (nothing to resume)",
+                exit_code=stop.exit_code,
+            ) from None
         raise StoppedError(
-            "interrupted; nothing was imported (--mode sst ingests only at the end)",
-            exit_code=exc.exit_code,
+            f"{stop.reason}; nothing was imported (--mode sst ingests only at the end)",
+            exit_code=stop.exit_code,
         ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -2,7 +2,7 @@
 
 from kvtool.stream.cursor import Cursor
 from kvtool.stream.keyrange import KeyRange
-from kvtool.stream.pacing import Stopper, StopRequested, TokenBucket
+from kvtool.stream.pacing import SignalGuard, Stopper, StopRequested, TokenBucket
 from kvtool.stream.pipeline import ScanStats, limited, paced, read_batches, tapped
 from kvtool.stream.source import ReadSpec, record_stream
 
@@ -11,6 +11,7 @@ __all__ = [
     "KeyRange",
     "ReadSpec",
     "ScanStats",
+    "SignalGuard",
     "StopRequested",
     "Stopper",
     "TokenBucket",

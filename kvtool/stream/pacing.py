@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -137,3 +137,53 @@ class Stopper:
             self._sleep(min(remaining, 0.1))
             if self.deadline is not None and self._clock() >= self.deadline:
                 self.check()
+
+
+class SignalGuard:
+    """Stop signals for writing commands: inside `hold()` (a batch written and counted, an
+    ingest, a checkpoint) a signal is held back and raised as `Interrupted` when the block ends,
+    so a stop never falls between a write and its bookkeeping; elsewhere it raises at once, which
+    also ends a read blocked on stdin."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.pending: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> SignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in STOP_SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.holding:
+            if self.pending is None:
+                self.pending = signum
+            return
+        raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        self.begin_hold()
+        try:
+            yield
+        finally:
+            signum = self.end_hold()
+            if signum is not None:
+                raise Interrupted(signum)
+
+    def begin_hold(self) -> None:
+        """Hold signals from now on (for a span that is not one block; see `hold`)."""
+        self.holding = True
+
+    def end_hold(self) -> int | None:
+        """Stop holding; the signal that arrived meanwhile, if any (not raised)."""
+        self.holding = False
+        signum, self.pending = self.pending, None
+        return signum

@@ -1,0 +1,527 @@
+"""Stops that must never lose or tear a record: signals with a blocked reader, a second signal,
+SIGHUP, a range worker killed, closed pipes, interrupted imports and checkpoints.
+
+Every run is a real `kvtool` subprocess. A blocked reader is a pipe nobody reads: the tests wait
+until the pipe is full (FIONREAD equals its capacity), signal, and only then read everything. The
+database is written by `ldb` (RocksDB 7.8), and `ldb scan` is the oracle.
+"""
+
+from __future__ import annotations
+
+import array
+import base64
+import fcntl
+import gzip
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from .conftest import kvtool_executable, require_tool, run_kvtool
+
+RECORDS = 100_000  # two chunks of range workers (export_parallel.CHUNK_RECORDS)
+F_GETPIPE_SZ = (
+    1032  # fcntl.F_GETPIPE_SZ, Linux; named in fcntl only from Python 3.10 on some builds
+)
+
+
+# -- the database and its oracle ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ldb_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple[str, str]]]:
+    """100,000 records (about 14 MB of JSON Lines) loaded and compacted by `ldb`; the records as
+    `ldb scan` reads them."""
+    ldb = require_tool("ldb")
+    root = tmp_path_factory.mktemp("stops")
+    db = root / "ldb.db"
+    text = b"".join(
+        b"key:%012d ==> %s\n" % (i, (b"%08x" % (i * 2654435761 % 2**32)) * 12 + b"-v")
+        for i in range(RECORDS)
+    )
+    subprocess.run([ldb, f"--db={db}", "--create_if_missing", "load"], input=text, check=True)
+    subprocess.run([ldb, f"--db={db}", "compact"], check=True, capture_output=True)
+    scanned = subprocess.run([ldb, f"--db={db}", "scan"], check=True, capture_output=True).stdout
+    records = [tuple(line.split(" : ", 1)) for line in scanned.decode().splitlines()]
+    assert len(records) == RECORDS
+    return db, records  # type: ignore[return-value]
+
+
+def _records(jsonl: bytes) -> list[tuple[str, str]]:
+    """The records of JSON Lines output; every line must be a whole record."""
+    assert not jsonl or jsonl.endswith(b"\n"), f"torn last line: ...{jsonl[-80:]!r}"
+    out = []
+    for line in jsonl.splitlines():
+        record = orjson.loads(line)
+        out.append((record["key"], record["value"]))
+    return out
+
+
+def _cursor(stderr: bytes) -> str:
+    match = re.search(rb"resume with --after (\S+)", stderr)
+    assert match, stderr.decode()
+    return match.group(1).decode()
+
+
+# -- driving a blocked reader ---------------------------------------------------------------------
+def _start(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [kvtool_executable(), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not predicate():
+        assert proc.poll() is None, f"kvtool ended (exit {proc.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.005)
+
+
+def _pipe_full(proc: subprocess.Popen[bytes]) -> None:
+    """Wait until kvtool's stdout pipe is full: from then on its writes block."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    capacity = fcntl.fcntl(fd, F_GETPIPE_SZ)
+
+    def full() -> bool:
+        waiting = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, waiting)
+        return waiting[0] >= capacity
+
+    _wait_for(full, "a full stdout pipe", proc)
+
+
+def _signal_taken(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Send `sig` and wait until the process has taken it (no longer pending), so that a second
+    one is a second delivery and not merged with the first."""
+    proc.send_signal(sig)
+    bit = 1 << (sig - 1)
+
+    def taken() -> bool:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        pending = re.findall(r"^(?:SigPnd|ShdPnd):\s*([0-9a-f]+)$", status, re.M)
+        return not any(int(mask, 16) & bit for mask in pending)
+
+    _wait_for(taken, f"signal {sig} to be taken", proc)
+
+
+def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, bytes]:
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out, err
+
+
+STOPS = {
+    "SIGINT": ([signal.SIGINT], 130),
+    "SIGTERM": ([signal.SIGTERM], 143),
+    "SIGHUP": ([signal.SIGHUP], 129),
+    "double SIGINT": ([signal.SIGINT, signal.SIGINT], 130),
+}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("how", list(STOPS))
+def test_a_stop_with_a_blocked_reader_keeps_whole_records_and_resumes_exactly(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path, how: str, workers: str
+) -> None:
+    db, expected = ldb_db
+    signals, code = STOPS[how]
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    proc = _start("export", db, "-j", workers, env={"TMPDIR": str(private_tmp)})
+    _pipe_full(proc)
+    for sig in signals:
+        _signal_taken(proc, sig)
+    returncode, part, err = _finish(proc)
+
+    assert returncode == code, err.decode()
+    got = _records(part)
+    assert 0 < len(got) < RECORDS
+    assert got == expected[: len(got)]
+    if len(signals) > 1:
+        assert b"stopping: writing out the whole records" in err
+    assert list(private_tmp.iterdir()) == []  # the private read-only view is gone
+    rest = run_kvtool("export", db, "-j", workers, "--after", _cursor(err))
+    assert rest.returncode == 0, rest.stderr.decode()
+    assert got + _records(rest.stdout) == expected
+
+
+@pytest.mark.parametrize("victim", [0, 1])
+def test_a_killed_worker_stops_the_export_at_once_with_whole_records(
+    ldb_db: tuple[Path, list[tuple[str, str]]], victim: int
+) -> None:
+    """Worker 0 is the one blocked writing (its batch is cut by the kill: the parent mends it);
+    worker 1 is reading ahead (nothing of it reached the output)."""
+    db, expected = ldb_db
+    proc = _start("export", db, "-j", "2")
+    _pipe_full(proc)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    os.kill(int(children[victim]), signal.SIGKILL)
+    returncode, part, err = _finish(proc)
+
+    assert returncode == 74, err.decode()
+    message = err.decode().strip().splitlines()[-1]
+    assert f"worker process {children[victim]} was killed by SIGKILL" in message
+    assert "nothing was written" not in message
+    got = _records(part)
+    assert 0 < len(got) < RECORDS
+    assert got == expected[: len(got)]
+    rest = run_kvtool("export", db, "-j", "2", "--after", _cursor(err))
+    assert rest.returncode == 0, rest.stderr.decode()
+    assert got + _records(rest.stdout) == expected
+
+
+def test_a_killed_worker_leaves_a_partial_file_of_whole_records(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    db, expected = ldb_db
+    target = tmp_path / "out.jsonl"
+    proc = _start("export", db, "-j", "2", "-o", target)
+
+    def writing() -> bool:
+        return any(p.stat().st_size > 0 for p in tmp_path.glob(".out.jsonl.*.tmp"))
+
+    _wait_for(writing, "the temporary output file", proc)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGKILL)
+    returncode, _, err = _finish(proc)
+
+    if returncode == 0:  # the export finished before the kill landed
+        assert _records(target.read_bytes()) == expected
+        return
+    assert returncode == 74, err.decode()
+    partial = tmp_path / "out.jsonl.partial"
+    got = _records(partial.read_bytes())
+    assert got == expected[: len(got)]
+    assert list(tmp_path.glob(".out.jsonl.*")) == []
+
+
+def test_sighup_stops_an_export_to_a_file_and_cleans_up(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    db, expected = ldb_db
+    out = tmp_path / "out"
+    out.mkdir()
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    target = out / "all.jsonl"
+    proc = _start(
+        "export", db, "-o", target, "--rate", "50000",
+        env={"TMPDIR": str(private_tmp)},
+    )  # fmt: skip
+
+    def writing() -> bool:
+        return any(p.stat().st_size > 0 for p in out.glob(".all.jsonl.*.tmp"))
+
+    _wait_for(writing, "the temporary output file", proc)
+    _signal_taken(proc, signal.SIGHUP)
+    returncode, _, err = _finish(proc)
+
+    assert returncode == 129, err.decode()
+    assert "interrupted by SIGHUP" in err.decode()
+    # The records so far and (since the `outputs` work) the cursor beside them; no temp file.
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+    assert (out / "all.jsonl.partial").exists()
+    assert list(private_tmp.iterdir()) == []
+    got = _records((out / "all.jsonl.partial").read_bytes())
+    assert 0 < len(got) < RECORDS
+    rest = run_kvtool("export", db, "--after", _cursor(err))
+    assert got + _records(rest.stdout) == expected
+
+
+# -- closed pipes ---------------------------------------------------------------------------------
+def _closed_stdout(*args: str | Path) -> subprocess.CompletedProcess[bytes]:
+    """Run kvtool with a stdout pipe whose reader has already gone."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(
+            [kvtool_executable(), *map(str, args)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "{db}", "-j", "1"],
+        ["export", "{db}", "-j", "2"],
+        ["export", "{db}", "--format", "csv"],
+        ["diff", "{db}", "{other}"],
+        ["diff", "{db}", "{other}", "--keys-only"],
+        ["scan", "{db}"],
+        ["scan", "{db}", "--format", "jsonl", "--page-size", "5000"],
+        ["count", "{db}"],
+        ["info", "{db}"],
+        ["get", "{db}", "key:000000000007"],
+        ["cf", "list", "{db}"],
+        ["verify", "-q", "--digest", "{db}"],
+        ["--help"],
+    ],
+    ids=" ".join,
+)
+def test_a_closed_pipe_is_quiet_for_every_command(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path_factory: pytest.TempPathFactory,
+    args: list[str],
+) -> None:  # fmt: skip
+    db, _ = ldb_db
+    other = tmp_path_factory.getbasetemp() / "other.db"
+    if not other.exists():
+        ldb = require_tool("ldb")
+        text = b"".join(b"key:%012d ==> other\n" % i for i in range(0, RECORDS, 3))
+        subprocess.run(
+            [ldb, f"--db={other}", "--create_if_missing", "load"], input=text, check=True
+        )
+    result = _closed_stdout(*(a.format(db=db, other=other) for a in args))
+    assert (result.returncode, result.stderr.decode()) == (0, "")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_export_into_head_is_quiet(
+    ldb_db: tuple[Path, list[tuple[str, str]]], workers: str
+) -> None:
+    db, expected = ldb_db
+    proc = _start("export", db, "-j", workers)
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # what `head -1` does after its line
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.decode()) == (0, "")
+    assert _records(first) == expected[:1]
+
+
+# -- import ---------------------------------------------------------------------------------------
+def _stored(db: Path, cf: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The records of `db` (one column family) after kvtool wrote to it.
+
+    Read through kvtool's engine, in-process: plain `ldb` 7.8 and RocksDB 6.14 cannot open a
+    database after a RocksDB 9.8 write yet (issue 9, items 7 and 8); switch this to plain
+    `ldb --db=D scan` when they can.
+    """
+    from kvtool.engine import OpenMode, open_db
+
+    with open_db(db, OpenMode.READ_ONLY) as handle:
+        return [record for batch in handle.batches(cf) for record in batch]
+
+
+def _ldb_db_with_cf(path: Path, cf: str) -> Path:
+    ldb = require_tool("ldb")
+    subprocess.run(
+        [ldb, f"--db={path}", "--create_if_missing", "put", "kept", "by-ldb"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [ldb, f"--db={path}", "create_column_family", cf], check=True, capture_output=True
+    )
+    return path
+
+
+IMPORT_RECORDS = [(b"\x00k%07d" % i, b"\xffvalue %d" % i) for i in range(200_000)]
+
+
+def _import_lines() -> list[bytes]:
+    return [
+        b'{"key":"%s","value":"%s"}\n' % (k.hex().encode(), base64.b64encode(v))
+        for k, v in IMPORT_RECORDS
+    ]
+
+
+@pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_an_interrupted_import_says_what_is_committed_and_how_to_resume(
+    tmp_path: Path, sig: signal.Signals, gz: bool
+) -> None:
+    db = _ldb_db_with_cf(tmp_path / "db", "events")
+    lines = _import_lines()
+    source = tmp_path / ("in.jsonl.gz" if gz else "in.jsonl")
+    data = b"".join(lines)
+    source.write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
+    proc = _start(
+        "import", "--cf", "events", "--key-format", "hex", "--value-format", "base64",
+        "--batch-records", "500", db, source,
+    )  # fmt: skip
+    # Stop it once it has committed something: the WAL grows with each batch.
+    _wait_for(
+        lambda: sum(p.stat().st_size for p in db.glob("*.log")) > 2_000_000, "a few batches", proc
+    )
+    proc.send_signal(sig)
+    returncode, _, err = _finish(proc)
+
+    if returncode == 0:  # the input ran out first: nothing to check about a stop
+        pytest.skip("the import finished before the signal")
+    code = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}[sig]
+    message = err.decode()
+    assert returncode == code, message
+    assert message.count("\n") == 1 and message.startswith("kvtool: error: interrupted")
+    assert "already consumed" not in message
+    match = re.search(r"committed (\d+) records from lines 1-(\d+)", message)
+    assert match, message
+    committed = int(match.group(1))
+    assert int(match.group(2)) == committed
+    stored = _stored(db, "events")
+    assert stored == sorted(IMPORT_RECORDS[:committed])  # exactly what the message says
+    assert _stored(db) == [(b"kept", b"by-ldb")]
+    resume = re.search(r"resume from line \d+: (.*)\)$", message.strip())
+    assert resume, message
+    command = resume.group(1)
+    assert ("zcat " in command) == gz
+    assert "--cf events" in command and "--key-format hex" in command
+    assert "--value-format base64" in command
+    # The advice runs as printed: `kvtool` on PATH is the installed console script.
+    done = subprocess.run(["bash", "-c", command], capture_output=True, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    assert _stored(db, "events") == sorted(IMPORT_RECORDS)
+    assert _stored(db) == [(b"kept", b"by-ldb")]
+
+
+def test_keyboard_interrupt_in_library_use_is_a_clean_stop(tmp_path: Path) -> None:
+    from kvtool.errors import StoppedError
+    from kvtool.formats.records import FieldFormat
+    from kvtool.ops.importer import ImportOptions, import_records
+
+    db = _ldb_db_with_cf(tmp_path / "db", "events")
+    lines = _import_lines()[:5000]
+
+    def stream() -> Iterator[bytes]:
+        yield from lines[:2345]
+        raise KeyboardInterrupt
+
+    with pytest.raises(StoppedError) as stopped:
+        import_records(
+            db,
+            stream(),  # type: ignore[arg-type]
+            ImportOptions(
+                key_format=FieldFormat.HEX,
+                value_format=FieldFormat.BASE64,
+                cf="events",
+                batch_records=1000,
+            ),
+        )
+    assert stopped.value.exit_code == 130
+    assert "committed 2000 records from lines 1-2000" in str(stopped.value)
+    assert _stored(db, "events") == sorted(IMPORT_RECORDS[:2000])
+
+
+def test_sst_mode_interrupted_tells_the_truth_about_the_ingest(tmp_path: Path) -> None:
+    db = _ldb_db_with_cf(tmp_path / "db", "events")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(_import_lines()))
+    proc = _start(
+        "import", "--mode", "sst", "--key-format", "hex", "--value-format", "base64", db, source
+    )
+
+    def sst_written() -> bool:
+        return any(tmp_path.glob("kvtool-import-*/import-00000.sst"))
+
+    _wait_for(sst_written, "the SST file", proc)
+    proc.send_signal(signal.SIGINT)
+    returncode, _, err = _finish(proc)
+
+    stored = _stored(db)
+    message = err.decode()
+    if returncode == 0:
+        assert len(stored) == len(IMPORT_RECORDS) + 1
+    else:
+        assert returncode == 130, message
+        assert message.count("\n") == 1
+        if "nothing was imported" in message:
+            assert stored == [(b"kept", b"by-ldb")]
+        else:
+            assert f"all {len(IMPORT_RECORDS)} records" in message
+            assert len(stored) == len(IMPORT_RECORDS) + 1
+    assert list(tmp_path.glob("kvtool-import-*")) == []
+
+
+def test_sst_work_dirs_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
+    db = _ldb_db_with_cf(tmp_path / "db", "events")
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b"".join(_import_lines()))
+    proc = _start(
+        "import", "--mode", "sst", "--key-format", "hex", "--value-format", "base64", db, source
+    )
+    _wait_for(
+        lambda: (
+            any(tmp_path.glob("kvtool-import-*/run-*"))
+            or any(tmp_path.glob("kvtool-import-*/import-*"))
+        ),
+        "the work directory",
+        proc,
+    )
+    proc.kill()  # SIGKILL: no code runs, the directory stays
+    proc.communicate(timeout=60)
+    left = list(tmp_path.glob("kvtool-import-*"))
+    assert len(left) == 1 and left[0].name.startswith(f"kvtool-import-{proc.pid}@")
+    host = socket.gethostname()
+    live = tmp_path / f"kvtool-import-{os.getpid()}@{host}.inuse123"  # this test is alive
+    elsewhere = tmp_path / f"kvtool-import-{proc.pid}@not-{host}.other12"
+    unnamed = tmp_path / "kvtool-import-abcd1234"  # an older run's: owner unknown
+    for path in (live, elsewhere, unnamed):
+        path.mkdir()
+
+    again = run_kvtool("import", "--mode", "sst", db, "-", input=b'{"key":"a","value":"b"}\n')
+
+    assert again.returncode == 0, again.stderr.decode()
+    assert sorted(tmp_path.glob("kvtool-import-*")) == sorted([live, elsewhere, unnamed])
+    for path in (live, elsewhere, unnamed):
+        shutil.rmtree(path)
+
+
+# -- checkpoint -----------------------------------------------------------------------------------
+def test_an_interrupted_checkpoint_is_complete_or_absent(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    """On another filesystem (tmpfs) RocksDB copies the files, which takes long enough for the
+    signal to land inside the copy: DEST.tmp is RocksDB's work directory while it runs."""
+    source, expected = ldb_db
+    db = tmp_path / "db"
+    shutil.copytree(source, db)
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs /dev/shm on another filesystem")
+    dest = shm / f"kvtool-test-{os.getpid()}"
+    try:
+        proc = _start("checkpoint", db, dest)
+        deadline = time.monotonic() + 60
+        while not dest.with_name(dest.name + ".tmp").exists():
+            assert time.monotonic() < deadline, "gave up waiting for the copy"
+            time.sleep(0.001)
+            if proc.poll() is not None:
+                err = proc.communicate()[1].decode()
+                if "File smaller than expected for copy" in err and "OPTIONS" in err:
+                    # Copying to another filesystem trips over the restored OPTIONS file.
+                    pytest.xfail(f"checkpoint across filesystems fails on main: {err}")
+                pytest.fail(f"the checkpoint ended before the copy began: {err}")
+        proc.send_signal(signal.SIGINT)
+        returncode, _, err = _finish(proc)
+        assert not dest.with_name(dest.name + ".tmp").exists()
+        if returncode == 130:
+            assert not dest.exists(), err.decode()
+        else:
+            assert returncode == 0, err.decode()
+            copy = run_kvtool("export", dest)
+            assert _records(copy.stdout) == expected
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(dest.with_name(dest.name + ".tmp"), ignore_errors=True)
+
+
+if sys.platform != "linux":  # /proc, FIONREAD on pipes, F_GETPIPE_SZ
+    pytestmark = pytest.mark.skip(reason="Linux only")
