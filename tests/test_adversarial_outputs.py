@@ -494,8 +494,18 @@ def test_a_cursor_for_a_huge_key_is_passed_back_from_a_file(tmp_path: Path) -> N
     rest = run_kvtool("export", db, "-q", "--after", f"@{stats}")
     assert rest.returncode == 0, rest.stderr
     assert decode_jsonl(first.stdout + rest.stdout) == ldb_scan(db) == big
+    # scan has no stats file: its saved stderr ("next: kvtool scan ... --after TOKEN") serves.
+    page = run_kvtool("scan", db, "-n", "1", "-f", "jsonl")
+    (tmp_path / "next.txt").write_bytes(page.stderr)
+    rest = run_kvtool("scan", db, "-n", "5", "-f", "jsonl", "--after", f"@{tmp_path}/next.txt")
+    assert rest.returncode == 0, rest.stderr
+    assert decode_jsonl(page.stdout + rest.stdout) == big
     missing = run_kvtool("export", db, "--after", f"@{tmp_path / 'nope'}")
     assert missing.returncode == 2 and "cursor file" in one_error_line(missing.stderr)
+    changed = token[:-1] + ("A" if token[-1] != "A" else "B")
+    (tmp_path / "two.txt").write_text(f"{token}\n{changed}\n")
+    two = run_kvtool("export", db, "--after", f"@{tmp_path}/two.txt")
+    assert two.returncode == 2 and "2 different cursors" in one_error_line(two.stderr)
 
 
 # ---------------------------------------------------------------- terminals
