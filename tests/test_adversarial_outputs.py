@@ -633,6 +633,20 @@ READERS = [
 ]
 
 
+def test_another_users_file_is_not_replaced(db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "theirs.jsonl"
+    target.write_bytes(b"theirs\n")
+    target.chmod(0o644)
+    if ROOT:
+        os.chown(target, 65534, 65534)  # nobody's; this run may still write the directory
+    else:
+        target.chmod(0o444)
+    result = as_unprivileged("export", db, "-o", target)
+    assert result.returncode == 77, result.stderr
+    assert "kvtool does not replace it" in one_error_line(result.stderr)
+    assert target.read_bytes() == b"theirs\n" and leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("args", READERS, ids=" ".join)
 def test_an_unreadable_database_is_77(locked: tuple[Path, Path], args: list[str]) -> None:
     db, _ = locked
