@@ -607,7 +607,10 @@ def as_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProces
         setpriv = require_tool("setpriv")
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run(
-        [*prefix, kvtool_executable(), *map(str, args)], capture_output=True, check=False
+        [*prefix, kvtool_executable(), *map(str, args)],
+        input=b'{"key":"k","value":"v"}\n',
+        capture_output=True,
+        check=False,
     )
 
 
@@ -667,15 +670,21 @@ def test_an_untraversable_parent_is_77(locked: tuple[Path, Path], args: list[str
     assert "permission denied" in one_error_line(result.stderr).lower()
 
 
-def test_put_into_a_read_only_database_is_77_and_changes_nothing(
-    locked: tuple[Path, Path],
+@pytest.mark.parametrize(
+    "args",
+    [["put", "k", "v"], ["delete", "r:00001"], ["import"], ["compact"], ["cf", "create", "x"]],
+    ids=" ".join,
+)
+def test_a_write_into_a_read_only_database_is_77_and_changes_nothing(
+    locked: tuple[Path, Path], args: list[str]
 ) -> None:
     db, _ = locked
     for path in db.iterdir():
         path.chmod(0o444)
     db.chmod(0o555)
     before = dir_state(db)
-    result = as_unprivileged("put", db, "k", "v")
+    split = 2 if args[0] == "cf" else 1  # `cf create DB NAME`
+    result = as_unprivileged(*args[:split], db, *args[split:])
     assert result.returncode == 77, result.stderr
     assert "permission denied" in one_error_line(result.stderr).lower()
     assert dir_state(db) == before
