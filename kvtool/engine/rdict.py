@@ -930,9 +930,11 @@ class RdictDatabase(Database):
     def checkpoint(self, dest: Path) -> None:
         db = self._writable()
         checkpoint = None
+        keeper = self._options_keeper
         try:
-            checkpoint = rd.Checkpoint(db)
-            checkpoint.create_checkpoint(str(dest))
+            with keeper.as_the_engine_wrote_it() if keeper else contextlib.nullcontext():
+                checkpoint = rd.Checkpoint(db)
+                checkpoint.create_checkpoint(str(dest))
         except Exception as exc:
             raise from_native(exc, context="checkpoint") from None
         finally:
