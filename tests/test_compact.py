@@ -127,7 +127,7 @@ def test_compact_all_column_families_by_default(tmp_path: Path) -> None:
         (["--cf", "nope"], 2, "no column family 'nope'"),
         (["--io-rate", "fast"], 2, "--io-rate: 'fast' is not a size"),
         (["--wait-lock", "soon"], 2, "--wait-lock: 'soon' is not a duration"),
-        (["--start", "b", "--end", "a"], 2, "--start must be less than --end"),
+        (["--start", "b", "--end", "a"], 2, "--start must sort before --end"),
         (["--key-format", "hex", "--start", "zz"], 2, "not valid hex"),
         (["--bottommost", "always"], 2, "always"),
     ],

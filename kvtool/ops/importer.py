@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import orjson
 
-from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, open_db
+from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, key_order, open_db
 from kvtool.errors import (
     BadInputError,
     Interrupted,
@@ -308,6 +308,8 @@ def import_records(
         raise UsageError("--batch-records and --batch-bytes must be at least 1")
     if options.mode is ImportMode.SST and options.sort_memory < 1:
         raise UsageError("--sort-memory must be at least 1 byte")
+    if options.mode is ImportMode.SST:
+        _require_bytewise(Path(path), options.cf)
     stats = ImportStats(mode=options.mode.value)
     started = time.monotonic()
     with (
@@ -504,6 +506,30 @@ def _merge_passes(runs: list[Path], work: Path) -> list[Path]:
             merged.append(out)
         runs, level = merged, level + 1
     return runs
+
+
+def _require_bytewise(path: Path, cf: str) -> None:
+    """SST mode sorts bytewise (the external sort and its merge): refuse another key order
+    before the database is opened, so nothing is written. A column family the import creates
+    takes the default column family's options, comparator included."""
+    order = key_order(path, cf if cf in _column_families(path) else DEFAULT_CF)
+    # An order kvtool does not know is a comparator the open then checks (69 if unloadable).
+    if order.known and order.kind != "bytewise":
+        raise UnavailableError(
+            f"import --mode sst sorts keys bytewise, but column family {cf!r} is ordered by "
+            f"{order.name}",
+            hint="import it with --mode batch (the default), which writes in any key order",
+        )
+
+
+def _column_families(path: Path) -> set[str]:
+    from kvtool.engine.options_file import read_options_file
+
+    try:
+        parsed = read_options_file(path) if path.is_dir() else None
+    except OSError:
+        parsed = None
+    return set(parsed.cf_options) if parsed is not None else set()
 
 
 _first = operator.itemgetter(0)
