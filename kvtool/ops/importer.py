@@ -26,12 +26,9 @@ import heapq
 import itertools
 import marshal
 import operator
-import os
 import shlex
 import shutil
 import signal
-import socket
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +39,7 @@ from typing import IO, Any
 import orjson
 
 from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, key_order, open_db
+from kvtool.engine.workdirs import make_owned_dir, remove_stale_dirs
 from kvtool.errors import (
     BadInputError,
     Interrupted,
@@ -558,16 +556,13 @@ def _work_dir(options: ImportOptions, db: Database) -> Path:
     The name carries this process's id and host (`kvtool-import-PID@HOST.XXXXXXXX`), so that a
     later run can tell a directory left by a killed run from one in use (`remove_stale_work_dirs`).
     """
-    prefix = f"{_WORK_PREFIX}{os.getpid()}@{socket.gethostname()}."
     if options.tmp_dir is not None:
         places: list[Path | None] = [options.tmp_dir]
     else:
         places = [db.path.parent, None]
     for i, place in enumerate(places):
-        if place is not None:
-            remove_stale_work_dirs(place)
         try:
-            return Path(tempfile.mkdtemp(prefix=prefix, dir=place))
+            return make_owned_dir(_WORK_PREFIX, place)
         except OSError:
             if i == len(places) - 1:
                 raise
@@ -575,41 +570,9 @@ def _work_dir(options: ImportOptions, db: Database) -> Path:
 
 
 def remove_stale_work_dirs(parent: Path) -> list[Path]:
-    """Remove the SST-mode work directories in `parent` whose process is gone; returns them.
-
-    Only directories named by this version (`kvtool-import-PID@HOST.*`) for this host are
-    touched, and only when no process PID exists: a directory of a running import (or of one on
-    another host sharing the filesystem) is left alone. Older unnamed ones are left too.
-    """
-    host = socket.gethostname()
-    removed: list[Path] = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not name.startswith(_WORK_PREFIX) or "@" not in name:
-            continue
-        pid_text, _, rest = name[len(_WORK_PREFIX) :].partition("@")
-        owner_host, dot, _ = rest.rpartition(".")
-        if not pid_text.isdigit() or not dot or owner_host != host:
-            continue
-        if _alive(int(pid_text)) or not entry.is_dir() or entry.is_symlink():
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, owned by someone else
-        return True
-    return True
+    """Remove the SST-mode work directories in `parent` whose process is gone; returns them
+    (`kvtool.engine.workdirs`: only `kvtool-import-PID@HOST.*` of this host, PID gone)."""
+    return remove_stale_dirs(_WORK_PREFIX, parent)
 
 
 def _import_sst(
