@@ -504,11 +504,11 @@ def test_an_interrupted_checkpoint_is_complete_or_absent(
             assert time.monotonic() < deadline, "gave up waiting for the copy"
             time.sleep(0.001)
             if proc.poll() is not None:
-                err = proc.communicate()[1].decode()
-                if "File smaller than expected for copy" in err and "OPTIONS" in err:
+                early = proc.communicate()[1].decode()
+                if "File smaller than expected for copy" in early and "OPTIONS" in early:
                     # Copying to another filesystem trips over the restored OPTIONS file.
-                    pytest.xfail(f"checkpoint across filesystems fails on main: {err}")
-                pytest.fail(f"the checkpoint ended before the copy began: {err}")
+                    pytest.xfail(f"checkpoint across filesystems fails on main: {early}")
+                pytest.fail(f"the checkpoint ended before the copy began: {early}")
         proc.send_signal(signal.SIGINT)
         returncode, _, err = _finish(proc)
         assert not dest.with_name(dest.name + ".tmp").exists()
@@ -525,3 +525,69 @@ def test_an_interrupted_checkpoint_is_complete_or_absent(
 
 if sys.platform != "linux":  # /proc, FIONREAD on pipes, F_GETPIPE_SZ
     pytestmark = pytest.mark.skip(reason="Linux only")
+
+
+# -- mending a batch a dead worker cut ------------------------------------------------------------
+@pytest.mark.parametrize("written", [-1, 0, 100])
+def test_a_cut_batch_is_mended_on_a_pipe_and_reported_when_it_cannot_be(
+    ldb_db: tuple[Path, list[tuple[str, str]]], written: int
+) -> None:
+    """The parent's side of a worker killed mid-write (`written` bytes of its batch went out; -1:
+    the kernel's count was not available): the rest of the batch follows, or the cut is reported."""
+    from kvtool.engine import OpenMode, open_db
+    from kvtool.formats.writers import renderer
+    from kvtool.ops.export_parallel import ParallelResult, _mend, _Torn
+    from kvtool.stream import ReadSpec, ScanStats
+
+    db, expected = ldb_db
+    render = renderer("jsonl")
+    with open_db(db, OpenMode.READ_ONLY) as handle:
+        sequence = handle.sequence_number()
+        with handle.iterator() as it:
+            it.seek_to_first()
+            batch = it.read_batch(1024)
+    data = render(batch)
+    result = ParallelResult(stats=ScanStats(), output_bytes=0, plan=[(None, None)])
+    result.sequence = sequence
+    result.torn = _Torn(0, batch[0][0], len(batch), len(data), written)
+    read_end, write_end = os.pipe()
+    try:
+        fcntl.fcntl(write_end, F_GETPIPE_SZ - 1, 1 << 20)  # F_SETPIPE_SZ: room for the batch
+        os.set_blocking(read_end, False)
+        _mend(db, ReadSpec(), render, write_end, None, result)
+        try:
+            mended = os.read(read_end, 1 << 20)
+        except BlockingIOError:
+            mended = b""
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    if written < 0:
+        assert (result.cut, mended) == (True, b"")
+    elif written == 0:
+        assert (result.cut, mended) == (False, b"")
+    else:
+        assert result.cut is False
+        assert mended == data[written:]
+        assert result.stats.records == 1024 and result.stats.last_key == batch[-1][0]
+        assert _records(data[:written] + mended) == expected[:1024]
+
+
+def test_a_cut_batch_in_a_regular_file_is_cut_back(
+    ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
+) -> None:
+    from kvtool.formats.writers import renderer
+    from kvtool.ops.export_parallel import ParallelResult, _mend, _Torn
+    from kvtool.stream import ReadSpec, ScanStats
+
+    db, _ = ldb_db
+    out = tmp_path / "out"
+    with out.open("wb") as f:
+        f.write(b"head\n" + b'{"key":"whole"}\n' + b'{"key":"cu')
+        f.flush()
+        result = ParallelResult(stats=ScanStats(), output_bytes=16, plan=[(None, None)])
+        result.torn = _Torn(0, b"k", 1, 20, 10)
+        _mend(db, ReadSpec(), renderer("jsonl"), f.fileno(), 5, result)
+        f.write(b"next\n")  # the offset follows the cut
+    assert out.read_bytes() == b'head\n{"key":"whole"}\nnext\n'
+    assert result.cut is False

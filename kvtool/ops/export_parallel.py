@@ -32,6 +32,7 @@ is cut back to the last whole batch instead. So even then no record is torn.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import math
 import os
@@ -498,10 +499,7 @@ def export_parallel(
     database between their opens): the caller then exports in one process.
     """
     crew = _Crew()
-    try:
-        base: int | None = os.lseek(out_fd, 0, os.SEEK_CUR) if out_fd >= 0 else None
-    except OSError:  # a pipe or a terminal: no offset
-        base = None
+    base = _offset(out_fd)
     try:
         for index in range(workers):
             status_r, status_w = os.pipe()
@@ -529,6 +527,20 @@ def export_parallel(
     if result is not None and result.torn is not None and render is not None:
         _mend(db_path, spec, render, out_fd, base, result)
     return result
+
+
+def _offset(fd: int) -> int | None:
+    """Where the workers' output starts in a regular file (None for a pipe or a terminal)."""
+    if fd < 0:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:  # `>> FILE`: writes go to its end
+            return os.fstat(fd).st_size
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return None
 
 
 def _mend(
