@@ -77,6 +77,15 @@ class CorruptionError(StorageError):
     """A checksum mismatch or otherwise corrupt file."""
 
 
+class DamagedDatabaseError(CorruptionError):
+    """RocksDB would recover the database by leaving data out (a MANIFEST that lost edits, a WAL
+    damaged before its end); `files` are the damaged metadata files, in the database directory."""
+
+    def __init__(self, message: str, *, files: tuple[str, ...], hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.files = files
+
+
 class PermissionDeniedError(KvtoolError):
     """The database, or a directory on its path, cannot be read (or, for a write, written)."""
 
@@ -135,6 +144,27 @@ _NO_MERGE_OPERATOR_MARKERS = (
 )
 
 
+# Private directories the engine opens in place of a database's own (its read-only shadow), each
+# with the database path as the user gave it: native messages name the shadow's files, and an
+# operator must be sent to the database's own. The engine registers and unregisters them.
+_PATH_ALIASES: dict[str, str] = {}
+
+
+def register_path_alias(private: str, public: str | None) -> None:
+    """Make `from_native` name `public`'s files where RocksDB names `private`'s (None: forget)."""
+    if public is None:
+        _PATH_ALIASES.pop(private, None)
+    else:
+        _PATH_ALIASES[private] = public
+
+
+def public_paths(text: str) -> str:
+    """`text` with every registered private directory replaced by its database's path."""
+    for private, public in _PATH_ALIASES.items():
+        text = text.replace(private, public)
+    return text
+
+
 def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     """Map an exception raised by the native binding to kvtool's tree by its status text.
 
@@ -142,7 +172,10 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     """
     if isinstance(exc, KvtoolError):
         return exc
-    text = str(exc).strip() or type(exc).__name__
+    text = public_paths(str(exc).strip()) or type(exc).__name__
+    # RocksDB wraps a status in another of the same code ("Corruption: Corruption: IO error").
+    while text.startswith("Corruption: Corruption:"):
+        text = text.removeprefix("Corruption: ")
     where = f"{context}: " if context else ""
     if any(marker in text for marker in _BUSY_MARKERS):
         return DatabaseBusyError(

@@ -11,13 +11,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from kvtool.engine import LiveFile
+from kvtool.engine import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, LiveFile
 from kvtool.ops.export_parallel import plan_chunks
 from kvtool.stream import KeyRange, ReadSpec
 
@@ -76,12 +75,16 @@ def test_resuming_after_a_cursor_and_files(big_db: Path, tmp_path: Path) -> None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl", "out.jsonl.gz"]
 
 
-def test_the_database_dir_is_untouched_and_no_temp_dirs_are_left(big_db: Path) -> None:
-    tmp = Path(tempfile.gettempdir())
-    before, temps = dir_state(big_db), {p.name for p in tmp.glob("kvtool-*")}
-    _export(big_db, "--workers", "2")
+def test_the_database_dir_is_untouched_and_no_temp_dirs_are_left(
+    big_db: Path, tmp_path: Path
+) -> None:
+    tmp = tmp_path / "tmpdir"  # the run's own TMPDIR: other runs on the machine share /tmp
+    tmp.mkdir()
+    before = dir_state(big_db)
+    result = run_kvtool("export", big_db, "-q", "--workers", "2", env={"TMPDIR": str(tmp)})
+    assert result.returncode == 0, result.stderr
     assert dir_state(big_db) == before
-    assert {p.name for p in tmp.glob("kvtool-*")} == temps
+    assert list(tmp.iterdir()) == []
 
 
 def test_sigint_stops_at_a_record_boundary_and_the_cursor_resumes(big_db: Path) -> None:
@@ -182,19 +185,48 @@ def test_chunks_tile_the_range_in_output_order() -> None:
         ReadSpec(krange=KeyRange(reverse=True)),
         ReadSpec(krange=KeyRange(lower=b"k:2"), after=b"k:3000"),
         ReadSpec(krange=KeyRange(upper=b"k:8", reverse=True), after=b"k:6000"),
+        ReadSpec(krange=KeyRange(prefix=b"k:3")),
     ):
-        chunks = plan_chunks(files, spec, target=1000)
-        assert len(chunks) > 5
-        ordered = chunks[::-1] if spec.krange.reverse else chunks
-        for (_, high), (low, _) in itertools.pairwise(ordered):
-            assert high == low and high is not None
-        lower, upper = ordered[0][0], ordered[-1][1]
-        if spec.after is None:
-            assert (lower, upper) == (spec.krange.lower, spec.krange.upper)
-        elif spec.krange.reverse:
-            assert upper == spec.after
-        else:
-            assert lower == spec.after + b"\0"
+        chunks = plan_chunks(files, spec, BYTEWISE, target=1000)
+        _assert_tiles(chunks, spec, BYTEWISE)
+
+
+def test_chunks_follow_a_reverse_bytewise_order() -> None:
+    """Under rocksdb.ReverseBytewiseComparator a file's smallest key is bytewise its largest."""
+    rev = REVERSE_BYTEWISE
+    files = [_file(b"k:9999", b"k:5000", 5000), _file(b"k:4999", b"k:0000", 5000)]
+    for spec in (
+        ReadSpec(),
+        ReadSpec(krange=KeyRange(lower=b"k:7", upper=b"k:1")),
+        ReadSpec(krange=KeyRange(reverse=True)),
+        ReadSpec(krange=KeyRange(prefix=b"k:3")),
+        ReadSpec(krange=KeyRange(prefix=b"k:3", reverse=True), after=b"k:3500"),
+        ReadSpec(krange=KeyRange(lower=b"k:8"), after=b"k:6000"),
+    ):
+        chunks = plan_chunks(files, spec, rev, target=1000)
+        _assert_tiles(chunks, spec, rev)
+
+
+def _assert_tiles(chunks: list[Bounds], spec: ReadSpec, order: KeyOrder) -> None:
+    """The chunks, in key order, meet edge to edge and cover exactly the range's bounds."""
+    assert len(chunks) >= 2, spec
+    ordered = chunks[::-1] if spec.krange.reverse else chunks
+    for low, high in itertools.pairwise(ordered):
+        assert low.upper == high.lower and low.upper is not None
+        assert not low.upper_closed and not high.lower_open
+        assert high.upper is None or order.lt(high.lower, high.upper)
+    want = spec.krange.bounds(order)
+    if spec.after is not None:
+        want = order.after(want, spec.after, reverse=spec.krange.reverse)
+    first, last = ordered[0], ordered[-1]
+    assert (first.lower, first.lower_open) == (want.lower, want.lower_open)
+    assert (last.upper, last.upper_closed) == (want.upper, want.upper_closed)
+    inner = sum(len(_keys_in(c, order)) for c in chunks)
+    assert inner == len(_keys_in(want, order)), spec
+
+
+def _keys_in(bounds: Bounds, order: KeyOrder) -> list[bytes]:
+    return [k for k in (b"k:%04d" % i for i in range(10_000)) if order.contains(bounds, k)]
 
 
 def test_two_workers_count_exactly_what_one_process_counts(big_db: Path) -> None:

@@ -82,7 +82,7 @@ def test_a_directory_that_is_not_a_database_exits_66(tmp_path: Path) -> None:
 
 def test_info_next_to_a_live_writer(small_db: Path, writer_process) -> None:  # type: ignore[no-untyped-def]
     writer = writer_process(small_db)
-    before = dir_state(small_db)
+    before = dir_state(small_db, live_owner=True)
     result = run_kvtool("info", "--json", small_db)
     assert result.returncode == 0, result.stderr
     import orjson
@@ -93,7 +93,7 @@ def test_info_next_to_a_live_writer(small_db: Path, writer_process) -> None:  # 
     # The writer's WAL-only record is visible: the read-only view replays the WAL in memory.
     got = run_kvtool("get", small_db, "live-writer")
     assert (got.returncode, got.stdout) == (0, b"wal-only")
-    assert dir_state(small_db) == before
+    assert dir_state(small_db, live_owner=True) == before
 
 
 def test_put_next_to_a_live_writer_exits_75(small_db: Path, writer_process) -> None:  # type: ignore[no-untyped-def]

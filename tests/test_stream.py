@@ -11,7 +11,8 @@ import orjson
 import pytest
 
 from kvtool.engine import TRACER, OpenMode, open_db
-from kvtool.errors import ExitCode, UsageError
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, order_named
+from kvtool.errors import ExitCode, UnavailableError, UsageError
 from kvtool.formats.jsonl import jsonl_renderer
 from kvtool.ops.count import count_records
 from kvtool.ops.export import export
@@ -56,10 +57,33 @@ def test_prefix_end() -> None:
 
 def test_range_intersects_prefix_and_bounds() -> None:
     r = KeyRange.build(prefix=b"b", start=b"a", end=b"bm")
-    assert (r.lower, r.upper) == (b"b", b"bm")
-    assert KeyRange.build(prefix=b"b", start=b"c").empty
+    assert r.bounds(BYTEWISE) == Bounds(b"b", b"bm")
+    assert BYTEWISE.is_empty(KeyRange.build(prefix=b"b", start=b"c").bounds(BYTEWISE))
     with pytest.raises(UsageError):
-        KeyRange.build(start=b"z", end=b"a")
+        KeyRange.build(start=b"z", end=b"a").bounds(BYTEWISE)
+
+
+def test_range_in_reverse_bytewise_order() -> None:
+    """Under rocksdb.ReverseBytewiseComparator keys run bytewise-down: a prefix's keys run from
+    just after the next prefix through the prefix itself, and --start may be bytewise above
+    --end."""
+    rev = REVERSE_BYTEWISE
+    keys = [b"c", b"b\xff", b"b\x01", b"b", b"a\xff", b"a"]  # in that order
+    r = KeyRange.build(prefix=b"b")
+    assert r.bounds(rev) == Bounds(b"c", b"b", lower_open=True, upper_closed=True)
+    assert [k for k in keys if rev.contains(r.bounds(rev), k)] == [b"b\xff", b"b\x01", b"b"]
+    assert KeyRange.build(start=b"z", end=b"a").bounds(rev) == Bounds(b"z", b"a")
+    with pytest.raises(UsageError):
+        KeyRange.build(start=b"a", end=b"z").bounds(rev)
+    both = KeyRange.build(prefix=b"b", start=b"b\x01", end=b"a").bounds(rev)
+    assert [k for k in keys if rev.contains(both, k)] == [b"b\x01", b"b"]
+    assert rev.is_empty(KeyRange.build(prefix=b"b", start=b"a").bounds(rev))
+    after = rev.after(r.bounds(rev), b"b\x01", reverse=False)
+    assert [k for k in keys if rev.contains(after, k)] == [b"b"]
+    after = rev.after(r.bounds(rev), b"b\x01", reverse=True)
+    assert [k for k in keys if rev.contains(after, k)] == [b"b\xff"]
+    top = KeyRange.build(prefix=b"\xff").bounds(rev)  # no key sorts before its keys
+    assert top == Bounds(None, b"\xff", upper_closed=True)
 
 
 def test_cursor_round_trip_and_binding() -> None:
@@ -193,3 +217,16 @@ def test_renderer_fallback_for_invalid_utf8() -> None:
     render = jsonl_renderer()
     data = render([(b"ok", b"fine"), (b"\xff", b"\x00")])
     assert data == b'{"key":"ok","value":"fine"}\n{"key":{"base64":"/w=="},"value":"\\u0000"}\n'
+
+
+def test_an_unknown_order_refuses_what_needs_it() -> None:
+    """A comparator kvtool does not know: bounds it need not compare pass; --prefix is a usage
+    error (keys with one prefix may not be adjacent); comparing is unavailable (69)."""
+    unknown = order_named("myapp.Order")
+    assert not unknown.known and order_named(None) == BYTEWISE
+    assert order_named("rocksdb.ReverseBytewiseComparator") == REVERSE_BYTEWISE
+    assert KeyRange.build(start=b"b", end=b"a").bounds(unknown) == Bounds(b"b", b"a")
+    with pytest.raises(UsageError, match=r"myapp\.Order"):
+        KeyRange.build(prefix=b"a").bounds(unknown)
+    with pytest.raises(UnavailableError, match=r"myapp\.Order"):
+        unknown.after(Bounds(lower=b"a"), b"k", reverse=False)

@@ -189,12 +189,12 @@ def test_verify_stats_file_is_written_on_failure_too(tmp_path: Path) -> None:
 
 def test_verify_next_to_a_live_writer_sees_its_wal(small_db: Path, writer_process: Any) -> None:
     writer_process(small_db)
-    before = dir_state(small_db)
+    before = dir_state(small_db, live_owner=True)
 
     result = run_kvtool("verify", "--stats", "json", small_db)
 
     assert result.returncode == 0, result.stderr
     assert stats_of(result.stderr)["records"] == 101
-    assert dir_state(small_db) == before
+    assert dir_state(small_db, live_owner=True) == before
     with open_db(small_db, OpenMode.READ_ONLY) as db:
         assert db.get(b"live-writer") == b"wal-only"

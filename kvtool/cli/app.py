@@ -70,9 +70,22 @@ def root(
             help="Log each native handle's open and release on stderr; fail if any is left open.",
         ),
     ] = False,
+    allow_data_loss: Annotated[
+        bool,
+        typer.Option(
+            "--allow-data-loss",
+            help="Use a database whose metadata lost data (SST files its MANIFEST does not "
+            "reference, a WAL damaged before its end) as RocksDB recovers it: reads leave that "
+            "data out, and a write deletes it for good. Without it such a database is refused "
+            "with exit 74. Copy the directory first.",
+        ),
+    ] = False,
 ) -> None:
     STATE.debug = debug
     STATE.trace_handles = trace_handles
+    from kvtool.engine import DAMAGE_POLICY
+
+    DAMAGE_POLICY.allow_data_loss = allow_data_loss
     if trace_handles:
         from kvtool.engine import TRACER
 

@@ -33,7 +33,9 @@ def checkpoint(
     silently miss WAL-only data; --wait-lock DURATION retries with backoff for that long.
     On the same filesystem the SST files are hard links (no extra space until the source
     compacts them away); elsewhere they are copied. DEST must not exist (exit 2); its parent
-    must. The copy opens in any RocksDB tool that can read the source.
+    must. The copy opens in any RocksDB tool that can read the source: its newest OPTIONS
+    file is the source's own (RocksDB 9.8 rewrites it at every read-write open; kvtool puts
+    the owner's back, in the source and in the copy).
 
     Examples:
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO, cast
 
 import typer
 
@@ -47,8 +47,11 @@ def diff(
 
     Reads both in key order and merges the two sorted streams, so memory stays flat:
     {"op": "removed", "key": K, "value": V} is only in A, {"op": "added", ...} only in B, and
-    {"op": "changed", "key": K, "old": VA, "new": VB} differs. With --keys-only only keys are
-    compared. Exits 0 whether or not they differ; the counts are in the stats on stderr.
+    {"op": "changed", "key": K, "old": VA, "new": VB} differs. Wide-column entities are compared
+    column by column and shown as export shows them ("columns", or "old_columns"/"new_columns"
+    in place of "old"/"new"). With --keys-only only keys are compared. Exits 0 whether or not
+    they differ; the counts are in the stats on stderr. On a terminal, control characters from
+    the data are shown as \\xNN escapes.
 
     Examples:
 
@@ -59,6 +62,7 @@ def diff(
     from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
     from kvtool.cli.report import emit_stats
     from kvtool.errors import StoppedError
+    from kvtool.formats.writers import TerminalSafeStream
     from kvtool.ops.diff import diff as run
 
     spec = read_spec(
@@ -73,11 +77,14 @@ def diff(
     )
     # A closed stdout (`diff A B | head -1`) raises BrokenPipeError out of here: the root
     # command ends that quietly with exit 0, printing no stats.
+    out: BinaryIO = sys.stdout.buffer
+    if sys.stdout.isatty():
+        out = cast(BinaryIO, TerminalSafeStream(out))  # control characters shown as \xNN
     result = run(
         a,
         b,
         spec,
-        sys.stdout.buffer,
+        out,
         key_format=key_format.lower(),
         value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
     )

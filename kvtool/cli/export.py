@@ -106,7 +106,9 @@ def export(
 ) -> None:
     """Stream every record of a range out, as JSON Lines by default.
 
-    Each record is {"key": ..., "value": ...} on one line, in key order. The output is one
+    Each record is {"key": ..., "value": ...} on one line, in key order; a wide-column entity's
+    is {"key": ..., "columns": [{"name": ..., "value": ...}, ...]}, every column (jq's
+    from_entries reads the list; csv and tsv show it as one JSON object). The output is one
     consistent point in time: one iterator reads it, or on a large database two worker processes
     (--workers) read parts of the range side by side and write them in order, only once both see the
     same data (else one process reads it all). Binary keys and values survive exactly with the
@@ -158,11 +160,13 @@ def export(
         timeout=timeout,
     )
     to_stdout = output is None or str(output) == "-"
+    terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
-        from kvtool.formats.output_file import resolve
+        from kvtool.formats.output_file import is_terminal, resolve
 
         assert output is not None
         resolve(output)  # a read-only or impossible target is refused before any work
+        terminal = is_terminal(output)
     progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
     result = run(
         db,
@@ -175,7 +179,7 @@ def export(
         progress=progress,
         flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
         workers=workers,
-        terminal=to_stdout and sys.stdout.isatty(),
+        terminal=terminal,
     )
     if result.output_closed:
         # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on

@@ -39,8 +39,9 @@ def generate(
     (key:000000000000, key:000000000001, ...), values are --value-size printable bytes drawn
     from --seed, so the same options always give the same data. DB must not exist yet.
 
-    The database is written with table format_version 5, so RocksDB 7.8 tools (ldb,
-    sst_dump) can read it too.
+    The database is written with table format_version 5, CRC32c block checksums and an
+    OPTIONS file that names only options RocksDB 6.14 knows, so RocksDB 6.14 (the
+    python-rocksdb API) and plain RocksDB 7.8 tools (ldb, sst_dump) open it too.
 
     Examples:
 

@@ -55,7 +55,8 @@ def import_(
         RecordFormat,
         typer.Option(
             "--value-format",
-            help="How values are written: auto, utf8, hex, base64, or json (any JSON value, "
+            help="How values are written: auto, utf8, hex (0x prefix allowed), base64, or json "
+            '(export\'s: {"text": ...} and {"base64": ...} are unwrapped, any other JSON value is '
             "stored as its compact serialisation).",
             case_sensitive=False,
         ),
@@ -65,8 +66,8 @@ def import_(
         bool,
         typer.Option(
             "--create",
-            help="Create the database (table format_version 5) or the --cf column family if "
-            "missing.",
+            help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
+            "and ldb 7.8 open it) or the --cf column family if missing.",
         ),
     ] = False,
     mode: Annotated[
@@ -130,7 +131,10 @@ def import_(
     bounded batches (--batch-records, --batch-bytes), so memory stays flat on any input size. Takes
     the database's LOCK (exit 75 if another process holds it) and writes with the database's own
     options (see --force). A key given on several lines keeps the value of its last line, in both
-    modes. Blank lines are ignored, and fields other than "key" and "value" too.
+    modes. Blank lines are ignored, and fields other than "key" and "value" too. A record
+    {"key": K, "columns": [{"name": N, "value": V}, ...]} (what export writes for a wide-column
+    entity; names spelled in the key format) is written as that entity, every column; --mode sst
+    refuses it (exit 69: rocksdict's SST writer has no entities).
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete

@@ -53,16 +53,18 @@ def render(d: DbInfo) -> str:
         f"column families: {len(d.column_families)}",
     ]
     for cf in d.column_families:
+        opened = cf.estimated_keys is not None and cf.sst_bytes is not None
         lines.append(f"  {cf.name}:")
+        if opened:
+            lines.append(f"    estimated keys:     {cf.estimated_keys}")
         lines.append(f"    comparator:         {cf.comparator or 'unknown'}")
         if cf.merge_operator:
             lines.append(f"    merge operator:     {cf.merge_operator}")
         lines.append(f"    format_version:     {cf.format_version or 'unknown'}")
-        if cf.estimated_keys is None or cf.sst_bytes is None:
+        if not opened:
             lines.append("    (not opened: see attention)")
             continue
-        lines.append(f"    estimated keys:     {cf.estimated_keys}")
-        lines.append(f"    SST bytes:          {format_size(cf.sst_bytes)}")
+        lines.append(f"    SST bytes:          {format_size(cf.sst_bytes or 0)}")
         for lv in cf.levels:
             lines.append(f"      L{lv.level}: {lv.files} file(s), {format_size(lv.bytes)}")
         lines.append(

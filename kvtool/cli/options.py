@@ -65,9 +65,12 @@ Force = Annotated[
     bool,
     typer.Option(
         "--force",
-        help="Write even when kvtool cannot preserve the database's format (a custom comparator, "
-        "merge operator, compaction filter or prefix extractor, or options its RocksDB cannot "
-        "load); without it such a write is refused with exit 2.",
+        help="Write even when kvtool's RocksDB cannot keep one of the database's format settings "
+        "exactly (a compaction filter, prefix extractor or table option it cannot restore, an "
+        "OPTIONS file that is missing, cannot be loaded or comes from a newer RocksDB); without "
+        "it such a write is refused with exit 2. It never overrides a loss of data: a comparator "
+        "or merge operator kvtool cannot load (the owner's merge operands or key order would be "
+        "lost) is refused with exit 69, with or without --force.",
     ),
 ]
 
@@ -134,7 +137,8 @@ ValueFormatOut = Annotated[
     typer.Option(
         "--value-format",
         help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64, or '
-        "json (parsed and embedded, for jq; not byte-exact).",
+        "json (JSON exactly as orjson writes it is embedded, for jq; any other value is wrapped "
+        'as {"text": ...} or {"base64": ...}; exact both ways).',
         metavar="auto|utf8|hex|base64|json",
     ),
 ]
@@ -144,9 +148,9 @@ After = Annotated[
         "--after",
         help="Continue strictly after this cursor (as printed by scan or a stopped export); "
         "give the same range options as the run that printed it. @FILE reads the cursor from "
-        'FILE (the bare token, or JSON with a "cursor" member such as a --stats-file): a '
-        "cursor for a huge key is too long for a command line. A cut or changed cursor is "
-        "refused (exit 2): it carries a checksum.",
+        "FILE: the bare token, a --stats-file, FILE.partial.cursor, or the saved stderr of the "
+        "run that printed it (a cursor for a huge key is too long for a command line). A cut "
+        "or changed cursor is refused (exit 2): it carries a checksum.",
         metavar="CURSOR",
     ),
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,13 +31,9 @@ def check_stats_file(path: Path | None) -> Path | None:
     file that fails at the end would lose what the run reports (its resume cursor)."""
     if path is None:
         return None
-    directory = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise typer.BadParameter(f"{path} is a directory")
-    if not directory.is_dir():
-        raise typer.BadParameter(f"the directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise typer.BadParameter(f"cannot create files in {directory}: permission denied")
+    from kvtool.formats.output_file import resolve
+
+    resolve(path, option="--stats-file")  # the rules of -o: 2 or 77 (read-only), one line
     return path
 
 

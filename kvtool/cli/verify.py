@@ -35,7 +35,8 @@ def verify(
     naming the damaged SST file, the column family and the last key read intact. The stats
     block gives records and bytes per column family. The --digest hash covers each column
     family (in name order) as its name and then each record in key order as lengths, key and
-    value: equal digests mean equal content, whatever the files' layout.
+    value (every column of a wide-column entity): equal digests mean equal content, whatever the
+    files' layout.
 
     Examples:
 

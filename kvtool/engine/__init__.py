@@ -23,11 +23,22 @@ from kvtool.engine.base import (
     position,
 )
 from kvtool.engine.handles import TRACER, Handle, HandleClosedError
+from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
 ENGINES = ("rocksdict",)
 
 log = logging.getLogger("kvtool")
+
+
+class DamagePolicy:
+    """Whether opens may read or write a damaged database as RocksDB recovers it (dropping what
+    it cannot place); the CLI's root option `--allow-data-loss` sets it for one process."""
+
+    allow_data_loss = False
+
+
+DAMAGE_POLICY = DamagePolicy()
 
 
 def get_engine(name: str = "rocksdict") -> Engine:
@@ -47,20 +58,35 @@ def open_db(
     wait_lock: float = 0.0,
     io_rate: int | None = None,
     engine: str = "rocksdict",
+    allow_data_loss: bool | None = None,
 ) -> Database:
     """Open a database; use it as a context manager so every handle is released on every path.
 
     A busy database (LOCK held by another process) raises DatabaseBusyError at once, or after
     retrying with backoff for up to `wait_lock` seconds. `io_rate` (bytes/s, READ_WRITE only)
     limits what flushes and compactions write, with RocksDB's rate limiter.
+
+    A damaged database (SST files its MANIFEST does not reference, a WAL damaged before its end)
+    raises CorruptionError unless `allow_data_loss` (default: `DAMAGE_POLICY`); then reads see
+    what RocksDB recovers, `Database.damage` says what is left out, and a write open lets RocksDB
+    delete it.
     """
     impl = get_engine(engine)
+    if allow_data_loss is None:
+        allow_data_loss = DAMAGE_POLICY.allow_data_loss
     deadline = time.monotonic() + max(wait_lock, 0.0)
     delay = 0.05
     waited = False
     while True:
         try:
-            return impl.open(Path(path), mode, create=create, force=force, io_rate=io_rate)
+            return impl.open(
+                Path(path),
+                mode,
+                create=create,
+                force=force,
+                io_rate=io_rate,
+                allow_data_loss=allow_data_loss,
+            )
         except DatabaseBusyError as exc:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -75,9 +101,13 @@ def open_db(
 
 
 __all__ = [
+    "BYTEWISE",
+    "DAMAGE_POLICY",
     "DEFAULT_CF",
+    "REVERSE_BYTEWISE",
     "TRACER",
     "Bottommost",
+    "Bounds",
     "Database",
     "Engine",
     "EngineIterator",
@@ -85,6 +115,7 @@ __all__ = [
     "Entry",
     "Handle",
     "HandleClosedError",
+    "KeyOrder",
     "LiveFile",
     "OpenMode",
     "Record",
@@ -92,6 +123,7 @@ __all__ = [
     "SstWriter",
     "WriteBatch",
     "get_engine",
+    "key_order",
     "open_db",
     "position",
 ]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvtool.engine.handles import Handle
+from kvtool.engine.keyorder import Bounds, KeyOrder
 
 DEFAULT_CF = "default"
 
@@ -181,6 +182,10 @@ class Database(Handle, ABC):
 
     path: Path
     mode: OpenMode
+    # What the open found that RocksDB's recovery drops (files the MANIFEST does not reference,
+    # a WAL damaged before its end), one sentence each. An open raises instead of returning a
+    # database with damage unless it was asked to allow data loss.
+    damage: tuple[str, ...] = ()
 
     @property
     @abstractmethod
@@ -206,20 +211,44 @@ class Database(Handle, ABC):
         *,
         lower: bytes | None = None,
         upper: bytes | None = None,
+        lower_open: bool = False,
+        upper_closed: bool = False,
         verify_checksums: bool = True,
         fill_cache: bool = False,
         readahead: int = 0,
     ) -> EngineIterator:
-        """An iterator bounded to [lower, upper); the caller positions it with a seek.
+        """An iterator bounded to [lower, upper) in the column family's key order (`lower_open`
+        leaves `lower` out, `upper_closed` takes `upper` in); the caller positions it with a seek.
 
-        It reads one consistent point in time: the moment it was created.
+        It reads one consistent point in time: the moment it was created, and in total order:
+        a prefix extractor's bloom filters never skip a file (a seek that used them would miss
+        every file whose filter rejects the seek key's prefix).
         """
+
+    @abstractmethod
+    def key_order(self, cf: str | None = None) -> KeyOrder:
+        """The order of the column family's comparator (kvtool.engine.keyorder)."""
+
+    def bounded(self, cf: str | None, bounds: Bounds) -> EngineIterator:
+        """`iterator` over `bounds` (in the column family's key order)."""
+        return self.iterator(
+            cf,
+            lower=bounds.lower,
+            upper=bounds.upper,
+            lower_open=bounds.lower_open,
+            upper_closed=bounds.upper_closed,
+        )
 
     @abstractmethod
     def property(self, name: str, cf: str | None = None) -> str | None: ...
 
     @abstractmethod
     def live_files(self) -> list[LiveFile]: ...
+
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """The blob file (`000012.blob`) holding the value of the first record after `after`
+        (from the first record when None), when the engine can tell; for naming damage."""
+        return None
 
     @abstractmethod
     def sequence_number(self) -> int:
@@ -338,6 +367,7 @@ class Engine(ABC):
         create: bool = False,
         force: bool = False,
         io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database: ...
 
     @abstractmethod

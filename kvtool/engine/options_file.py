@@ -7,7 +7,7 @@ itself never reads the file back (measured: a database opens and checkpoints the
 newest OPTIONS file holds), so after RocksDB writes one, kvtool replaces its content: with the
 owner's own previous file (the settings kvtool loaded and opened with, in the owner's words), or,
 for a database that had none (one kvtool creates), with RocksDB's file cut down to the options
-RocksDB 6.14 knows (ldb 7.8 loads those too).
+RocksDB 6.14 knows (ldb 7.8 loads those too). docs/design.md, "The owner's OPTIONS file".
 """
 
 from __future__ import annotations
@@ -315,7 +315,8 @@ def replace_options_file(path: Path, text: str) -> None:
     """Replace `path` by `text` atomically: a temp file, fsynced, renamed over it.
 
     The temp file is named as RocksDB names its own (`OPTIONS-<n>.dbtmp`): a crash before the
-    rename leaves a file that no options loader picks up and RocksDB deletes at its next open.
+    rename leaves a file that no options loader picks up (RocksDB parses it as a temp file), and
+    the next write session removes it (`OptionsKeeper.restore`; RocksDB 9.8 leaves it, measured).
     """
     tmp = path.with_name(path.name + ".dbtmp")
     with tmp.open("wb") as f:
@@ -377,3 +378,6 @@ class OptionsKeeper:
                 "knows, so that older releases (ldb 7.8, RocksDB 6.14) load it.",
             )
         replace_options_file(_options_path(where, newest), text)
+        # Under the LOCK nothing else writes OPTIONS files here: a temp one is left by a crash.
+        for stale in where.glob("OPTIONS-*.dbtmp"):
+            stale.unlink(missing_ok=True)

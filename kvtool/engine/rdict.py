@@ -37,12 +37,21 @@ from kvtool.engine.base import (
     SstWriter,
     WriteBatch,
 )
+from kvtool.engine.damage import (
+    describe_damaged_wal,
+    describe_unreferenced,
+    manifest_name,
+    unreferenced_tables,
+    wal_files,
+)
 from kvtool.engine.format_safety import refuse_unmet_for_reading, unmet_needs
+from kvtool.engine.keyorder import BYTEWISE, KeyOrder, key_order
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, OptionsKeeper
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
     CorruptionError,
+    DamagedDatabaseError,
     DatabaseBusyError,
     DatabaseNotFoundError,
     KvtoolError,
@@ -50,12 +59,14 @@ from kvtool.errors import (
     StorageError,
     UnavailableError,
     UsageError,
+    register_path_alias,
 )
 from kvtool.errors import from_native as _status_error
 
 CONFIG_FILE = "rocksdict-config.json"
-# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (Debian's ldb 7.8);
-# rocksdict's default of 6 is not readable before 8.6.
+# Table format for databases kvtool creates: 5 is readable by RocksDB >= 6.6 (6.14, Debian's ldb
+# 7.8); rocksdict's default of 6 is not readable before 8.6. With CRC32c checksums (_table_options)
+# and an OPTIONS file in RocksDB 6.14's vocabulary (OptionsKeeper), 6.14 and ldb 7.8 open them.
 NEW_DB_FORMAT_VERSION = 5
 
 
@@ -96,7 +107,7 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
     """
     cells = list(chain.from_iterable(map(_second, raw)))
     if len(cells) == len(raw) and not any(map(_first, cells)):
-        return list(zip(map(_first, raw), map(_second, cells), strict=True))
+        return list(zip(map(_first, raw), map(_second, cells), strict=False))  # same lengths
     return [
         (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
         for key, cols in raw
@@ -104,13 +115,16 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
 
 
 class RdictIterator(EngineIterator):
-    """A bounded iterator. The upper bound is native; the lower bound is kept here.
+    """A bounded iterator. An exclusive upper bound is native; the others are kept here.
 
     rocksdict 0.3.29's `ReadOptions.set_iterate_lower_bound` sets the *upper* bound instead (a
     lone lower bound hides every key at or after it; next to an upper bound it is overridden), so
-    it is never called. Forward reads start at `lower` (the seeks clamp to it) and keys only grow;
-    reverse reads are cut where they cross it, one compare per batch, and the iterator then
-    counts as past its end until the next seek, as a native bound would leave it.
+    it is never called. Forward reads start at `lower` (the seeks clamp to it, and step over it
+    when it is open) and keys only grow; reverse reads are cut where they cross it, one compare
+    per batch, and the iterator then counts as past its end until the next seek, as a native
+    bound would leave it. A closed upper bound (a prefix under a reverse order) has no native
+    form: reverse reads start at it and forward reads are cut the same way. Every comparison is
+    the column family's key order (kvtool.engine.keyorder), never Python's bytes order.
 
     Bulk reads. Stepping an `RdictIter` from Python costs four native calls per record (valid, key,
     value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
@@ -134,11 +148,19 @@ class RdictIterator(EngineIterator):
         cf: str | None = None,
         opts: Any = None,
         static: bool = False,
+        order: KeyOrder = BYTEWISE,
+        lower_open: bool = False,
+        upper: bytes | None = None,
     ) -> None:
         super().__init__(native, owner)
         self._db = owner
         self._lower = lower
-        self._past_lower = False
+        self._lower_open = lower_open and lower is not None
+        self._upper = upper  # a closed upper bound (an open one is native)
+        # Past a bound (cut by a read, or positioned outside): reads give nothing until a seek.
+        self._past_bound = False
+        self._order = order
+        self._outside = _outside_test(order, lower, self._lower_open, upper)
         self._cf = cf
         self._opts = opts
         self._bulk = static
@@ -160,55 +182,84 @@ class RdictIterator(EngineIterator):
         self._stream = None
         self._reverse, self._from, self._skip = reverse, key, None
         self._ended = False
-        self._past_lower = False
+        self._past_bound = False
         self._stepping = not self._bulk
 
     def seek_to_first(self) -> None:
+        lower = self._lower
         if self._bulk:
             self._require()
-            return self._bulk_seek(False, self._lower)
-        if self._lower is None:
+            self._bulk_seek(False, lower)
+            if self._lower_open:
+                self._skip = lower  # an open lower bound: its own record is not in range
+            return
+        if lower is None:
             self._call("seek_to_first")
-        else:
-            self._call("seek", self._lower)
+            return
+        self._call("seek", lower)
+        if self._lower_open:
+            self._step_over(lower)
 
     def seek_to_last(self) -> None:
+        if self._upper is not None:  # closed: the last key is at most the bound itself
+            return self.seek_for_prev(self._upper)
         if self._bulk:
             self._require()
             return self._bulk_seek(True, None)
         self._call("seek_to_last")
 
     def seek(self, key: bytes) -> None:
-        if self._lower is not None and key < self._lower:
-            key = self._lower
+        lower = self._lower
+        if lower is not None and (key == lower or self._order.lt(key, lower)):
+            return self.seek_to_first()  # at or below the lower bound: clamp to it
         if self._bulk:
             self._require()
             return self._bulk_seek(False, key)
         self._call("seek", key)
 
     def seek_for_prev(self, key: bytes) -> None:
+        upper = self._upper
+        if upper is not None and not self._order.lt(key, upper):
+            key = upper  # at or above the closed upper bound: clamp to it
         if self._bulk:
             self._require()
             return self._bulk_seek(True, key)
         self._call("seek_for_prev", key)
 
     def _call(self, name: str, *args: Any) -> None:
-        self._past_lower = False
+        self._past_bound = False
         try:
             getattr(self._require(), name)(*args)
         except Exception as exc:
             raise from_native(exc) from None
 
-    def _keep_within_lower(self, out: list[Any], key: Callable[[Any], bytes]) -> None:
-        """Drop the tail of `out` (read in one direction) that lies below the lower bound."""
-        lower = self._lower
-        if lower is None or not out or (key(out[0]) >= lower and key(out[-1]) >= lower):
+    def _step_over(self, key: bytes) -> None:
+        """After a native seek to `key`: step past a record with exactly that key."""
+        it: Any = self._require()
+        try:
+            if it.valid() and it.key() == key:
+                it.next()
+        except Exception as exc:
+            raise from_native(exc, context="reading") from None
+        finally:
+            it = None
+
+    def _keep_within(self, out: list[Any], key: Callable[[Any], bytes]) -> None:
+        """Drop the tail of `out` (read in one direction) that lies outside the bounds kept here.
+
+        Started inside, a read in one direction leaves the range once and for good, so two
+        compares per batch tell whether anything is cut, and a bisection where.
+        """
+        outside = self._outside
+        if outside is None or not out:
             return
-        self._past_lower = True
-        if key(out[0]) < lower:  # positioned below it (seek_for_prev, seek_to_last): nothing
+        if not outside(key(out[0])) and not outside(key(out[-1])):
+            return
+        self._past_bound = True
+        if outside(key(out[0])):  # positioned outside (a seek past a bound): nothing
             out.clear()
-        else:  # a reverse read crossed it: keys fall, so the outside ones are a tail
-            del out[bisect_left(out, True, key=lambda item: key(item) < lower) :]
+        else:
+            del out[bisect_left(out, True, key=lambda item: outside(key(item))) :]
 
     # -- bulk reads -------------------------------------------------------------------------------
     def _use_bulk(self, reverse: bool) -> bool:
@@ -240,7 +291,7 @@ class RdictIterator(EngineIterator):
 
     def _bulk_read(self, kind: str, limit: int) -> list[Any]:
         """Up to `limit` items or keys from the stream at the bulk position."""
-        if self._ended or self._past_lower or limit <= 0:
+        if self._ended or self._past_bound or limit <= 0:
             return []
         self._require()
         stream = self._stream
@@ -282,8 +333,8 @@ class RdictIterator(EngineIterator):
         try:
             if it.valid():
                 key = it.key()
-                if self._reverse and self._lower is not None and key < self._lower:
-                    return
+                if self._outside is not None and self._outside(key):
+                    return  # the stream ended where the range does: the rest is out of range
                 raise StorageError(
                     f"reading: the read stopped early, before key {key!r}, with no error status",
                     hint="run it again; if it recurs, run `kvtool verify`",
@@ -296,11 +347,11 @@ class RdictIterator(EngineIterator):
 
     # -- reads ------------------------------------------------------------------------------------
     def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             records: list[Record] = self._bulk_read("items", limit)
-            self._keep_within_lower(records, _first)
+            self._keep_within(records, _first)
             return records
         it: Any = self._require()
         valid = key = value = step = None
@@ -319,17 +370,17 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = value = step = None
-        self._keep_within_lower(out, _first)
+        self._keep_within(out, _first)
         return out
 
     def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
         # rocksdict's columns come as a list of (name, value) tuples per record, a plain value
         # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             records = _entries(self._bulk_read("entities", limit))
-            self._keep_within_lower(records, _first)
+            self._keep_within(records, _first)
             return records
         it: Any = self._require()
         valid = key = columns = step = None
@@ -349,15 +400,15 @@ class RdictIterator(EngineIterator):
         finally:
             it = valid = key = columns = step = None
         out = _entries(raw)
-        self._keep_within_lower(out, _first)
+        self._keep_within(out, _first)
         return out
 
     def read_keys(self, limit: int, *, reverse: bool = False) -> list[bytes]:
-        if self._past_lower:
+        if self._past_bound:
             return []
         if self._use_bulk(reverse):
             keys: list[bytes] = self._bulk_read("keys", limit)
-            self._keep_within_lower(keys, _identity)
+            self._keep_within(keys, _identity)
             return keys
         it: Any = self._require()
         valid = key = step = None
@@ -376,11 +427,11 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = step = None
-        self._keep_within_lower(out, _identity)
+        self._keep_within(out, _identity)
         return out
 
     def count(self, limit: int, *, reverse: bool = False) -> int:
-        if self._past_lower:
+        if self._past_bound:
             return 0
         if not self._stepping:
             if self._ended:
@@ -390,8 +441,11 @@ class RdictIterator(EngineIterator):
             self._place_native()
             self._stepping = True
             self._stream = None
-        if self._lower is not None and (reverse or self._starts_below_lower()):
-            # Reverse steps must look at each key to stop at the bound.
+        if self._outside is not None and (
+            (self._lower is not None if reverse else self._upper is not None)
+            or self._starts_outside()
+        ):
+            # Steps towards a bound kept here must look at each key to stop at it.
             return len(self.read_keys(limit, reverse=reverse))
         it: Any = self._require()
         valid = step = None
@@ -410,16 +464,35 @@ class RdictIterator(EngineIterator):
         finally:
             it = valid = step = None
 
-    def _starts_below_lower(self) -> bool:
+    def _starts_outside(self) -> bool:
         it: Any = self._require()
         try:
-            if it.valid() and self._lower is not None and it.key() < self._lower:
-                self._past_lower = True
-            return self._past_lower
+            if it.valid() and self._outside is not None and self._outside(it.key()):
+                self._past_bound = True
+            return self._past_bound
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             it = None
+
+
+def _outside_test(
+    order: KeyOrder, lower: bytes | None, lower_open: bool, upper: bytes | None
+) -> Callable[[bytes], bool] | None:
+    """A test for keys outside the bounds an iterator keeps itself (None: it keeps none)."""
+    if lower is None and upper is None:
+        return None
+    lt = order.lt  # an unknown order raises here: no bound can be kept without it
+    if upper is None:
+        assert lower is not None
+        if lower_open:
+            return lambda key: not lt(lower, key)
+        return lambda key: lt(key, lower)
+    if lower is None:
+        return lambda key: lt(upper, key)
+    if lower_open:
+        return lambda key: not lt(lower, key) or lt(upper, key)
+    return lambda key: lt(key, lower) or lt(upper, key)
 
 
 class RdictSnapshot(Snapshot):
@@ -538,6 +611,7 @@ class RdictDatabase(Database):
         self._cf_views: dict[str, Any] = {}
         self._cf_handles: dict[str, Any] = {}
         self._background_cancelled = False
+        self._key_orders: dict[str, KeyOrder] = {}
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _close_native(self, native: Any) -> None:
@@ -623,6 +697,8 @@ class RdictDatabase(Database):
         *,
         lower: bytes | None = None,
         upper: bytes | None = None,
+        lower_open: bool = False,
+        upper_closed: bool = False,
         verify_checksums: bool = True,
         fill_cache: bool = False,
         readahead: int = 0,
@@ -630,11 +706,17 @@ class RdictDatabase(Database):
         opts = rd.ReadOptions()
         opts.set_verify_checksums(verify_checksums)
         opts.fill_cache(fill_cache)  # type: ignore[call-arg]  # the stub omits the flag
+        # Seeks ignore any prefix extractor's bloom filters: with them a seek skips every file
+        # whose filter rejects the seek key's prefix (silently fewer records). The bulk streams
+        # read with these options too (measured: they honour it).
+        opts.set_total_order_seek(True)
         if readahead:
             opts.set_readahead_size(readahead)
-        # The lower bound is RdictIterator's job (see there); never set_iterate_lower_bound.
-        if upper is not None:
+        # The lower bound and a closed upper bound are RdictIterator's job (see there); never
+        # set_iterate_lower_bound.
+        if upper is not None and not upper_closed:
             opts.set_iterate_upper_bound(upper)
+        order = self.key_order(cf)
         try:
             return RdictIterator(
                 self._view(cf).iter(opts),
@@ -643,9 +725,19 @@ class RdictDatabase(Database):
                 cf=cf,
                 opts=opts,
                 static=self.mode is OpenMode.READ_ONLY,
+                order=order,
+                lower_open=lower_open,
+                upper=upper if upper_closed else None,
             )
         except Exception as exc:
             raise from_native(exc) from None
+
+    def key_order(self, cf: str | None = None) -> KeyOrder:
+        name = cf or DEFAULT_CF
+        order = self._key_orders.get(name)
+        if order is None:
+            order = self._key_orders[name] = key_order(self.path, name)
+        return order
 
     def property(self, name: str, cf: str | None = None) -> str | None:
         try:
@@ -678,6 +770,48 @@ class RdictDatabase(Database):
             )
             for f in raw
         ]
+
+    def blob_file_after(self, cf: str | None, after: bytes | None) -> str | None:
+        """RocksDB names no file in a blob checksum error. The same database opened without its
+        blob files fails that read with "no such file" naming the blob file it needed."""
+        if self._shadow is None:
+            return None
+        probe = Path(tempfile.mkdtemp(prefix="kvtool-blobprobe-"))
+        register_path_alias(str(probe), str(self.path))
+        db: Any = None
+        it: Any = None
+        try:
+            for name in os.listdir(self._shadow.path):
+                if not name.endswith(".blob") and name not in ("LOCK", "LOG", CONFIG_FILE):
+                    os.symlink(self._shadow.path / name, probe / name)
+            access = rd.AccessType.read_only(False)
+            db = rd.Rdict(
+                str(probe), self._options, column_families=self._cf_options, access_type=access
+            )
+            view: Any = db if cf in (None, DEFAULT_CF) else db.get_column_family(cf)
+            it = view.iter(rd.ReadOptions())
+            view = None
+            if after is None:
+                it.seek_to_first()
+            else:
+                it.seek(after)
+                if it.valid() and it.key() == after:
+                    it.next()
+            if it.valid():
+                it.value()
+            it.status()
+            return None
+        except Exception as exc:
+            match = _BLOB_IN_TEXT.search(str(exc))
+            return match.group(1) if match else None
+        finally:
+            it = None
+            if db is not None:
+                with contextlib.suppress(Exception):
+                    db.close()
+            db = None
+            register_path_alias(str(probe), None)
+            shutil.rmtree(probe, ignore_errors=True)
 
     def sequence_number(self) -> int:
         try:
@@ -827,6 +961,7 @@ class RdictDatabase(Database):
 
 
 _SST_LINE = re.compile(r"^\s*(\d+):\d+\[", re.MULTILINE)
+_BLOB_IN_TEXT = re.compile(r"(\d+\.blob)\b")
 
 
 def _file_number(name: str) -> int:
@@ -890,6 +1025,32 @@ def _new_cf_options(like: Any | None) -> Any:
     return opts
 
 
+def _keep_wal_with_database(opts: Any, path: Path) -> None:
+    """Replay the WAL files of the directory opened, not those of the one the OPTIONS file names.
+
+    RocksDB 6.14 records `wal_dir` as the absolute path the database was created at (it fills in
+    the default), so in a copy the OPTIONS file names the original's directory. Taken as it is, a
+    read of the copy replays the original's WAL, and a write to the copy replaces the original's
+    WAL (measured: `kvtool put COPY` deleted ORIGINAL/000009.log). When the directory has WAL files
+    of its own, or `wal_dir` is a database directory (it holds CURRENT), the WAL lives with the
+    database; only a separate WAL directory is honoured.
+    """
+    from kvtool.engine.options_file import read_options_file
+
+    try:
+        parsed = read_options_file(path)
+        wal_dir = parsed.db_options.get("wal_dir", "") if parsed else ""
+        if not wal_dir:
+            return
+        has_own_wal = any(
+            name.endswith(".log") and name[:-4].isdigit() for name in os.listdir(path)
+        )
+        if has_own_wal or (Path(wal_dir) / "CURRENT").exists():
+            opts.set_wal_dir(str(path))
+    except OSError:
+        return
+
+
 def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str, Any]]:
     """The database's own options from its newest OPTIONS file, or defaults if it has none.
 
@@ -900,6 +1061,7 @@ def _load_options(path: Path, *, fallback: bool = False) -> tuple[Any, dict[str,
     """
     try:
         opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
+        _keep_wal_with_database(opts, path)
         # rocksdict returns a hash map: order it, default first, for stable listings.
         return opts, {name: cfs[name] for name in sorted(cfs, key=lambda n: (n != DEFAULT_CF, n))}
     except Exception as exc:
@@ -948,6 +1110,178 @@ def options_round_trip(path: Path) -> OptionsFile:
     if parsed is None:  # pragma: no cover - RocksDB always writes one
         raise RuntimeError("the engine wrote no OPTIONS file")
     return parsed
+
+
+# How often a read-only open is tried again when the database's files moved during it (a live
+# owner that flushes and compacts); each try builds a fresh shadow (see shadow.py).
+_OPEN_ATTEMPTS = 30
+
+
+def _open_shadow(
+    path: Path, shadow: ShadowDir, secondary_dir: Path | None, *, allow_data_loss: bool
+) -> tuple[Any, Any, dict[str, Any], tuple[str, ...]]:
+    """Open the shadow of `path` read-only (or as a secondary); returns the native handle, its
+    options, its column families' options and what recovery left out (see `_recover`).
+
+    An open that fails because a file vanished while the owner moved on is tried again on a
+    fresh shadow; when the directory did not change, the failure is the database's own.
+    """
+    for attempt in range(_OPEN_ATTEMPTS):
+        before = set(os.listdir(path))
+        try:
+            return _recover(path, shadow, secondary_dir, allow_data_loss=allow_data_loss)
+        except Exception as exc:
+            if attempt + 1 == _OPEN_ATTEMPTS or not _file_vanished(exc):
+                raise
+            if set(os.listdir(path)) == before and lock_holder(path) is None:
+                raise
+        shadow.rebuild()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse_damage(path: Path) -> None:
+    """Raise DamagedDatabaseError if a read-only open of `path` finds damaged metadata.
+
+    No Database handle is made (a write's --trace-handles shows its own handle only). What the
+    engine cannot read (an operator it lacks) is format safety's call, not damage.
+    """
+    shadow = ShadowDir(path)
+    try:
+        native, *_ = _open_shadow(path, shadow, None, allow_data_loss=False)
+        native.close()
+        del native
+    except UnavailableError:
+        pass
+    except Exception as exc:
+        error = from_native(exc, context=f"opening {path}")  # while the shadow maps its paths
+        if not isinstance(error, UnavailableError):
+            raise error from None
+    finally:
+        shadow.remove()
+
+
+def _file_vanished(exc: BaseException) -> bool:
+    text = str(exc)
+    return "No such file" in text or "NotFound" in text or "not found" in text.lower()
+
+
+def _recover(
+    path: Path, shadow: ShadowDir, secondary_dir: Path | None, *, allow_data_loss: bool
+) -> tuple[Any, Any, dict[str, Any], tuple[str, ...]]:
+    """One open of the shadow, with the damage RocksDB's own recovery would hide made loud.
+
+    WALs: measured on RocksDB 9.8, the default recovery mode (point in time) stops replaying a
+    WAL at a damaged record with no error, dropping every later record; `absolute_consistency`
+    also refuses a torn last record, which is what every crash mid-write leaves (not damage).
+    `tolerate_corrupted_tail_records` is the one between: a torn tail is fine, damage with valid
+    records after it fails with `Corruption`. When it fails and point-in-time recovery opens,
+    the WAL is what is damaged. MANIFEST: see `damage.unreferenced_tables`; a live owner's
+    directory always holds files it is writing or about to delete, so it is checked only when
+    no process holds the database.
+    """
+    opts, cfs = _load_options(shadow.path)
+    _stop_at_merge_without_operator(opts)
+    opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
+    damage: list[str] = []
+    damaged_files: list[str] = []
+    native = None
+    try:
+        try:
+            native = _native_open(shadow, secondary_dir, opts, cfs, _TOLERATE_TAIL)
+        except Exception as exc:
+            if not isinstance(from_native(exc), CorruptionError) or not wal_files(shadow.path):
+                raise  # (a merge operand without its operator is unavailable, not damage)
+            # Is it a WAL damaged before its end? Point-in-time recovery opens those, unless
+            # a later WAL holds writes (then RocksDB refuses in every mode but skipping).
+            try:
+                native = _native_open(shadow, secondary_dir, opts, cfs, _POINT_IN_TIME)
+            except Exception:
+                wals = _damaged_wals(shadow, opts, cfs, single=False)
+                if not wals:
+                    raise exc from None
+                raise DamagedDatabaseError(
+                    f"{describe_damaged_wal(path, wals, recoverable=False)} ({exc})",
+                    files=tuple(str(path / name) for name in wals),
+                    hint="restore it from a copy; RocksDB cannot open it in its default "
+                    "recovery mode either",
+                ) from None
+            wals = _damaged_wals(shadow, opts, cfs) or wal_files(shadow.path)
+            damage.append(describe_damaged_wal(path, wals))
+            damaged_files.extend(str(path / name) for name in wals)
+        if secondary_dir is None and lock_holder(path) is None:
+            live = [str(f["name"]) for f in native.live_files()]
+            lost = unreferenced_tables(path, live)
+            if lost:
+                manifest = manifest_name(shadow.path)
+                damage.append(describe_unreferenced(path, manifest, lost))
+                damaged_files.append(str(path / manifest))
+        if damage and not allow_data_loss:
+            raise DamagedDatabaseError(
+                "; ".join(damage),
+                files=tuple(damaged_files),
+                hint="restore it from a copy, or pass --allow-data-loss to read what RocksDB "
+                "recovers; a write with that option deletes what is left out",
+            )
+    except BaseException:
+        if native is not None:
+            with contextlib.suppress(Exception):
+                native.close()
+        native = None
+        raise
+    return native, opts, cfs, tuple(damage)
+
+
+_TOLERATE_TAIL = rd.DBRecoveryMode.tolerate_corrupted_tail_records
+_POINT_IN_TIME = rd.DBRecoveryMode.point_in_time
+
+
+def _native_open(
+    shadow: ShadowDir,
+    secondary_dir: Path | None,
+    opts: Any,
+    cfs: dict[str, Any],
+    recovery: Callable[[], Any],
+    *,
+    directory: Path | None = None,
+) -> Any:
+    opts.set_wal_recovery_mode(recovery())
+    if secondary_dir is not None:
+        access = rd.AccessType.secondary(str(secondary_dir))
+    else:
+        access = rd.AccessType.read_only(False)
+    where = directory if directory is not None else shadow.path
+    return rd.Rdict(str(where), opts, column_families=cfs, access_type=access)
+
+
+def _damaged_wals(
+    shadow: ShadowDir, opts: Any, cfs: dict[str, Any], *, single: bool = True
+) -> list[str]:
+    """The WALs that fail recovery on their own: each is opened next to the rest of the shadow
+    (links to its files) without the other WALs. A lone WAL is the one (`single`) when the
+    caller knows a WAL is to blame; else the shadow must first open with no WAL at all."""
+    wals = wal_files(shadow.path)
+    if single and len(wals) < 2:
+        return wals
+
+    def fails_with(kept: list[str]) -> bool:
+        probe = Path(tempfile.mkdtemp(prefix="kvtool-walprobe-"))
+        try:
+            for name in os.listdir(shadow.path):
+                if (name not in wals or name in kept) and name not in ("LOCK", "LOG", CONFIG_FILE):
+                    os.symlink(shadow.path / name, probe / name)
+            try:
+                db = _native_open(shadow, None, opts, cfs, _TOLERATE_TAIL, directory=probe)
+            except Exception as exc:
+                return str(exc).startswith("Corruption")
+            db.close()
+            del db
+            return False
+        finally:
+            shutil.rmtree(probe, ignore_errors=True)
+
+    if not single and fails_with([]):
+        return []  # the damage is not in a WAL
+    return [wal for wal in wals if fails_with([wal])]
 
 
 def _stop_at_merge_without_operator(opts: Any) -> None:
@@ -1031,50 +1365,59 @@ class RdictEngine(Engine):
         create: bool = False,
         force: bool = False,
         io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database:
         if mode is OpenMode.READ_WRITE:
-            return self._open_read_write(path, create=create, force=force, io_rate=io_rate)
+            return self._open_read_write(
+                path, create=create, force=force, io_rate=io_rate, allow_data_loss=allow_data_loss
+            )
         if create:
             raise UsageError("only a read-write open can create a database")
         if io_rate is not None:
             raise UsageError("an I/O rate limit applies to read-write opens only")
         check_database_dir(path)
-        shadow = ShadowDir(path)
+        shadow = ShadowDir(path, frozen=mode is OpenMode.READ_ONLY)
         secondary_dir: Path | None = None
         try:
             # Before any native open: what the engine cannot load is refused, never read (an
             # operand met without its operator drops WAL records silently or crashes RocksDB).
             refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
-            opts, cfs = _load_options(shadow.path)
-            _stop_at_merge_without_operator(opts)
-            opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
-                access = rd.AccessType.secondary(str(secondary_dir))
-            else:
-                access = rd.AccessType.read_only(False)
-            native = rd.Rdict(str(shadow.path), opts, column_families=cfs, access_type=access)
+            native, opts, cfs, damage = _open_shadow(
+                path, shadow, secondary_dir, allow_data_loss=allow_data_loss
+            )
         except BaseException as exc:
+            # Mapped while the shadow is registered, so the error names the database's files.
+            error = None
+            if isinstance(exc, Exception):
+                error = from_native(exc, context=f"opening {path}")
             shadow.remove()
             if secondary_dir is not None:
                 shutil.rmtree(secondary_dir, ignore_errors=True)
-            if isinstance(exc, KvtoolError) or not isinstance(exc, Exception):
+            if error is None or error is exc:
                 raise
-            raise from_native(exc, context=f"opening {path}") from None
-        return _refuse_orphan_operands(
-            RdictDatabase(
-                native,
-                path=path,
-                mode=mode,
-                options=opts,
-                cf_options=cfs,
-                shadow=shadow,
-                secondary_dir=secondary_dir,
-            )
+            raise error from None
+        db = RdictDatabase(
+            native,
+            path=path,
+            mode=mode,
+            options=opts,
+            cf_options=cfs,
+            shadow=shadow,
+            secondary_dir=secondary_dir,
         )
+        db.damage = damage
+        return _refuse_orphan_operands(db)
 
     def _open_read_write(
-        self, path: Path, *, create: bool, force: bool = False, io_rate: int | None = None
+        self,
+        path: Path,
+        *,
+        create: bool,
+        force: bool = False,
+        io_rate: int | None = None,
+        allow_data_loss: bool = False,
     ) -> Database:
         exists = (path / "CURRENT").is_file()
         if not exists and not create:
@@ -1088,6 +1431,11 @@ class RdictEngine(Engine):
             from kvtool.engine.format_safety import check_writable_safely
 
             check_writable_safely(path, force)
+            if not allow_data_loss and lock_holder(path) is None:
+                # A read-write open deletes the files a damaged MANIFEST left out and drops a
+                # damaged WAL's later records for good: look first, through a read-only view.
+                # (A database another process holds is refused as busy by the open below.)
+                _refuse_damage(path)
             opts, cfs = _load_options(path, fallback=force)
             _stop_at_merge_without_operator(opts)
         else:

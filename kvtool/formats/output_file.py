@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gzip
+import logging
 import os
 import re
 import secrets
@@ -46,11 +47,21 @@ def cursor_path(path: Path) -> Path:
 
 
 def _descriptor(path: Path) -> int | None:
+    """The descriptor of this process that `path` names (`/dev/stdout`, `/dev/fd/N`, or a
+    symlink chain leading to one), else None."""
     text = str(path)
-    if text in _STD_PATHS:
-        return _STD_PATHS[text]
-    match = _FD_PATH.match(text)
-    return int(match.group(1)) if match else None
+    for _ in range(40):  # the kernel's own limit on a symlink chain
+        if text in _STD_PATHS:
+            return _STD_PATHS[text]
+        match = _FD_PATH.match(text)
+        if match:
+            return int(match.group(1))
+        try:
+            target = os.readlink(text)
+        except OSError:  # not a symlink (or not there)
+            return None
+        text = os.path.normpath(os.path.join(os.path.dirname(text), target))
+    return None
 
 
 def _io_error(what: str, exc: OSError) -> StorageError | PermissionDeniedError:
@@ -60,7 +71,7 @@ def _io_error(what: str, exc: OSError) -> StorageError | PermissionDeniedError:
     return StorageError(f"writing {what}: {reason}")
 
 
-def resolve(path: Path) -> tuple[Path, os.stat_result | None]:
+def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | None]:
     """Where `-o path` writes (symlinks followed) and what is there now (None: nothing).
 
     Refuses, before any work: a directory or a missing parent (usage, exit 2); a target or a
@@ -74,29 +85,48 @@ def resolve(path: Path) -> tuple[Path, os.stat_result | None]:
     except FileNotFoundError:
         st = None
     except PermissionError as exc:
-        raise PermissionDeniedError(f"-o {path}: {exc.strerror}") from None
+        raise PermissionDeniedError(f"{option} {path}: {exc.strerror}") from None
     except OSError as exc:
-        raise UsageError(f"-o {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"{option} {path}: {exc.strerror or exc}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
-        raise UsageError(f"-o {path} is a directory", hint="give a file name")
+        raise UsageError(f"{option} {path} is a directory", hint="give a file name")
     if st is not None and not stat.S_ISREG(st.st_mode):
         return real, st  # a device, FIFO or socket: written in place
     directory = real.parent
     if not directory.is_dir():
         raise UsageError(
-            f"-o {path}: the directory {directory} does not exist", hint="create it first"
+            f"{option} {path}: the directory {directory} does not exist", hint="create it first"
         )
     if st is not None and (not st.st_mode & 0o222 or not os.access(real, os.W_OK)):
+        mode = stat.S_IMODE(st.st_mode)
+        what = "read-only" if not mode & 0o222 else "not writable by this user"
         raise PermissionDeniedError(
-            f"-o {path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): kvtool does not "
-            "replace it",
+            f"{option} {path} is {what} (mode {mode:04o}): kvtool does not replace it",
             hint="make it writable (chmod u+w) or remove it, or write elsewhere",
         )
     if not os.access(directory, os.W_OK | os.X_OK):
         raise PermissionDeniedError(
-            f"-o {path}: cannot create files in {directory}: permission denied"
+            f"{option} {path}: cannot create files in {directory}: permission denied"
         )
     return real, st
+
+
+def is_terminal(path: Path) -> bool:
+    """Whether `-o path` writes to a terminal (`/dev/tty`, `/dev/pts/N`, `/dev/stdout` on one):
+    then, as for stdout, control characters from the data are shown as escapes."""
+    fd = _descriptor(path)
+    if fd is not None:
+        return os.isatty(fd)
+    try:
+        if not stat.S_ISCHR(os.stat(path).st_mode):
+            return False
+        probe = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.isatty(probe)
+    finally:
+        os.close(probe)
 
 
 class OutputFile:
@@ -134,6 +164,14 @@ class OutputFile:
             elif resume_from is not None and partial_path(real).exists():
                 raw = self._resume(resume_from)
             else:
+                if resume_from is None and cursor_path(real).exists():
+                    logging.getLogger("kvtool").warning(
+                        "%s is a stopped export: this run starts %s anew and, if it stops "
+                        "too, replaces it (to resume it instead: --after @%s)",
+                        partial_path(path),
+                        path,
+                        cursor_path(path),
+                    )
                 raw = self._new_temp(st)
         except OSError as exc:
             raise _io_error(str(path), exc) from None
@@ -214,11 +252,19 @@ class OutputFile:
         return raw
 
     def _close(self) -> None:
+        if self.in_place:
+            # A FIFO's reader may have gone (`-o fifo` read by `head`): a quiet end, as for stdout.
+            with contextlib.suppress(BrokenPipeError):
+                if self.stream is not self._raw:
+                    self.stream.close()
+                self._raw.flush()
+            with contextlib.suppress(BrokenPipeError):
+                self._raw.close()
+            return
         if self.stream is not self._raw:
             self.stream.close()
         self._raw.flush()
-        if not self.in_place:
-            os.fsync(self._raw.fileno())
+        os.fsync(self._raw.fileno())
         self._raw.close()
 
     def commit(self) -> Path:
@@ -266,7 +312,8 @@ class OutputFile:
         except OSError as exc:
             self.discard()
             raise _io_error(where, exc) from None
-        return partial
+        # Name it beside the path as given (unless that is a symlink): messages read better.
+        return partial if self.path.is_symlink() else partial_path(self.path)
 
     def discard(self) -> None:
         """The export failed: remove the temp file, or cut a resumed `.partial` back to what its

@@ -184,6 +184,20 @@ def terminal_safe_render(render: Render) -> Render:
     return safe
 
 
+class TerminalSafeStream:
+    """A binary stream writing `terminal_safe` bytes to another: for a tty stdout."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def write(self, data: bytes) -> int:
+        self._out.write(terminal_safe(bytes(data)))
+        return len(data)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
 class RecordWriter:
     """Streams rendered batches to a binary sink; counts the bytes it wrote."""
 

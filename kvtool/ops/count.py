@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import OpenMode, open_db, position
+from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StoppedError, UsageError
 from kvtool.stream import ReadSpec, Stopper, StopRequested
 
@@ -62,7 +62,7 @@ def count_records(
             return CountResult(result.counted, False, time.monotonic() - began)
     with Stopper(spec.timeout) as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
         if estimate:
-            if krange.lower is not None or krange.upper is not None or spec.after is not None:
+            if krange.bounded or spec.after is not None:
                 raise UsageError(
                     "--estimate covers a whole column family",
                     hint="drop --prefix/--start/--end/--after, or count exactly",
@@ -73,26 +73,16 @@ def count_records(
                 n = min(n, spec.limit)
             return CountResult(n, True, time.monotonic() - began)
         total = 0
-        if krange.empty or spec.limit == 0:
+        # A count does not depend on the direction: always step forward, over the range cut to
+        # what comes after `after` in the scan's direction (in the database's key order).
+        order = db.key_order(krange.cf)
+        bounds = krange.bounds(order)
+        if spec.after is not None:
+            bounds = order.after(bounds, spec.after, reverse=krange.reverse)
+        if order.is_empty(bounds) or spec.limit == 0:
             return CountResult(0, False, time.monotonic() - began)
-        # A count does not depend on the direction: always step forward, over [lower, upper) or,
-        # continuing a reverse scan, over [lower, after). Forward stepping stops at the upper bound
-        # natively; the lower bound is reached by seeking to it (rocksdict ignores that bound).
-        lower, upper = krange.lower, krange.upper
-        after = spec.after
-        if krange.reverse and after is not None:
-            upper = after if upper is None else min(upper, after)
-            after = None
-        if lower is not None and upper is not None and lower >= upper:
-            return CountResult(0, False, time.monotonic() - began)
-        # Only the upper bound goes to the engine (see kvtool.stream.source on lower bounds).
-        with db.iterator(krange.cf, upper=upper) as it:
-            if after is not None:
-                position(it, reverse=False, after=after)
-            elif lower is not None:
-                it.seek(lower)
-            else:
-                it.seek_to_first()
+        with db.bounded(krange.cf, bounds) as it:
+            it.seek_to_first()
             left = spec.limit
             try:
                 while True:
@@ -116,12 +106,12 @@ def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: 
     """How many processes count this range (see `count_records`)."""
     if (workers is not None and workers <= 1) or estimate or spec.limit is not None:
         return 1
-    if spec.krange.empty or not hasattr(os, "fork"):
+    if not hasattr(os, "fork"):
         return 1
-    if workers is not None:
-        return workers
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, sst_bytes
+    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
 
-    if (os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES:
+    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
         return 1
-    return WORKERS
+    if not range_workers_apply(db_path, spec):
+        return 1
+    return workers or WORKERS

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import DEFAULT_CF, Database, OpenMode, open_db
+from kvtool.engine import DEFAULT_CF, Database, OpenMode, key_order, open_db
 from kvtool.errors import UsageError
 
 _COUNT_STEP = 65_536
@@ -54,8 +54,12 @@ def delete_range(
     The count and the deletion happen under the database's LOCK, so no other process can add
     keys in between. `dry_run` opens the database read-only, counts, and writes nothing.
     """
-    if start >= end:
-        raise UsageError("--start must sort before --end (the range is [start, end))")
+    order = key_order(path, cf)  # the column family's comparator, from its OPTIONS file
+    if order.known and not order.lt(start, end):
+        raise UsageError(
+            "--start must sort before --end (the range is [start, end))"
+            + ("" if order.kind == "bytewise" else f" in this database's key order, {order.name}")
+        )
     column = None if cf == DEFAULT_CF else cf
     started = time.monotonic()
     if dry_run:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
-from kvtool.engine import Entity, Entry, OpenMode, open_db
+from kvtool.engine import Database, Entity, Entry, OpenMode, open_db
+from kvtool.errors import UnavailableError
 from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
 from kvtool.formats.writers import write_all
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 _NL = orjson.OPT_APPEND_NEWLINE
 
@@ -41,6 +42,22 @@ class DiffResult:
 def _records(batches: Iterator[list[Entry]]) -> Generator[Entry, None, None]:
     for batch in batches:
         yield from batch
+
+
+def _merge_order(
+    db_a: Database, db_b: Database, cf: str, a_path: object, b_path: object, *, reverse: bool
+) -> Callable[[bytes, bytes], bool]:
+    """Whether one key comes before another in the scan: the merge walks both streams in one
+    key order, the databases' own (from their comparators), which must agree."""
+    order, other = db_a.key_order(cf), db_b.key_order(cf)
+    if order != other:
+        raise UnavailableError(
+            f"{a_path} orders keys by {order.name} and {b_path} by {other.name}: kvtool's "
+            "diff merges two streams in one key order",
+            hint="export both, sort each by key (e.g. jq -s 'sort_by(.key)') and compare those",
+        )
+    lt = order.lt
+    return (lambda x, y: lt(y, x)) if reverse else lt
 
 
 def _value_fields(
@@ -70,6 +87,7 @@ def diff(
     the value fields, in export's record shape.
     """
     keep_freed_memory()
+    collect_less()
     ek, ev = encoder(key_format), encoder(value_format)
     dumps = orjson.dumps
     keys_only = spec.keys_only
@@ -91,14 +109,13 @@ def diff(
         record_stream(db_a, spec, stats_a, stopper) as batches_a,
         record_stream(db_b, spec, stats_b, stopper) as batches_b,
     ):
+        before = _merge_order(db_a, db_b, spec.krange.cf, a_path, b_path, reverse=reverse)
         a_it, b_it = _records(batches_a), _records(batches_b)
         try:
             a = next(a_it, None)
             b = next(b_it, None)
             while a is not None or b is not None:
-                if b is None or (
-                    a is not None and ((a[0] < b[0]) if not reverse else (a[0] > b[0]))
-                ):
+                if b is None or (a is not None and before(a[0], b[0])):
                     assert a is not None
                     result.removed += 1
                     if keys_only:

@@ -22,7 +22,7 @@ from kvtool.formats.writers import (
     terminal_safe_render,
 )
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory
 
 
 class Progress(Protocol):
@@ -94,6 +94,7 @@ def export(
     a terminal, so control characters from the data are shown as escapes, never sent raw.
     """
     keep_freed_memory()
+    collect_less()
     # The json value format counts the values it wraps (not JSON) for the stats; the count is
     # kept in this process, so such a run is read by one process.
     counts = None
@@ -141,7 +142,7 @@ def export(
         with open_db(db_path, OpenMode.READ_ONLY) as db:
             if progress is not None:
                 total = None
-                if spec.krange.lower is None and spec.krange.upper is None and spec.after is None:
+                if not spec.krange.bounded and spec.after is None:
                     estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
                     total = int(estimate) if estimate and estimate.isdigit() else None
                     if total is not None and spec.limit is not None:
@@ -211,8 +212,6 @@ def _worker_count(
         return 1
     if spec.limit is not None or spec.rate or spec.bytes_rate or flush_each_batch:
         return 1
-    if spec.krange.empty:
-        return 1
     if path is not None and path.suffix == ".gz":
         return 1
     if out is not None:
@@ -222,13 +221,13 @@ def _worker_count(
             return 1
     if not hasattr(os, "fork"):
         return 1
-    if workers is not None:
-        return workers
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, sst_bytes
+    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
 
-    if (os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES:
+    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
         return 1
-    return WORKERS
+    if not range_workers_apply(db_path, spec):
+        return 1
+    return workers or WORKERS
 
 
 def _export_parallel(
@@ -257,9 +256,7 @@ def _export_parallel(
         nonlocal started
         started = True
         if progress is not None:
-            if total is not None and (
-                spec.krange.lower is not None or spec.krange.upper is not None or spec.after
-            ):
+            if total is not None and (spec.krange.bounded or spec.after):
                 total = None
             progress.start(total)
 

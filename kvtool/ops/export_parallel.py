@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Database, Entry, LiveFile, OpenMode, open_db
+from kvtool.engine import Bounds, Database, Entry, KeyOrder, LiveFile, OpenMode, key_order, open_db
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -64,7 +64,7 @@ _COUNT_STEP = 1 << 16
 _POLL = 0.05  # seconds between the parent's checks for signals and the deadline
 _REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
 
-Chunk = tuple[bytes | None, bytes | None]
+Chunk = Bounds
 _LEN = struct.Struct(">I")
 # Parent to worker: b"c" take chunk N, b"t" write chunk N now, b"e" no chunks left, b"x" stop.
 _COMMAND = struct.Struct(">ci")
@@ -78,6 +78,14 @@ def sst_bytes(path: Path) -> int:
             return sum(e.stat().st_size for e in entries if e.name.endswith(".sst"))
     except OSError:
         return 0
+
+
+def range_workers_apply(db_path: Path, spec: ReadSpec) -> bool:
+    """Whether range workers can read `spec`: the range is not empty and the key order is known
+    (workers split the range at keys that only a known order can sort). The order comes from
+    the OPTIONS file: the parent never opens the database before it forks."""
+    order = key_order(db_path, spec.krange.cf)
+    return order.known and not order.is_empty(spec.krange.bounds(order))
 
 
 def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
@@ -94,29 +102,25 @@ def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
     return [head + (low + (high - low) * i // parts).to_bytes(8, "big") for i in range(1, parts)]
 
 
-def effective_bounds(spec: ReadSpec) -> tuple[bytes | None, bytes | None]:
-    """The range's [lower, upper) with `after` folded in (keys compare bytewise, so the first
-    key strictly after K is K + b"\\0")."""
-    krange, after = spec.krange, spec.after
-    lower, upper = krange.lower, krange.upper
-    if after is not None:
-        if krange.reverse:
-            upper = after if upper is None else min(upper, after)
-        else:
-            successor = after + b"\0"
-            lower = successor if lower is None else max(lower, successor)
-    return lower, upper
+def effective_bounds(spec: ReadSpec, order: KeyOrder) -> Bounds:
+    """The range's bounds in `order` with `after` folded in."""
+    bounds = spec.krange.bounds(order)
+    if spec.after is not None:
+        bounds = order.after(bounds, spec.after, reverse=spec.krange.reverse)
+    return bounds
 
 
 def plan_chunks(
-    files: Sequence[LiveFile], spec: ReadSpec, *, target: int = CHUNK_RECORDS
+    files: Sequence[LiveFile], spec: ReadSpec, order: KeyOrder, *, target: int = CHUNK_RECORDS
 ) -> list[Chunk]:
-    """The range cut into chunks of about `target` records, in output order.
+    """The range cut into chunks of about `target` records, in output order; keys sort in
+    `order` (the column family's key order: a file's smallest key is smallest in it).
 
     Cut points are the SST files' first keys and keys spread inside each file by its entry
     count; chunk sizes follow the data only as well as those hints do, never correctness.
+    Inner chunk edges are plain [lower, upper) keys; the range's own edges keep their kind.
     """
-    lower, upper = effective_bounds(spec)
+    bounds = effective_bounds(spec, order)
     cf = spec.krange.cf
     cuts: set[bytes] = set()
     for f in files:
@@ -125,12 +129,18 @@ def plan_chunks(
         cuts.add(f.smallest_key)
         parts = math.ceil(f.entries / target)
         if parts > 1:
-            cuts.update(_between(f.smallest_key, f.largest_key, parts))
-    inside = sorted(
-        c for c in cuts if (lower is None or c > lower) and (upper is None or c < upper)
+            low, high = sorted((f.smallest_key, f.largest_key))
+            cuts.update(_between(low, high, parts))
+    lt = order.lt
+    lower, upper = bounds.lower, bounds.upper
+    inside = order.sorted(
+        c for c in cuts if (lower is None or lt(lower, c)) and (upper is None or lt(c, upper))
     )
-    edges: list[bytes | None] = [lower, *inside, upper]
-    chunks: list[Chunk] = list(itertools.pairwise(edges))
+    if not inside:
+        return [bounds]
+    chunks = [Bounds(lower, inside[0], bounds.lower_open)]
+    chunks += [Bounds(a, b) for a, b in itertools.pairwise(inside)]
+    chunks.append(Bounds(inside[-1], upper, upper_closed=bounds.upper_closed))
     return chunks[::-1] if spec.krange.reverse else chunks
 
 
@@ -358,7 +368,7 @@ class _Worker:
         job = self.job
         spec = job.spec
         with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            chunks = plan_chunks(db.live_files(), spec)
+            chunks = plan_chunks(db.live_files(), spec, db.key_order(spec.krange.cf))
             estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
             _send(self.status, ("ready", db.sequence_number(), chunks, estimate))
             while True:
@@ -381,7 +391,7 @@ class _Worker:
     def _count(self, db: Database, bounds: Chunk) -> int:
         """The records of one chunk (stepped forward: a count has no direction)."""
         total = 0
-        with db.iterator(self.job.spec.krange.cf, lower=bounds[0], upper=bounds[1]) as it:
+        with db.bounded(self.job.spec.krange.cf, bounds) as it:
             it.seek_to_first()
             while True:
                 self._check()
@@ -397,7 +407,7 @@ class _Worker:
         self.current = number
         chunk = _Written()
         try:
-            with db.iterator(spec.krange.cf, lower=bounds[0], upper=bounds[1]) as it:
+            with db.bounded(spec.krange.cf, bounds) as it:
                 if reverse:
                     it.seek_to_last()
                 else:
@@ -564,8 +574,7 @@ def _mend(
         if db.sequence_number() != r.sequence:
             return  # another view: its batch could differ from the one cut
         reverse = spec.krange.reverse
-        lower, upper = r.plan[torn.number]
-        with db.iterator(spec.krange.cf, lower=lower, upper=upper) as it:
+        with db.bounded(spec.krange.cf, r.plan[torn.number]) as it:
             if reverse:
                 it.seek_for_prev(torn.first)
             else:

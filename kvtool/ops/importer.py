@@ -623,7 +623,7 @@ def _import_sst(
                         f'line {line}: a wide-column entity (a record with "columns") '
                         "cannot be written by --mode sst: rocksdict's SST writer has no "
                         "entities; nothing was imported",
-                        hint="import it with --mode batch (the default)",
+                        hint="import it with --mode batch, the default",
                     )
                 append((key, value))
                 klen, vlen = len(key), len(value)

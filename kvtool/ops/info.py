@@ -10,7 +10,7 @@ from kvtool.engine import OpenMode, open_db
 from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, read_options_file
-from kvtool.errors import UnavailableError
+from kvtool.errors import DamagedDatabaseError, UnavailableError
 from kvtool.formats.units import format_size
 
 # RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
@@ -82,17 +82,24 @@ def _merge_operator(options: OptionsFile | None, cf: str) -> str | None:
 
 
 def describe(path: Path) -> DbInfo:
-    """Read everything `info` shows. Read-only: the database directory is left untouched."""
+    """Read everything `info` shows. Read-only: the database directory is left untouched.
+
+    A database whose metadata lost data is described as RocksDB recovers it, the loss first
+    under attention (reads and `verify` refuse it with exit 74).
+    """
     needs = database_needs(path)
     if needs:
         return _describe_unopened(path, [_unmet_note(need) for need in needs])
     try:
-        opened = open_db(path, OpenMode.READ_ONLY)
+        opened = open_db(path, OpenMode.READ_ONLY, allow_data_loss=True)
     except (
         UnavailableError
     ) as exc:  # e.g. merge operands and no OPTIONS file to name their operator
         return _describe_unopened(path, [f"{exc.message}: reads exit 69"])
+    except DamagedDatabaseError as exc:  # damage RocksDB itself cannot open past
+        return _describe_unopened(path, [f"data loss: {exc.message}: reads exit 74"])
     with opened as db:
+        damage = list(db.damage)
         options = read_options_file(path)
         files = db.live_files()
         cfs: list[ColumnFamilyInfo] = []
@@ -127,7 +134,7 @@ def describe(path: Path) -> DbInfo:
                     merge_operator=_merge_operator(options, name),
                 )
             )
-    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    wal = _wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -136,9 +143,10 @@ def describe(path: Path) -> DbInfo:
         sst_files=len(files),
         sst_bytes=sum(f.size for f in files),
         wal_files=len(wal),
-        wal_bytes=sum(p.stat().st_size for p in wal),
+        wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
     )
+    info.attention.extend(f"data loss: {note}" for note in damage)
     info.attention.extend(_attention(info))
     return info
 
@@ -177,7 +185,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         for name, settings in (options.cf_options.items() if options else ())
     ]
     sst = [p for p in path.iterdir() if p.suffix == ".sst"]
-    wal = [p for p in path.iterdir() if p.suffix == ".log" and p.name[:-4].isdigit()]
+    wal = _wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -186,7 +194,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         sst_files=len(sst),
         sst_bytes=sum(p.stat().st_size for p in sst),
         wal_files=len(wal),
-        wal_bytes=sum(p.stat().st_size for p in wal),
+        wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
     )
     info.attention.extend(notes)
@@ -196,6 +204,18 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
     )
     info.attention.extend(_attention(info))
     return info
+
+
+def _wal_sizes(path: Path) -> list[int]:
+    """The sizes of the directory's WAL files; one a live owner deletes meanwhile is left out."""
+    sizes = []
+    for p in path.iterdir():
+        if p.suffix == ".log" and p.name[:-4].isdigit():
+            try:
+                sizes.append(p.stat().st_size)
+            except FileNotFoundError:
+                continue
+    return sizes
 
 
 def _attention(info: DbInfo) -> list[str]:

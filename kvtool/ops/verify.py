@@ -11,9 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import Database, Entity, Entry, LiveFile, OpenMode, open_db, position
-from kvtool.errors import CorruptionError, StorageError
+from kvtool.engine import (
+    DEFAULT_CF,
+    Database,
+    Entity,
+    Entry,
+    KeyOrder,
+    LiveFile,
+    OpenMode,
+    key_order,
+    open_db,
+    position,
+)
+from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError
 from kvtool.formats.codecs import printable
+from kvtool.stream.memory import collect_less
 
 _BATCH = 4096
 _READAHEAD = 2 << 20
@@ -85,12 +97,20 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
     taken in name order.
     """
     started = time.monotonic()
+    if digest:
+        collect_less()  # a digest reads every column: see collect_less
     checks: list[ColumnFamilyCheck] = []
     try:
         db_cm = open_db(path, OpenMode.READ_ONLY)
     except StorageError as exc:
-        # A damaged footer or index fails at open: every SST file is opened then.
-        failure, corrupt_file, _ = _located(exc, path, None, None, [])
+        # A damaged footer or index fails at open: every SST file is opened then. Damaged
+        # metadata (a MANIFEST that lost edits, a WAL damaged mid-file) is found at open too,
+        # and its error names the damaged file already.
+        failure: StorageError
+        if isinstance(exc, DamagedDatabaseError):
+            failure, corrupt_file = exc, exc.files[0] if exc.files else None
+        else:
+            failure, corrupt_file, _ = _located(exc, path, None, None, [])
         return VerifyResult(
             str(path),
             [],
@@ -121,8 +141,11 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
             except StorageError as exc:
                 _read_to_damage(db, check, hasher)
                 cf_files = [f for f in files if f.column_family == name]
+                # A value in a blob file: the SST only points there, and RocksDB's message
+                # names neither.
+                blob = db.blob_file_after(name, check.last_key) if "lob" in exc.message else None
                 result.failure, result.corrupt_file, result.candidates = _located(
-                    exc, path, name, check.last_key, cf_files
+                    exc, path, name, check.last_key, cf_files, blob=blob
                 )
                 result.failed_column_family = name
                 result.last_good_key = check.last_key
@@ -190,18 +213,24 @@ def _located(
     cf: str | None,
     last_good: bytes | None,
     files: list[LiveFile],
+    *,
+    blob: str | None = None,
 ) -> tuple[StorageError, str | None, list[str]]:
     """The error rewritten to name the damaged file in the database directory and the position;
-    with the file (when known) and the candidate files (when the message named none)."""
+    with the file (when known) and the candidate files (when the message named none). `blob`
+    is the blob file that holds the damaged value, when the engine found it."""
     text = exc.message
     named = _SST_IN_TEXT.search(text)
     corrupt_file: str | None = None
     candidates: list[str] = []
-    if named:
+    if blob is not None:
+        corrupt_file = str(path / blob)
+    elif named:
         corrupt_file = str(path / named.group(1))
         text = _SST_IN_TEXT.sub(lambda m: str(path / m.group(1)), text)
     else:
-        candidates = [str(path / f.name) for f in _files_after(files, last_good)]
+        order = key_order(path, cf or DEFAULT_CF)
+        candidates = [str(path / f.name) for f in _files_after(files, last_good, order)]
         if len(candidates) == 1:
             corrupt_file = candidates[0]
     where = f"column family {cf!r}, " if cf is not None else ""
@@ -226,15 +255,18 @@ def _located(
     return error, corrupt_file, candidates
 
 
-def _files_after(files: list[LiveFile], last_good: bytes | None) -> list[LiveFile]:
+def _files_after(files: list[LiveFile], last_good: bytes | None, order: KeyOrder) -> list[LiveFile]:
     """The files that may hold the record after `last_good`: per level, the first one whose key
-    range extends past it (L0 files overlap, so every such L0 file)."""
+    range extends past it (L0 files overlap, so every such L0 file), in the CF's key `order`
+    (an unknown order narrows nothing: every file)."""
+    if not order.known:
+        return list(files)
     out: list[LiveFile] = []
     by_level: dict[int, list[LiveFile]] = {}
     for f in files:
-        if last_good is None or f.largest_key > last_good:
+        if last_good is None or order.lt(last_good, f.largest_key):
             by_level.setdefault(f.level, []).append(f)
     for level, level_files in sorted(by_level.items()):
-        level_files.sort(key=lambda f: f.smallest_key)
+        level_files.sort(key=lambda f: f.smallest_key, reverse=order.kind == "reverse")
         out.extend(level_files if level == 0 else level_files[:1])
     return out

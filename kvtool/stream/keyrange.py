@@ -5,28 +5,26 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from kvtool.engine.keyorder import BYTEWISE, Bounds, KeyOrder, prefix_end
 from kvtool.errors import UsageError
 
-
-def prefix_end(prefix: bytes) -> bytes | None:
-    """The smallest key greater than every key starting with `prefix` (None: no such key)."""
-    trimmed = prefix.rstrip(b"\xff")
-    if not trimmed:
-        return None
-    return trimmed[:-1] + bytes([trimmed[-1] + 1])
+__all__ = ["Bounds", "KeyRange", "prefix_end"]
 
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Keys in [lower, upper) of column family `cf`, read forward or in reverse.
+    """Keys from `lower` (inclusive) to `upper` (exclusive) that start with `prefix`, of column
+    family `cf`, read forward or in reverse.
 
-    `prefix`, `start` (inclusive) and `end` (exclusive) combine: the range is their intersection.
+    `lower`/`upper` are `--start`/`--end` as given: which keys they and the prefix take in depends
+    on the column family's key order, known once the database is found (`bounds`).
     """
 
     cf: str = "default"
     lower: bytes | None = None
     upper: bytes | None = None
     reverse: bool = False
+    prefix: bytes | None = None
 
     @classmethod
     def build(
@@ -38,22 +36,32 @@ class KeyRange:
         end: bytes | None = None,
         reverse: bool = False,
     ) -> KeyRange:
-        lower, upper = start, end
-        if prefix:
-            lower = prefix if lower is None else max(lower, prefix)
-            stop = prefix_end(prefix)
-            if stop is not None:
-                upper = stop if upper is None else min(upper, stop)
-        if start is not None and end is not None and start > end:
+        return cls(cf=cf, lower=start, upper=end, reverse=reverse, prefix=prefix or None)
+
+    def bounds(self, order: KeyOrder = BYTEWISE) -> Bounds:
+        """The range in `order`: `--start` after `--end` is a usage error."""
+        if self.lower is None and self.upper is None and self.prefix is None:
+            return Bounds()
+        given = Bounds(lower=self.lower, upper=self.upper)
+        if (
+            order.known
+            and self.lower is not None
+            and self.upper is not None
+            and order.lt(self.upper, self.lower)
+        ):
             raise UsageError(
                 "--start sorts after --end",
-                hint="--start is inclusive and --end exclusive, in key order, whatever --reverse",
+                hint="--start is inclusive and --end exclusive, in key order, whatever --reverse"
+                + ("" if order.kind == "bytewise" else f" (this database's order: {order.name})"),
             )
-        return cls(cf=cf, lower=lower, upper=upper, reverse=reverse)
+        if self.prefix is None:
+            return given
+        return order.intersect(given, order.prefix_bounds(self.prefix))
 
     @property
-    def empty(self) -> bool:
-        return self.lower is not None and self.upper is not None and self.lower >= self.upper
+    def bounded(self) -> bool:
+        """Whether the range is less than the whole column family."""
+        return self.lower is not None or self.upper is not None or self.prefix is not None
 
     def fingerprint(self) -> bytes:
         """8 bytes naming this range and direction; a cursor carries it to refuse another range."""
@@ -63,10 +71,7 @@ class KeyRange:
                 digest.update(b"\x00")
             else:
                 digest.update(b"\x01" + len(part).to_bytes(8, "big") + part)
+        if self.prefix is not None:
+            digest.update(b"P" + len(self.prefix).to_bytes(8, "big") + self.prefix)
         digest.update(b"R" if self.reverse else b"F")
         return digest.digest()[:8]
-
-    def contains(self, key: bytes) -> bool:
-        return (self.lower is None or key >= self.lower) and (
-            self.upper is None or key < self.upper
-        )

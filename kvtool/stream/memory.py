@@ -1,14 +1,33 @@
-"""Allocator tuning for streaming: keep freed batch memory instead of returning it each batch."""
+"""Allocator tuning for streaming: keep freed batch memory instead of returning it each batch,
+and collect cyclic garbage less often while batches of records come and go."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _done = False
+# Python's default first-generation threshold.
+_GC_DEFAULT = 700
+STREAMING_GC_THRESHOLD = 50_000
+
+
+def collect_less(threshold: int = STREAMING_GC_THRESHOLD) -> None:
+    """Run the cyclic garbage collector after `threshold` new containers, not 700.
+
+    A column-aware read (wide-column entities) makes three containers per record (the record,
+    rocksdict's column list and its tuple) that live for one batch and hold no cycles; with the
+    default threshold the collector ran every few hundred records and scanned each batch again
+    and again: 1.53 s of CPU against 1.31 s for a 1M-record export (min of 4 runs, CPU time of
+    `kvtool export DB -q --workers 1` on `kvtool generate --keys 1000000`). Cycles are still
+    collected, later. Left alone when the application set its own threshold.
+    """
+    if gc.get_threshold()[0] == _GC_DEFAULT:
+        gc.set_threshold(threshold)
 
 
 def keep_freed_memory(trim_threshold: int = 64 << 20, top_pad: int = 16 << 20) -> None:

@@ -59,10 +59,12 @@ def record_stream(
     when the block ends, however it ends.
     """
     krange = spec.krange
-    if krange.empty or (spec.limit is not None and spec.limit <= 0):
+    order = db.key_order(krange.cf)
+    bounds = krange.bounds(order)
+    if order.is_empty(bounds) or (spec.limit is not None and spec.limit <= 0):
         yield iter(())
         return
-    with db.iterator(krange.cf, lower=krange.lower, upper=krange.upper) as it:
+    with db.bounded(krange.cf, bounds) as it:
         batches: Iterator[Batch] = read_batches(
             it,
             reverse=krange.reverse,
