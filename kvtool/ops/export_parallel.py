@@ -50,7 +50,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Bounds, Database, Entry, KeyOrder, LiveFile, OpenMode, key_order, open_db
+from kvtool.engine import (
+    Bounds,
+    Database,
+    EngineIterator,
+    Entry,
+    KeyOrder,
+    LiveFile,
+    OpenMode,
+    key_order,
+    open_db,
+)
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -414,13 +424,7 @@ class _Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
-                    batch: list[Entry]
-                    if spec.keys_only:
-                        batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
-                    elif spec.columns:  # every column of wide-column entities
-                        batch = it.read_entries(_BATCH, reverse=reverse)
-                    else:
-                        batch = list(it.read_batch(_BATCH, reverse=reverse))
+                    batch = _read(it, spec, _BATCH)
                     if not batch:
                         break
                     data = render(batch)
@@ -451,6 +455,16 @@ class _Worker:
             self._write(number, chunk, final=True)
         else:
             self.waiting[number] = chunk
+
+
+def _read(it: EngineIterator, spec: ReadSpec, limit: int) -> list[Entry]:
+    """The next batch of a chunk: what a worker renders, and what `_mend` reads again."""
+    reverse = spec.krange.reverse
+    if spec.keys_only:
+        return [(k, b"") for k in it.read_keys(limit, reverse=reverse)]
+    if spec.columns:  # every column of wide-column entities
+        return it.read_entries(limit, reverse=reverse)
+    return list(it.read_batch(limit, reverse=reverse))
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -579,11 +593,7 @@ def _mend(
                 it.seek_for_prev(torn.first)
             else:
                 it.seek(torn.first)
-            batch: list[Entry]
-            if spec.keys_only:
-                batch = [(k, b"") for k in it.read_keys(torn.records, reverse=reverse)]
-            else:
-                batch = it.read_entries(torn.records, reverse=reverse)
+            batch = _read(it, spec, torn.records)  # as the worker read it
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
