@@ -157,6 +157,21 @@ def test_a_stop_with_a_blocked_reader_keeps_whole_records_and_resumes_exactly(
     assert got + _records(rest.stdout) == expected
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_third_signal_stops_at_once_when_the_reader_never_reads(
+    ldb_db: tuple[Path, list[tuple[str, str]]], workers: str
+) -> None:
+    db, _ = ldb_db
+    proc = _start("export", db, "-j", workers)
+    _pipe_full(proc)
+    for _ in range(3):
+        _signal_taken(proc, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130  # stdout is still unread: nothing else could end it
+    assert proc.stderr is not None
+    assert proc.stderr.read().decode().strip().endswith("kvtool: error: interrupted")
+    proc.communicate()
+
+
 @pytest.mark.parametrize("victim", [0, 1])
 def test_a_killed_worker_stops_the_export_at_once_with_whole_records(
     ldb_db: tuple[Path, list[tuple[str, str]]], victim: int

@@ -654,13 +654,12 @@ class _Crew:
                 os.kill(pid, signal.SIGUSR1)
 
     def end(self, *, hurry: bool = False) -> None:
-        """Stop and reap every worker. `hurry` (the parent is being interrupted) asks twice, which
-        also ends a write blocked on a reader that stopped reading; a worker still there after
-        `_REAP_WAIT` seconds is killed."""
+        """Stop and reap every worker; one still there after `_REAP_WAIT` seconds is killed.
+        `hurry` (the parent failed, or a third signal asked to stop at once) kills them now: a
+        worker never abandons a write by itself, so one blocked on a reader that stopped
+        reading would wait for it forever."""
         self.stop()
-        if hurry:
-            self.stop()
-        deadline = time.monotonic() + _REAP_WAIT
+        deadline = time.monotonic() + (0 if hurry else _REAP_WAIT)
         for pid in self.pids:
             with contextlib.suppress(ChildProcessError):
                 while os.waitpid(pid, os.WNOHANG) == (0, 0):
