@@ -28,6 +28,7 @@ import orjson
 import pytest
 
 from .conftest import kvtool_executable, require_tool, run_kvtool
+from .oracles import ldb_scan
 
 RECORDS = 100_000  # two chunks of range workers (export_parallel.CHUNK_RECORDS)
 F_GETPIPE_SZ = (
@@ -324,16 +325,8 @@ def test_export_into_head_is_quiet(
 
 # -- import ---------------------------------------------------------------------------------------
 def _stored(db: Path, cf: str | None = None) -> list[tuple[bytes, bytes]]:
-    """The records of `db` (one column family) after kvtool wrote to it.
-
-    Read through kvtool's engine, in-process: plain `ldb` 7.8 and RocksDB 6.14 cannot open a
-    database after a RocksDB 9.8 write yet (issue 9, items 7 and 8); switch this to plain
-    `ldb --db=D scan` when they can.
-    """
-    from kvtool.engine import OpenMode, open_db
-
-    with open_db(db, OpenMode.READ_ONLY) as handle:
-        return [record for batch in handle.batches(cf) for record in batch]
+    """The records of `db` (one column family) as plain `ldb` 7.8, its writer, reads them."""
+    return ldb_scan(db, *([f"--column_family={cf}"] if cf is not None else []))
 
 
 def _ldb_db_with_cf(path: Path, cf: str) -> Path:
