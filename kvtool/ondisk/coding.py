@@ -33,7 +33,7 @@ class Damage:
 class Reader:
     """A cursor over a bytes object; every read past the end raises FormatError."""
 
-    __slots__ = ("data", "pos", "base")
+    __slots__ = ("base", "data", "pos")
 
     def __init__(self, data: bytes, pos: int = 0, base: int = 0) -> None:
         self.data = data

@@ -59,7 +59,9 @@ def decompress(kind: int, data: bytes, *, format_version: int, offset: int = 0) 
     except (zlib.error, OSError, ValueError) as exc:
         if isinstance(exc, FormatError):
             raise
-        raise FormatError(f"{compression_name(kind)} block does not decompress: {exc}", offset)
+        raise FormatError(
+            f"{compression_name(kind)} block does not decompress: {exc}", offset
+        ) from None
     if expected is not None and len(out) != expected:
         raise FormatError(
             f"{compression_name(kind)} block decompressed to {len(out)} bytes, "

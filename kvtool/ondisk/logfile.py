@@ -119,7 +119,7 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
             if pending:
                 yield Damage(name, pending_at, "fragmented record without its last part")
             pending, pending_at = [payload], here
-        elif role == _MIDDLE or role == _LAST:
+        elif role in (_MIDDLE, _LAST):
             if not pending:
                 yield Damage(name, here, "fragment without its first part")
                 continue
