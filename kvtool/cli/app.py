@@ -96,6 +96,10 @@ def root(
 # The order is the order of `kvtool --help`: looking, reading, writing, maintenance.
 COMMAND_MODULES = (
     "info",
+    "property",
+    "sst",
+    "wal",
+    "manifest",
     "scan",
     "export",
     "count",
