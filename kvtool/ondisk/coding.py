@@ -16,6 +16,10 @@ class FormatError(ValueError):
         self.offset = offset
 
 
+class UnsupportedFormat(FormatError):
+    """Well-formed bytes this reader cannot decode (e.g. a ZSTD block): not damage."""
+
+
 @dataclass(frozen=True)
 class Damage:
     """Where a file stops following its format, and whether that is the normal torn tail a

@@ -7,7 +7,7 @@ from __future__ import annotations
 import bz2
 import zlib
 
-from kvtool.ondisk.coding import FormatError, Reader
+from kvtool.ondisk.coding import FormatError, Reader, UnsupportedFormat
 
 # Compression type byte of a block trailer (include/rocksdb/compression_type.h).
 COMPRESSION_NAMES = {
@@ -32,6 +32,12 @@ def decompress(kind: int, data: bytes, *, format_version: int, offset: int = 0) 
     zlib, bzip2 and LZ4 blocks start with their decompressed size (varint32)."""
     if kind == 0:
         return data
+    if kind not in READABLE:
+        raise UnsupportedFormat(
+            f"{compression_name(kind)} blocks cannot be decompressed without native "
+            "RocksDB (kvtool reads Snappy, LZ4, zlib and bzip2)",
+            offset,
+        )
     if kind == 1:
         return snappy_decompress(data, offset)
     expected: int | None = None
@@ -51,11 +57,7 @@ def decompress(kind: int, data: bytes, *, format_version: int, offset: int = 0) 
                 data = data[4:]
             out = lz4_block_decompress(data, expected, offset)
         else:
-            raise FormatError(
-                f"{compression_name(kind)} blocks cannot be decompressed without native "
-                "RocksDB (kvtool reads Snappy, LZ4, zlib and bzip2)",
-                offset,
-            )
+            raise UnsupportedFormat(f"{compression_name(kind)} blocks are not read", offset)
     except (zlib.error, OSError, ValueError) as exc:
         if isinstance(exc, FormatError):
             raise

@@ -17,7 +17,7 @@ from kvtool.ondisk.coding import (
     fixed32_at,
     fixed64_at,
 )
-from kvtool.ondisk.compression import READABLE, compression_name, decompress
+from kvtool.ondisk.compression import compression_name, decompress
 
 LEGACY_MAGIC = 0xDB4775248B80FB57  # leveldb-compatible footer (format_version 0)
 MAGIC = 0x88E241B785F4CFF7
@@ -188,8 +188,6 @@ class TableReader:
         """A block's contents, decompressed (checksums are not verified: see crc32c)."""
         raw = self._bytes(handle.offset, handle.size + TRAILER)
         kind = raw[handle.size]
-        if kind not in READABLE:
-            return decompress(kind, b"", format_version=2, offset=handle.offset)  # raises
         version = self.table.footer.format_version if hasattr(self, "table") else 2
         return decompress(kind, raw[: handle.size], format_version=version, offset=handle.offset)
 

@@ -14,9 +14,10 @@ from kvtool.errors import (
     CorruptionError,
     DatabaseNotFoundError,
     PermissionDeniedError,
+    UnavailableError,
     UsageError,
 )
-from kvtool.ondisk.coding import Damage, FormatError, InternalKey
+from kvtool.ondisk.coding import Damage, FormatError, InternalKey, UnsupportedFormat
 from kvtool.ondisk.logfile import read_log
 from kvtool.ondisk.manifest import (
     FileEntry,
@@ -37,6 +38,8 @@ def reading(path: Path, what: str = "file") -> Iterator[None]:
     """Turn the ondisk readers' and the OS's failures into kvtool errors naming `path`."""
     try:
         yield
+    except UnsupportedFormat as exc:
+        raise UnavailableError(f"{path}: {exc}") from None
     except FormatError as exc:
         raise CorruptionError(f"{path}: {exc}") from None
     except FileNotFoundError:
@@ -54,11 +57,15 @@ def sst_report(path: Path, key: Encoder) -> dict[str, Any]:
         t = reader.table
         p = t.prop_int
         cf_id = p("rocksdb.column.family.id")
-        smallest, largest = reader.first_and_last()
+        compression: str | None = None
+        try:
+            smallest, largest = reader.first_and_last()
+            data_blocks = list(reader.data_handles())
+            compression = reader.block_compression(data_blocks[0]) if data_blocks else None
+        except UnsupportedFormat:  # the properties are still worth showing
+            smallest = largest = None
         index_type = p("rocksdb.block.based.table.index.type")
         assert t.footer.index is not None
-        data_blocks = list(reader.data_handles())
-        compression = reader.block_compression(data_blocks[0]) if data_blocks else None
         return {
             "file": str(path),
             "file_size": t.size,
