@@ -71,6 +71,7 @@ def wal(
                     "batch_sequence": batch.sequence,
                     "sequence": op.sequence,
                     "cf": names.get(op.cf, f"#{op.cf}"),
+                    "cf_id": op.cf,
                     "op": op.op,
                 }
                 if op.key is not None:
