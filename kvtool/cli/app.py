@@ -96,6 +96,7 @@ def root(
 # The order is the order of `kvtool --help`: looking, reading, writing, maintenance.
 COMMAND_MODULES = (
     "info",
+    "du",
     "property",
     "sst",
     "wal",

@@ -191,6 +191,10 @@ class TableReader:
         version = self.table.footer.format_version if hasattr(self, "table") else 2
         return decompress(kind, raw[: handle.size], format_version=version, offset=handle.offset)
 
+    def entries(self, handle: BlockHandle) -> Iterator[tuple[bytes, bytes, bool]]:
+        """(internal key, value, at a restart point) of each entry of a data block."""
+        return _entries(self.block(handle), handle.offset)
+
     def block_compression(self, handle: BlockHandle) -> str:
         return compression_name(self._bytes(handle.offset + handle.size, 1)[0])
 

@@ -1,0 +1,419 @@
+"""`du`: where a database's bytes and records are, grouped by key prefix per column family,
+exactly (every record, through the engine) or from a random sample of SST data blocks (read
+from the files), with the table properties' tombstones per file and level."""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kvtool.errors import UsageError
+from kvtool.ondisk.coding import FormatError, InternalKey
+from kvtool.ondisk.manifest import current_manifest, read_edits, replay
+from kvtool.ondisk.sst import BlockHandle, TableReader
+
+# Types of the records a read returns (puts, entities, BlobDB references); tombstones, merge
+# operands and older versions are not records.
+_RECORD_TYPES = frozenset({0x1, 0x11, 0x16, 0x18})
+# The estimate's stated error: three standard errors (a 99.7% interval under the normal
+# approximation), so that a per-prefix check of many prefixes rarely sees one outside it.
+ERROR_SIGMAS = 3.0
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """How keys are grouped: the first `depth` bytes, or the first `levels` fields that
+    `separator` ends (a key with fewer fields is its own group)."""
+
+    depth: int | None = None
+    separator: bytes | None = b":"
+    levels: int = 1
+
+    def function(self) -> Callable[[bytes], bytes]:
+        if self.depth is not None:
+            depth = self.depth
+            return lambda key: key[:depth]
+        sep = self.separator or b":"
+        levels = self.levels
+        if levels == 1:
+
+            def first(key: bytes) -> bytes:
+                i = key.find(sep)
+                return key if i < 0 else key[: i + len(sep)]
+
+            return first
+
+        def prefix(key: bytes) -> bytes:
+            at = 0
+            for _ in range(levels):
+                i = key.find(sep, at)
+                if i < 0:
+                    return key
+                at = i + len(sep)
+            return key[:at]
+
+        return prefix
+
+
+@dataclass
+class Group:
+    records: int = 0
+    key_bytes: int = 0
+    value_bytes: int = 0
+    # sample mode: the 3-standard-error half widths of the estimates
+    records_error: float | None = None
+    bytes_error: float | None = None
+
+    @property
+    def bytes(self) -> int:
+        return self.key_bytes + self.value_bytes
+
+
+@dataclass
+class CfUsage:
+    name: str
+    total: Group = field(default_factory=Group)
+    groups: dict[bytes, Group] = field(default_factory=dict)
+    value_sizes: dict[int, int] = field(default_factory=dict)  # bucket (bit length) -> records
+    largest: list[tuple[int, bytes, int]] = field(default_factory=list)  # (bytes, key, value)
+    other_groups: int = 0  # groups folded into the last one past `max_groups`
+
+
+@dataclass
+class TableUsage:
+    file: str
+    cf: str
+    level: int
+    size: int
+    entries: int | None
+    deletions: int | None
+    range_deletions: int | None
+    note: str | None = None
+
+
+@dataclass
+class Usage:
+    path: Path
+    mode: str  # exact | sample
+    fraction: float | None
+    column_families: list[CfUsage]
+    tables: list[TableUsage]
+    sampled_blocks: int | None = None
+    total_blocks: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _bucket_bounds(bucket: int) -> tuple[int, int]:
+    return (0, 0) if bucket == 0 else (1 << (bucket - 1), (1 << bucket) - 1)
+
+
+class _Accumulator:
+    """Adds records to a CfUsage: the hot loop of exact mode, kept to local lookups."""
+
+    def __init__(self, usage: CfUsage, group_of: Callable[[bytes], bytes], top: int) -> None:
+        self.usage = usage
+        self.group_of = group_of
+        self.top = top
+
+    def add(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+        usage, group_of, top = self.usage, self.group_of, self.top
+        groups, sizes, largest = usage.groups, usage.value_sizes, usage.largest
+        n = 0
+        for key, value in records:
+            n += 1
+            kl, vl = len(key), len(value)
+            g = group_of(key)
+            group = groups.get(g)
+            if group is None:
+                group = groups[g] = Group()
+            group.records += 1
+            group.key_bytes += kl
+            group.value_bytes += vl
+            b = vl.bit_length()
+            sizes[b] = sizes.get(b, 0) + 1
+            if top:
+                size = kl + vl
+                if len(largest) < top:
+                    heapq.heappush(largest, (size, key, vl))
+                elif size > largest[0][0]:
+                    heapq.heapreplace(largest, (size, key, vl))
+        return n
+
+
+def exact_usage(
+    db_path: Path,
+    grouping: Grouping,
+    *,
+    cfs: list[str] | None = None,
+    top: int = 10,
+    progress: Callable[[int], None] | None = None,
+) -> Usage:
+    """Read every record of each column family through a read-only open."""
+    from kvtool.engine import OpenMode, open_db
+    from kvtool.stream import Stopper
+
+    group_of = grouping.function()
+    out: list[CfUsage] = []
+    with Stopper() as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
+        names = cfs or db.column_families
+        for name in names:
+            if name not in db.column_families:
+                raise UsageError(f"no column family {name!r}")
+            usage = CfUsage(name)
+            acc = _Accumulator(usage, group_of, top)
+            for batch in db.batches(name, batch_size=4096):
+                n = acc.add(batch)
+                if progress is not None:
+                    progress(n)
+                stopper.check()
+            _totals(usage)
+            out.append(usage)
+    tables, notes = table_usage(db_path)
+    return Usage(db_path, "exact", None, out, tables, notes=notes)
+
+
+def _totals(usage: CfUsage) -> None:
+    total = Group()
+    for g in usage.groups.values():
+        total.records += g.records
+        total.key_bytes += g.key_bytes
+        total.value_bytes += g.value_bytes
+    usage.total = total
+
+
+def live_tables(db_path: Path) -> list[tuple[str, int, Path, int]]:
+    """(column family, level, path, size) of each SST file of the MANIFEST's current version."""
+    version, _ = replay(read_edits(current_manifest(db_path)))
+    out = []
+    for cf in version.column_families.values():
+        for level, files in sorted(cf.levels.items()):
+            for number, entry in sorted(files.items()):
+                out.append((cf.name, level, db_path / f"{number:06d}.sst", entry.size))
+    return out
+
+
+def table_usage(db_path: Path) -> tuple[list[TableUsage], list[str]]:
+    """Each live SST file's entries and tombstones, from its table properties."""
+    tables: list[TableUsage] = []
+    notes: list[str] = []
+    try:
+        live = live_tables(db_path)
+    except (OSError, FormatError) as exc:
+        return [], [f"MANIFEST not read ({exc}): no per-file tombstones"]
+    for cf, level, path, size in live:
+        try:
+            with TableReader(path) as reader:
+                p = reader.table.prop_int
+                tables.append(
+                    TableUsage(
+                        path.name,
+                        cf,
+                        level,
+                        size,
+                        p("rocksdb.num.entries"),
+                        p("rocksdb.deleted.keys"),
+                        p("rocksdb.num.range-deletions"),
+                    )
+                )
+        except (OSError, FormatError) as exc:
+            # Next to a live owner a compaction may have deleted it since the MANIFEST was read.
+            tables.append(TableUsage(path.name, cf, level, size, None, None, None, str(exc)))
+    return tables, notes
+
+
+def sample_usage(
+    db_path: Path,
+    grouping: Grouping,
+    fraction: float,
+    *,
+    cfs: list[str] | None = None,
+    top: int = 10,
+    seed: int | None = None,
+) -> Usage:
+    """Estimate from a simple random sample of the live SST files' data blocks: each block's
+    records are counted, and a prefix's total is N/n times its sampled sum. The stated error is
+    ERROR_SIGMAS standard errors of that cluster-sample estimate (with the finite population
+    correction). Data only in the WAL or memtables is not sampled (the notes say how much WAL
+    there is); values in BlobDB blob files count as their references."""
+    if not 0 < fraction <= 1:
+        raise UsageError("--sample takes a fraction in (0, 1], e.g. 0.01")
+    group_of = grouping.function()
+    live = [t for t in live_tables(db_path) if cfs is None or t[0] in cfs]
+    blocks: list[tuple[str, Path, BlockHandle]] = []
+    for cf, _level, path, _size in live:
+        with TableReader(path) as reader:
+            blocks.extend((cf, path, h) for h in reader.data_handles())
+    total_blocks = len(blocks)
+    n = min(total_blocks, max(1, math.ceil(fraction * total_blocks))) if total_blocks else 0
+    rng = random.Random(seed)
+    chosen = sorted(rng.sample(range(total_blocks), n)) if n else []
+    per_cf: dict[str, CfUsage] = {}
+    # per block and group: (records, bytes), for the variance
+    per_block: list[tuple[str, dict[bytes, tuple[int, int, int]]]] = []
+    readers: dict[Path, TableReader] = {}
+    try:
+        for i in chosen:
+            cf, path, handle = blocks[i]
+            reader = readers.get(path) or readers.setdefault(path, TableReader(path))
+            usage = per_cf.setdefault(cf, CfUsage(cf))
+            sums: dict[bytes, tuple[int, int, int]] = {}
+            visible = []
+            for key, value, _ in reader.entries(handle):
+                ik = InternalKey.parse(key, handle.offset)
+                if ik.kind in _RECORD_TYPES:
+                    visible.append((ik.user_key, value))
+            _Accumulator(usage, group_of, top).add(visible)
+            for k, v in visible:
+                g = group_of(k)
+                r, kb, vb = sums.get(g, (0, 0, 0))
+                sums[g] = (r + 1, kb + len(k), vb + len(v))
+            per_block.append((cf, sums))
+    finally:
+        for reader in readers.values():
+            reader.close()
+    scale = total_blocks / n if n else 0.0
+    for cf, usage in per_cf.items():
+        _estimate(usage, [s for c, s in per_block if c == cf], n, total_blocks, scale)
+    for name in cfs or sorted({t[0] for t in live}):
+        per_cf.setdefault(name, CfUsage(name))
+    tables, notes = table_usage(db_path)
+    wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
+    if wal:
+        notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
+    return Usage(
+        db_path,
+        "sample",
+        fraction,
+        [per_cf[k] for k in sorted(per_cf, key=lambda c: (c != "default", c))],
+        tables,
+        sampled_blocks=n,
+        total_blocks=total_blocks,
+        notes=notes,
+    )
+
+
+def _estimate(
+    usage: CfUsage,
+    sums: list[dict[bytes, tuple[int, int, int]]],
+    n: int,
+    total_blocks: int,
+    scale: float,
+) -> None:
+    """Scale each group's sampled sums to estimates, with the error of each."""
+    fpc = 1 - n / total_blocks if total_blocks else 0.0
+    for name, group in usage.groups.items():
+        records = [s.get(name, (0, 0, 0))[0] for s in sums]
+        sizes = [sum(s.get(name, (0, 0, 0))[1:]) for s in sums]
+        group.records_error = _error(records, n, total_blocks, fpc)
+        group.bytes_error = _error(sizes, n, total_blocks, fpc)
+        group.records = round(group.records * scale)
+        group.key_bytes = round(group.key_bytes * scale)
+        group.value_bytes = round(group.value_bytes * scale)
+    usage.value_sizes = {b: round(c * scale) for b, c in usage.value_sizes.items()}
+    _totals(usage)
+    totals = [sum(v[1] + v[2] for v in s.values()) for s in sums]
+    usage.total.bytes_error = _error(totals, n, total_blocks, fpc)
+    usage.total.records_error = _error(
+        [sum(v[0] for v in s.values()) for s in sums], n, total_blocks, fpc
+    )
+
+
+def _error(values: list[int], n: int, total: int, fpc: float) -> float:
+    if n < 2:
+        return math.inf if total > n else 0.0
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return ERROR_SIGMAS * total * math.sqrt(fpc * var / n)
+
+
+def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> dict[str, Any]:
+    def group(g: Group) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "records": g.records,
+            "key_bytes": g.key_bytes,
+            "value_bytes": g.value_bytes,
+            "bytes": g.bytes,
+        }
+        if g.bytes_error is not None:
+            out["records_error"] = _finite(g.records_error)
+            out["bytes_error"] = _finite(g.bytes_error)
+        return out
+
+    cfs = []
+    for cf in usage.column_families:
+        ordered = sorted(cf.groups.items(), key=lambda kv: (-kv[1].bytes, kv[0]))
+        cfs.append(
+            {
+                "name": cf.name,
+                **group(cf.total),
+                "groups": len(ordered),
+                "prefixes": [{"prefix": key(p), **group(g)} for p, g in ordered[:max_groups]],
+                "value_sizes": [
+                    {"min": lo, "max": hi, "records": cf.value_sizes[b]}
+                    for b in sorted(cf.value_sizes)
+                    for lo, hi in [_bucket_bounds(b)]
+                ],
+                "largest": [
+                    {"key": key(k), "bytes": size, "key_bytes": len(k), "value_bytes": vl}
+                    for size, k, vl in sorted(cf.largest, reverse=True)
+                ],
+            }
+        )
+    levels: dict[tuple[str, int], dict[str, Any]] = {}
+    for t in usage.tables:
+        lv = levels.setdefault(
+            (t.cf, t.level),
+            {
+                "cf": t.cf,
+                "level": t.level,
+                "files": 0,
+                "bytes": 0,
+                "entries": 0,
+                "deletions": 0,
+                "range_deletions": 0,
+            },
+        )
+        lv["files"] += 1
+        lv["bytes"] += t.size
+        for name in ("entries", "deletions", "range_deletions"):
+            lv[name] += getattr(t, name) or 0
+    for lv in levels.values():
+        lv["tombstone_share"] = _share(lv["deletions"] + lv["range_deletions"], lv["entries"])
+    return {
+        "path": str(usage.path),
+        "mode": usage.mode,
+        "fraction": usage.fraction,
+        "error": f"{ERROR_SIGMAS:g} standard errors" if usage.mode == "sample" else None,
+        "sampled_blocks": usage.sampled_blocks,
+        "total_blocks": usage.total_blocks,
+        "column_families": cfs,
+        "levels": sorted(levels.values(), key=lambda v: (v["cf"], v["level"])),
+        "tables": [
+            {
+                "file": t.file,
+                "cf": t.cf,
+                "level": t.level,
+                "bytes": t.size,
+                "entries": t.entries,
+                "deletions": t.deletions,
+                "range_deletions": t.range_deletions,
+                "tombstone_share": _share((t.deletions or 0) + (t.range_deletions or 0), t.entries),
+                **({"note": t.note} if t.note else {}),
+            }
+            for t in usage.tables
+        ],
+        "notes": usage.notes,
+    }
+
+
+def _share(part: int, whole: int | None) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else round(value, 1)
