@@ -214,6 +214,33 @@ class TableReader:
         else:
             yield from top
 
+    def data_handles_at(self, positions: list[int]) -> list[BlockHandle]:
+        """The handles of the data blocks at these positions (0-based, in key order). A
+        one-level index with a restart point per entry (RocksDB's default) is read at those
+        entries only; any other index is walked whole."""
+        table = self.table
+        index = table.footer.index
+        assert index is not None
+        blocks = table.prop_int("rocksdb.num.data.blocks")
+        if table.prop_int("rocksdb.block.based.table.index.type") in (0, 3) and blocks:
+            block = self.block(index)
+            restarts = fixed32_at(block, len(block) - 4) & 0x7FFFFFFF
+            if restarts == blocks:
+                delta = bool(table.prop_int("rocksdb.index.value.is.delta.encoded"))
+                at = len(block) - 4 - 4 * restarts
+                out = []
+                for i in positions:
+                    reader = Reader(block, fixed32_at(block, at + 4 * i), base=index.offset)
+                    reader.varint(32)  # shared: 0 at a restart point
+                    unshared = reader.varint(32)
+                    if not delta:
+                        reader.varint(32)
+                    reader.take(unshared)
+                    out.append(BlockHandle(reader.varint(), reader.varint()))
+                return out
+        handles = list(self.data_handles())
+        return [handles[i] for i in positions]
+
     def _index_handles(
         self, handle: BlockHandle, delta: bool, with_first_key: bool
     ) -> Iterator[BlockHandle]:

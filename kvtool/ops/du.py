@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.errors import UsageError
-from kvtool.ondisk.coding import FormatError, InternalKey
+from kvtool.ondisk.coding import FormatError
 from kvtool.ondisk.manifest import current_manifest, read_edits, replay
-from kvtool.ondisk.sst import BlockHandle, TableReader
+from kvtool.ondisk.sst import TableReader
 
 # Types of the records a read returns (puts, entities, BlobDB references); tombstones, merge
 # operands and older versions are not records.
@@ -235,100 +235,129 @@ def sample_usage(
     top: int = 10,
     seed: int | None = None,
 ) -> Usage:
-    """Estimate from a simple random sample of the live SST files' data blocks: each block's
-    records are counted, and a prefix's total is N/n times its sampled sum. The stated error is
-    ERROR_SIGMAS standard errors of that cluster-sample estimate (with the finite population
-    correction). Data only in the WAL or memtables is not sampled (the notes say how much WAL
+    """Estimate from a simple random sample of each column family's SST data blocks.
+
+    A ratio estimate: the table properties give each column family's exact totals of entries
+    and of key+value bytes over all its files (X); a prefix's share of them in the sampled
+    blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
+    estimate, and the stated error is ERROR_SIGMAS standard errors of that estimate,
+    N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N blocks. A column family holding
+    one prefix is thus exact. Older versions and tombstones waiting for compaction are in X
+    but not in y. Data only in the WAL or memtables is not sampled (a note says how much WAL
     there is); values in BlobDB blob files count as their references."""
     if not 0 < fraction <= 1:
         raise UsageError("--sample takes a fraction in (0, 1], e.g. 0.01")
     group_of = grouping.function()
-    live = [t for t in live_tables(db_path) if cfs is None or t[0] in cfs]
-    blocks: list[tuple[str, Path, BlockHandle]] = []
-    for cf, _level, path, _size in live:
-        with TableReader(path) as reader:
-            blocks.extend((cf, path, h) for h in reader.data_handles())
-    total_blocks = len(blocks)
-    n = min(total_blocks, max(1, math.ceil(fraction * total_blocks))) if total_blocks else 0
     rng = random.Random(seed)
-    chosen = sorted(rng.sample(range(total_blocks), n)) if n else []
-    per_cf: dict[str, CfUsage] = {}
-    # per block and group: (records, bytes), for the variance
-    per_block: list[tuple[str, dict[bytes, tuple[int, int, int]]]] = []
-    readers: dict[Path, TableReader] = {}
-    try:
-        for i in chosen:
-            cf, path, handle = blocks[i]
-            reader = readers.get(path) or readers.setdefault(path, TableReader(path))
-            usage = per_cf.setdefault(cf, CfUsage(cf))
-            sums: dict[bytes, tuple[int, int, int]] = {}
-            visible = []
-            for key, value, _ in reader.entries(handle):
-                ik = InternalKey.parse(key, handle.offset)
-                if ik.kind in _RECORD_TYPES:
-                    visible.append((ik.user_key, value))
-            _Accumulator(usage, group_of, top).add(visible)
-            for k, v in visible:
-                g = group_of(k)
-                r, kb, vb = sums.get(g, (0, 0, 0))
-                sums[g] = (r + 1, kb + len(k), vb + len(v))
-            per_block.append((cf, sums))
-    finally:
-        for reader in readers.values():
-            reader.close()
-    scale = total_blocks / n if n else 0.0
-    for cf, usage in per_cf.items():
-        _estimate(usage, [s for c, s in per_block if c == cf], n, total_blocks, scale)
-    for name in cfs or sorted({t[0] for t in live}):
-        per_cf.setdefault(name, CfUsage(name))
+    live = [t for t in live_tables(db_path) if cfs is None or t[0] in cfs]
+    names = cfs or sorted({t[0] for t in live}, key=lambda c: (c != "default", c))
+    out: list[CfUsage] = []
+    sampled = total_blocks = 0
+    for name in names:
+        usage = CfUsage(name)
+        out.append(usage)
+        files: list[tuple[Path, int]] = []  # (path, data blocks)
+        known_records = known_bytes = 0
+        for cf, _level, path, _size in live:
+            if cf != name:
+                continue
+            with TableReader(path) as reader:
+                p = reader.table.prop_int
+                files.append((path, p("rocksdb.num.data.blocks") or 0))
+                known_records += p("rocksdb.num.entries") or 0
+                known_bytes += (p("rocksdb.raw.key.size") or 0) + (p("rocksdb.raw.value.size") or 0)
+        n_blocks = sum(b for _, b in files)
+        total_blocks += n_blocks
+        if not n_blocks:
+            continue
+        n = min(n_blocks, max(2, math.ceil(fraction * n_blocks)))
+        sampled += n
+        chosen = sorted(rng.sample(range(n_blocks), n))
+        blocks: list[_BlockSums] = []
+        first = 0
+        acc = _Accumulator(usage, group_of, top)
+        for path, count in files:
+            mine = [i - first for i in chosen if first <= i < first + count]
+            first += count
+            if not mine:
+                continue
+            with TableReader(path) as reader:
+                for handle in reader.data_handles_at(mine):
+                    sums = _BlockSums()
+                    visible = []
+                    for key, value, _ in reader.entries(handle):
+                        sums.entries += 1
+                        sums.entry_bytes += len(key) + len(value)
+                        # An internal key ends in 8 bytes (LE) whose lowest is the type.
+                        if len(key) >= 8 and key[-8] in _RECORD_TYPES:
+                            visible.append((key[:-8], value))
+                    acc.add(visible)
+                    for k, v in visible:
+                        g = group_of(k)
+                        r, b = sums.groups.get(g, (0, 0))
+                        sums.groups[g] = (r + 1, b + len(k) + len(v))
+                    blocks.append(sums)
+        _estimate(usage, blocks, n_blocks, known_records, known_bytes)
     tables, notes = table_usage(db_path)
     wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
     if wal:
         notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
+    notes.append("largest records: among the sampled blocks only")
     return Usage(
         db_path,
         "sample",
         fraction,
-        [per_cf[k] for k in sorted(per_cf, key=lambda c: (c != "default", c))],
+        out,
         tables,
-        sampled_blocks=n,
+        sampled_blocks=sampled,
         total_blocks=total_blocks,
         notes=notes,
     )
 
 
+@dataclass
+class _BlockSums:
+    entries: int = 0
+    entry_bytes: int = 0
+    groups: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # records, bytes
+
+
 def _estimate(
-    usage: CfUsage,
-    sums: list[dict[bytes, tuple[int, int, int]]],
-    n: int,
-    total_blocks: int,
-    scale: float,
+    usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
 ) -> None:
-    """Scale each group's sampled sums to estimates, with the error of each."""
-    fpc = 1 - n / total_blocks if total_blocks else 0.0
+    """Turn the sampled sums into ratio estimates, with the error of each."""
+    n = len(blocks)
+    x_records = [b.entries for b in blocks]
+    x_bytes = [b.entry_bytes for b in blocks]
+    r_scale = known_records / (sum(x_records) or 1)
+    b_scale = known_bytes / (sum(x_bytes) or 1)
     for name, group in usage.groups.items():
-        records = [s.get(name, (0, 0, 0))[0] for s in sums]
-        sizes = [sum(s.get(name, (0, 0, 0))[1:]) for s in sums]
-        group.records_error = _error(records, n, total_blocks, fpc)
-        group.bytes_error = _error(sizes, n, total_blocks, fpc)
-        group.records = round(group.records * scale)
-        group.key_bytes = round(group.key_bytes * scale)
-        group.value_bytes = round(group.value_bytes * scale)
-    usage.value_sizes = {b: round(c * scale) for b, c in usage.value_sizes.items()}
+        y_records = [b.groups.get(name, (0, 0))[0] for b in blocks]
+        y_bytes = [b.groups.get(name, (0, 0))[1] for b in blocks]
+        group.records_error = _ratio_error(y_records, x_records, n, total)
+        group.bytes_error = _ratio_error(y_bytes, x_bytes, n, total)
+        share = group.key_bytes / (group.bytes or 1)
+        group.records = round(group.records * r_scale)
+        estimated_bytes = sum(y_bytes) * b_scale
+        group.key_bytes = round(estimated_bytes * share)
+        group.value_bytes = round(estimated_bytes) - group.key_bytes
+    usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
     _totals(usage)
-    totals = [sum(v[1] + v[2] for v in s.values()) for s in sums]
-    usage.total.bytes_error = _error(totals, n, total_blocks, fpc)
-    usage.total.records_error = _error(
-        [sum(v[0] for v in s.values()) for s in sums], n, total_blocks, fpc
-    )
+    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
+    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
+    usage.total.records_error = _ratio_error(all_records, x_records, n, total)
+    usage.total.bytes_error = _ratio_error(all_bytes, x_bytes, n, total)
 
 
-def _error(values: list[int], n: int, total: int, fpc: float) -> float:
+def _ratio_error(y: list[int], x: list[int], n: int, total: int) -> float:
+    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks."""
     if n < 2:
-        return math.inf if total > n else 0.0
-    mean = sum(values) / n
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return ERROR_SIGMAS * total * math.sqrt(fpc * var / n)
+        return math.inf
+    ratio = sum(y) / (sum(x) or 1)
+    d = [yi - ratio * xi for yi, xi in zip(y, x, strict=True)]
+    mean = sum(d) / n
+    var = sum((v - mean) ** 2 for v in d) / (n - 1)
+    return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
 
 
 def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> dict[str, Any]:
