@@ -209,16 +209,12 @@ def table_usage(db_path: Path) -> tuple[list[TableUsage], list[str]]:
         try:
             with TableReader(path) as reader:
                 p = reader.table.prop_int
+                # rocksdb.deleted.keys and rocksdb.num.entries count range deletions too.
+                ranges = p("rocksdb.num.range-deletions")
+                deleted = p("rocksdb.deleted.keys")
+                points = None if deleted is None else deleted - (ranges or 0)
                 tables.append(
-                    TableUsage(
-                        path.name,
-                        cf,
-                        level,
-                        size,
-                        p("rocksdb.num.entries"),
-                        p("rocksdb.deleted.keys"),
-                        p("rocksdb.num.range-deletions"),
-                    )
+                    TableUsage(path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges)
                 )
         except (OSError, FormatError) as exc:
             # Next to a live owner a compaction may have deleted it since the MANIFEST was read.
