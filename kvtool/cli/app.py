@@ -112,6 +112,7 @@ COMMAND_MODULES = (
     "compact",
     "checkpoint",
     "verify",
+    "repair",
     "generate",
 )
 for _name in COMMAND_MODULES:
