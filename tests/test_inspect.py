@@ -372,6 +372,16 @@ def test_property(ldb_db: Path) -> None:
     assert stats.returncode == 0 and b"Compaction Stats" in stats.stdout
     keys = run_kvtool("property", ldb_db, "rocksdb.num-entries-active-mem-table")
     assert keys.returncode == 0 and keys.stdout.strip().isdigit()
+    tables = kv_json("property", ldb_db, "--tables")
+    assert sorted(Path(t["file"]).name for t in tables) == sorted(
+        p.name for p in ldb_db.glob("*.sst")
+    )
+    for table in tables:
+        theirs = sst_dump_properties(Path(table["file"]))
+        assert table["entries"] == int(theirs["# entries"])
+        assert table["deletions"] == int(theirs["# deletions"])
+    neither = run_kvtool("property", ldb_db)
+    assert neither.returncode == 2
     unknown = run_kvtool("property", ldb_db, "rocksdb.no-such-property")
     assert unknown.returncode == 1
     assert unknown.stderr.startswith(b"kvtool: error:")

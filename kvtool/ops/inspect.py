@@ -303,3 +303,15 @@ def read_property(db: Path, name: str, cf: str = "default") -> str:
             hint="names start with rocksdb., e.g. rocksdb.stats",
         )
     return value
+
+
+def table_properties(db: Path, key: Encoder) -> Iterator[dict[str, Any]]:
+    """Each live SST file of the MANIFEST's current version with its table properties."""
+    from kvtool.ops.du import live_tables
+
+    path = manifest_path(db)  # refuses what is not a database
+    with reading(path, "MANIFEST"):
+        live = live_tables(db)
+    for cf, level, sst, _size in live:
+        report = sst_report(sst, key)
+        yield {"cf": cf, "level": level, **report}
