@@ -27,7 +27,7 @@ def repair(
     ] = False,
     json: Json = False,
 ) -> None:
-    """Repair a database RocksDB cannot open: rebuild its MANIFEST from the files.
+    """Rebuild a database's MANIFEST from its files (RocksDB's repair).
 
     RocksDB's repair scans every SST file, turns WAL files into SST files, writes a new
     MANIFEST naming everything it could read, and moves what it could not into lost/. It can
@@ -80,8 +80,8 @@ def render(r: dict[str, Any]) -> str:
     ]
     if r["lost"]:
         lines.append(
-            f"in lost/: {', '.join(r['lost'])} (WAL files repair turned into SST files, and "
-            "files it could not read)"
+            f"in lost/: {', '.join(r['lost'])} (the WAL files repair turned into SST "
+            "files, the old MANIFEST, and any file it could not read)"
         )
     return "\n".join(lines)
 

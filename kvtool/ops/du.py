@@ -385,7 +385,7 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 ],
                 "largest": [
                     {"key": key(k), "bytes": size, "key_bytes": len(k), "value_bytes": vl}
-                    for size, k, vl in sorted(cf.largest, reverse=True)
+                    for size, k, vl in sorted(cf.largest, key=lambda t: (-t[0], t[1]))
                 ],
             }
         )
