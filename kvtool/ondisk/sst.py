@@ -14,6 +14,7 @@ from kvtool.ondisk.coding import (
     FormatError,
     InternalKey,
     Reader,
+    UnsupportedFormat,
     fixed32_at,
     fixed64_at,
 )
@@ -141,7 +142,7 @@ class TableReader:
             raise FormatError(f"file of {self.size} bytes is too short to be a table", 0)
         magic = fixed64_at(self._bytes(self.size - 8, 8), 0)
         if magic in (PLAIN_TABLE_MAGIC, LEGACY_PLAIN_TABLE_MAGIC, CUCKOO_MAGIC):
-            raise FormatError("a plain or cuckoo table: kvtool reads block-based tables only")
+            raise UnsupportedFormat("a plain or cuckoo table: kvtool reads block-based tables only")
         footer = self._footer(magic)
         metaindex = {
             key.decode("utf-8", "replace"): _handle(value, footer.metaindex.offset)
