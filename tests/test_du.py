@@ -5,6 +5,8 @@ tombstones agree with sst_dump, and `--sample` estimates fall within the error t
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +142,18 @@ def test_grouping_options(tmp_path: Path) -> None:
     assert text.returncode == 0 and b"column family default: 4 records" in text.stdout
     bad = run_kvtool("du", "--sample", "2", db)
     assert bad.returncode == 2 and bad.stderr.startswith(b"kvtool: error:")
+
+
+def test_du_next_to_a_live_owner_writes_nothing(
+    tmp_path: Path, writer_process: Callable[[Path], subprocess.Popen[str]]
+) -> None:
+    db = ldb_load(tmp_path / "live.db", [(b"p:%04d" % i, b"x" * 30) for i in range(2000)])
+    writer_process(db)  # holds the LOCK, with a put of its own in the WAL
+    before = dir_state(db, live_owner=True)
+    exact = kv_json("du", "--json", db)["column_families"][0]
+    assert exact["records"] == 2001  # the owner's WAL-only put included
+    sample = kv_json("du", "--json", "--sample", "0.5", db)["column_families"][0]
+    assert sample["records"] > 0
+    for args in (("wal", db), ("manifest", db), ("property", db, "--tables")):
+        assert run_kvtool(*args).returncode == 0, args
+    assert dir_state(db, live_owner=True) == before
