@@ -282,6 +282,7 @@ def test_wal_damage_before_the_end_is_exit_74_with_the_offset(ldb_db: Path, tmp_
     result = run_kvtool("wal", copy)
     assert result.returncode == 74, result.stderr
     assert b"damaged at byte 0: checksum mismatch" in result.stderr
+    assert result.stderr.count(b"kvtool: error:") == 1
     assert len(result.stdout.splitlines()) == 1  # the intact second copy is still printed
 
 

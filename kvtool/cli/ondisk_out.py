@@ -71,7 +71,5 @@ def report_damage(damage: Iterable[Damage]) -> bool:
             )
         else:
             serious = True
-            print(
-                f"kvtool: error: {d.file}: damaged at byte {d.offset}: {d.reason}", file=sys.stderr
-            )
+            print(f"kvtool: {d.file}: damaged at byte {d.offset}: {d.reason}", file=sys.stderr)
     return serious
