@@ -503,3 +503,28 @@ def test_wal_range_deletions_and_entities(tmp_path: Path) -> None:
         {"name": "b", "value": "22"},
     ]
     assert [r["sequence"] for r in rows] == [1, 2, 3]
+
+
+def test_sst_verify_checksums_names_a_damaged_block(tmp_path: Path) -> None:
+    db = rocksdb614_write(  # the oracles' RocksDB 6.14 tables use CRC32c block checksums
+        tmp_path / "crc.db",
+        [[put(b"key%04d" % i, b"value-%04d" % i) for i in range(500)]],
+        spec=Spec(compression="no_compression"),
+    )
+    (path,) = db.glob("*.sst")
+    good = kv_json("sst", "--records", "--verify-checksums", path)
+    assert len(good) == 500
+    data = bytearray(path.read_bytes())
+    where = data.index(b"value-0250")
+    data[where + 6] ^= 0x01  # a value's byte: nothing but the checksum can tell
+    damaged = tmp_path / path.name
+    damaged.write_bytes(bytes(data))
+    unchecked = kv_json("sst", "--records", damaged)
+    assert len(unchecked) == 500  # what is stored, damage included
+    result = run_kvtool("sst", "--records", "--verify-checksums", damaged)
+    assert result.returncode == 74, result.stderr
+    assert b"checksum mismatch" in result.stderr and b"at byte" in result.stderr
+    xxh3 = ldb_load(tmp_path / "x.db", [(b"k", b"v")])  # ldb 7.8's default checksum
+    (other,) = xxh3.glob("*.sst")
+    refused = run_kvtool("sst", "--records", "--verify-checksums", other)
+    assert refused.returncode == 69, refused.stderr

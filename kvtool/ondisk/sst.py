@@ -15,8 +15,10 @@ from kvtool.ondisk.coding import (
     InternalKey,
     Reader,
     UnsupportedFormat,
+    crc32c,
     fixed32_at,
     fixed64_at,
+    unmask_crc,
 )
 from kvtool.ondisk.compression import compression_name, decompress
 
@@ -110,14 +112,21 @@ class SstFile:
 class TableReader:
     """Reads one table through a read-only memory map; use it as a context manager."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, verify_checksums: bool = False) -> None:
         self.path = Path(path)
+        self.verify_checksums = verify_checksums
+        self._format_version = 2  # until the footer is read: the meta blocks are not compressed
+        self._checksum = 0
         self._fh: BinaryIO = open(self.path, "rb")  # noqa: SIM115 (closed by close())
-        self.size = os.fstat(self._fh.fileno()).st_size
         self._map: mmap.mmap | None = None
-        if self.size:
-            self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self.table = self._open()
+        try:
+            self.size = os.fstat(self._fh.fileno()).st_size
+            if self.size:
+                self._map = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
+            self.table = self._open()
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         if self._map is not None:
@@ -144,6 +153,14 @@ class TableReader:
         if magic in (PLAIN_TABLE_MAGIC, LEGACY_PLAIN_TABLE_MAGIC, CUCKOO_MAGIC):
             raise UnsupportedFormat("a plain or cuckoo table: kvtool reads block-based tables only")
         footer = self._footer(magic)
+        self._format_version, self._checksum = footer.format_version, footer.checksum
+        if self.verify_checksums and self._checksum != 1:
+            raise UnsupportedFormat(
+                f"blocks checksummed with {footer.checksum_name} cannot be verified here "
+                "(kvtool verifies CRC32c; `kvtool verify` checks a database natively)"
+            )
+        if self.verify_checksums and footer.format_version >= 6:
+            raise UnsupportedFormat("format_version 6 block checksums cannot be verified here")
         metaindex = {
             key.decode("utf-8", "replace"): _handle(value, footer.metaindex.offset)
             for key, value, _ in _entries(self.block(footer.metaindex), footer.metaindex.offset)
@@ -186,11 +203,19 @@ class TableReader:
         return Footer(version, checksum, meta, index)
 
     def block(self, handle: BlockHandle) -> bytes:
-        """A block's contents, decompressed (checksums are not verified: see crc32c)."""
+        """A block's contents, decompressed; with `verify_checksums`, its CRC32c checked first
+        (over the stored bytes and the compression type byte, masked as in log records)."""
         raw = self._bytes(handle.offset, handle.size + TRAILER)
         kind = raw[handle.size]
-        version = self.table.footer.format_version if hasattr(self, "table") else 2
-        return decompress(kind, raw[: handle.size], format_version=version, offset=handle.offset)
+        if self.verify_checksums:
+            stored = unmask_crc(fixed32_at(raw, handle.size + 1))
+            if crc32c(raw[: handle.size + 1]) != stored:
+                raise FormatError(
+                    f"checksum mismatch in the block of {handle.size} bytes", handle.offset
+                )
+        return decompress(
+            kind, raw[: handle.size], format_version=self._format_version, offset=handle.offset
+        )
 
     def entries(self, handle: BlockHandle) -> Iterator[tuple[bytes, bytes, bool]]:
         """(internal key, value, at a restart point) of each entry of a data block."""

@@ -116,9 +116,9 @@ def _ikey(ik: InternalKey | None, key: Encoder) -> dict[str, Any] | None:
     return {"key": key(ik.user_key), "sequence": ik.sequence, "type": ik.type_name}
 
 
-def sst_records(path: Path) -> Iterator[SstRecord]:
+def sst_records(path: Path, *, verify_checksums: bool = False) -> Iterator[SstRecord]:
     """Every internal record of one table, point records in order, then range deletions."""
-    with reading(path, "SST file"), TableReader(path) as reader:
+    with reading(path, "SST file"), TableReader(path, verify_checksums=verify_checksums) as reader:
         yield from reader.records()
 
 
