@@ -217,9 +217,9 @@ class TableReader:
             kind, raw[: handle.size], format_version=self._format_version, offset=handle.offset
         )
 
-    def entries(self, handle: BlockHandle) -> Iterator[tuple[bytes, bytes, bool]]:
-        """(internal key, value, at a restart point) of each entry of a data block."""
-        return _entries(self.block(handle), handle.offset)
+    def entries(self, handle: BlockHandle) -> Iterator[tuple[bytes, bytes]]:
+        """(internal key, value) of each entry of a data block."""
+        return _data_entries(self.block(handle), handle.offset)
 
     def block_compression(self, handle: BlockHandle) -> str:
         return compression_name(self._bytes(handle.offset + handle.size, 1)[0])
@@ -285,7 +285,7 @@ class TableReader:
     def records(self) -> Iterator[SstRecord]:
         """Every point record in key order, then the range deletions."""
         for handle in self.data_handles():
-            for key, value, _ in _entries(self.block(handle), handle.offset):
+            for key, value in self.entries(handle):
                 yield SstRecord(InternalKey.parse(key, handle.offset), value, handle.offset)
         yield from self.range_deletions()
 
@@ -361,6 +361,41 @@ def _entries(
             raise reader.fail("key shares more bytes than the previous key has")
         key = key[:shared] + reader.take(unshared)
         yield key, reader.take(value_length), start in restart_points
+
+
+def _data_entries(block: bytes, offset: int) -> Iterator[tuple[bytes, bytes]]:
+    """(key, value) of each entry of a data block: `_entries` with one-byte varints read in
+    line (nearly every header field is under 128), the hot loop of `--records` and `du`."""
+    n = len(block)
+    if n < 4:
+        raise FormatError(f"block of {n} bytes", offset)
+    packed = fixed32_at(block, n - 4)
+    end = n - 4
+    if packed >> 31:
+        if n < 6:
+            raise FormatError("block too short for its hash index", offset)
+        end -= 2 + (block[n - 6] | (block[n - 5] << 8))
+    limit = end - 4 * (packed & 0x7FFFFFFF)
+    if not packed & 0x7FFFFFFF or limit < 0:
+        raise FormatError(f"block has {packed & 0x7FFFFFFF} restart points in {n} bytes", offset)
+    data = block
+    pos = 0
+    key = b""
+    while pos < limit:
+        start = pos
+        if data[pos] < 128 and pos + 2 < limit and data[pos + 1] < 128 and data[pos + 2] < 128:
+            shared, unshared, vlen = data[pos], data[pos + 1], data[pos + 2]
+            pos += 3
+        else:
+            reader = Reader(data[:limit], pos, base=offset)
+            shared, unshared, vlen = reader.varint(32), reader.varint(32), reader.varint(32)
+            pos = reader.pos
+        stop = pos + unshared + vlen
+        if shared > len(key) or stop > limit:
+            raise FormatError("entry runs past its block or its key's prefix", offset + start)
+        key = key[:shared] + data[pos : pos + unshared]
+        yield key, data[pos + unshared : stop]
+        pos = stop
 
 
 def _properties(block: bytes, offset: int) -> dict[str, int | str | bytes]:

@@ -281,7 +281,7 @@ def sample_usage(
                 for handle in reader.data_handles_at(mine):
                     sums = _BlockSums()
                     visible = []
-                    for key, value, _ in reader.entries(handle):
+                    for key, value in reader.entries(handle):
                         sums.entries += 1
                         sums.entry_bytes += len(key) + len(value)
                         # An internal key ends in 8 bytes (LE) whose lowest is the type.
