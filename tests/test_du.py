@@ -140,8 +140,9 @@ def test_grouping_options(tmp_path: Path) -> None:
     assert got == {"a": 5 + 1 + 5 + 2 + 3, "z": 3}
     text = run_kvtool("du", db)
     assert text.returncode == 0 and b"column family default: 4 records" in text.stdout
-    bad = run_kvtool("du", "--sample", "2", db)
-    assert bad.returncode == 2 and bad.stderr.startswith(b"kvtool: error:")
+    for args in (("--sample", "2"), ("--cf", "nope"), ("--cf", "nope", "--sample", "0.5")):
+        bad = run_kvtool("du", *args, db)
+        assert bad.returncode == 2 and bad.stderr.startswith(b"kvtool: error:"), args
 
 
 def test_du_next_to_a_live_owner_writes_nothing(

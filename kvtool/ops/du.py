@@ -186,6 +186,11 @@ def _totals(usage: CfUsage) -> None:
     usage.total = total
 
 
+def _cf_names(db_path: Path) -> list[str]:
+    version, _ = replay(read_edits(current_manifest(db_path)))
+    return [cf.name for cf in version.column_families.values()]
+
+
 def live_tables(db_path: Path) -> list[tuple[str, int, Path, int]]:
     """(column family, level, path, size) of each SST file of the MANIFEST's current version."""
     version, _ = replay(read_edits(current_manifest(db_path)))
@@ -245,8 +250,13 @@ def sample_usage(
         raise UsageError("--sample takes a fraction in (0, 1], e.g. 0.01")
     group_of = grouping.function()
     rng = random.Random(seed)
-    live = [t for t in live_tables(db_path) if cfs is None or t[0] in cfs]
-    names = cfs or sorted({t[0] for t in live}, key=lambda c: (c != "default", c))
+    every = live_tables(db_path)
+    version_cfs = _cf_names(db_path)
+    for name in cfs or []:
+        if name not in version_cfs:
+            raise UsageError(f"no column family {name!r}")
+    live = [t for t in every if cfs is None or t[0] in cfs]
+    names = cfs or sorted(version_cfs, key=lambda c: (c != "default", c))
     out: list[CfUsage] = []
     sampled = total_blocks = 0
     for name in names:
