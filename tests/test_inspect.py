@@ -570,3 +570,30 @@ def test_sst_index_and_block_layouts_rocksdict_writes(tmp_path: Path, table: str
     assert summary["data_blocks"] > 50
     (sample,) = kv_json("du", "--json", "--sample", "0.5", "--seed", "3", db)
     assert sample["sampled_blocks"] == math.ceil(0.5 * summary["data_blocks"])
+
+
+def test_wal_recyclable_records_equal_ldb_dump_wal(tmp_path: Path) -> None:
+    """With recycle_log_file_num, RocksDB writes the recyclable record types (their header
+    carries the log number); 40 KB values span blocks as FIRST and LAST fragments."""
+    db = tmp_path / "recycle.db"
+    rocksdict_script(
+        """
+        import os
+        opts = rd.Options(raw_mode=True)
+        opts.set_recycle_log_file_num(2)
+        db = rd.Rdict(sys.argv[1], opts)
+        for i in range(3):
+            db[b"k%d" % i] = bytes([i]) * 40000
+        db.delete(b"k1")
+        os._exit(0)
+        """,
+        db,
+    )
+    (log,) = db.glob("*.log")
+    assert log.read_bytes()[6] in (5, 6, 7, 8)  # a recyclable type
+    theirs = parse_dump_wal(
+        ldb_ok("dump_wal", f"--walfile={log}", "--print_value", "--header").decode()
+    )
+    rows = kv_json("wal", "--key-format", "hex", "--value-format", "hex", db)
+    assert our_wal_batches(rows) == theirs
+    assert len(rows) == 4
