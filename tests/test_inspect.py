@@ -597,3 +597,34 @@ def test_wal_recyclable_records_equal_ldb_dump_wal(tmp_path: Path) -> None:
     rows = kv_json("wal", "--key-format", "hex", "--value-format", "hex", db)
     assert our_wal_batches(rows) == theirs
     assert len(rows) == 4
+
+
+def test_wal_of_a_reused_log_file_ends_at_its_own_records(tmp_path: Path) -> None:
+    """A recycled WAL file keeps an older log's records after the new ones: they are not
+    damage, and the log ends where its own records end (ldb dump_wal agrees)."""
+    db = tmp_path / "reuse.db"
+    rocksdict_script(
+        """
+        import os
+        opts = rd.Options(raw_mode=True)
+        opts.set_recycle_log_file_num(4)
+        db = rd.Rdict(sys.argv[1], opts)
+        for round in (b"o", b"p"):
+            for i in range(50):
+                db[b"old%02d" % i] = round * 1000
+            db.flush()
+        db[b"new"] = b"fresh"
+        os._exit(0)
+        """,
+        db,
+    )
+    newest = max(db.glob("*.log"))
+    assert newest.stat().st_size > 1000  # a reused file: the older log's records follow
+    theirs = parse_dump_wal(
+        ldb_ok("dump_wal", f"--walfile={newest}", "--print_value", "--header").decode()
+    )
+    result = run_kvtool("wal", "--key-format", "hex", "--value-format", "hex", newest)
+    assert result.returncode == 0 and result.stderr == b"", result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert our_wal_batches(rows) == theirs
+    assert [r["key"] for r in rows] == [b"new".hex()]

@@ -56,6 +56,10 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
     pos = 0
     pending: list[bytes] = []
     pending_at = -1
+    # In a log written in the recyclable format, what follows the last record may be an older
+    # log's contents (the file was reused): anything that does not check out ends the log, as
+    # RocksDB's reader decides for recycled logs.
+    recycled = False
 
     def damage(at: int, reason: str, end_of_damage: int) -> Damage:
         torn = not _anything_after(data, end_of_damage)
@@ -76,6 +80,8 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
             if not _anything_after(data, pos):
                 return
             nxt = pos + left_in_block
+            if recycled:
+                return
             yield damage(pos, "zeroed bytes inside the log", nxt)
             pos, pending = nxt, []
             continue
@@ -84,14 +90,18 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
         end = pos + header + length
         if header > left_in_block or end > pos + left_in_block:
             if end > size:
-                yield damage(pos, "record cut short by the end of the file", size)
+                if not recycled:
+                    yield damage(pos, "record cut short by the end of the file", size)
                 return
             nxt = pos + left_in_block
+            if recycled:
+                return
             yield damage(pos, f"record of {length} bytes crosses a block boundary", nxt)
             pos, pending = nxt, []
             continue
         if end > size:
-            yield damage(pos, "record cut short by the end of the file", size)
+            if not recycled:
+                yield damage(pos, "record cut short by the end of the file", size)
             return
         if recyclable:
             owner = fixed32_at(data, pos + 7)
@@ -101,10 +111,13 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
         if crc32c(data[pos + 6 : end]) != expected:
             # `end` may be garbage: the next block is where reading can resume.
             nxt = min(pos + left_in_block, size)
+            if recycled:
+                return
             yield damage(pos, "checksum mismatch", nxt)
             pos, pending = nxt, []
             continue
         payload = data[pos + header : end]
+        recycled = recycled or recyclable
         here = pos
         pos = end
         if kind in _META:
@@ -128,6 +141,8 @@ def _records(data: bytes, name: str, number: int | None) -> Iterator[LogRecord |
                 yield LogRecord(pending_at, b"".join(pending))
                 pending = []
         else:
+            if recycled:
+                return
             yield damage(here, f"unknown record type {kind}", pos)
             pending = []
     if pending:
