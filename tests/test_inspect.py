@@ -628,3 +628,54 @@ def test_wal_of_a_reused_log_file_ends_at_its_own_records(tmp_path: Path) -> Non
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert our_wal_batches(rows) == theirs
     assert [r["key"] for r in rows] == [b"new".hex()]
+
+
+def test_manifest_blob_files_and_column_families_equal_ldb(tmp_path: Path) -> None:
+    db = tmp_path / "blob.db"
+    rocksdict_script(
+        """
+        opts = rd.Options(raw_mode=True)
+        opts.create_missing_column_families(True)
+        blob = rd.Options(raw_mode=True)
+        blob.set_enable_blob_files(True)
+        blob.set_min_blob_size(16)
+        db = rd.Rdict(sys.argv[1], opts, column_families={"blobs": blob})
+        blobs = db.get_column_family("blobs")
+        for i in range(100):
+            blobs.put(b"img%03d" % i, b"B" * 300)
+        blobs.flush()
+        db.create_column_family("tmp", rd.Options(raw_mode=True))
+        db.drop_column_family("tmp")
+        db.close()
+        """,
+        db,
+    )
+    (manifest,) = db.glob("MANIFEST-*")
+    out = ldb_ok("manifest_dump", f"--path={manifest}", "--verbose").decode()
+    edits = kv_json("manifest", db)
+    assert [e["column_family_add"] for e in edits if "column_family_add" in e] == re.findall(
+        r"ColumnFamilyAdd: (\S+)", out
+    )
+    assert sum(1 for e in edits if e.get("column_family_drop")) == out.count("ColumnFamilyDrop")
+    theirs_blobs = re.findall(
+        r"BlobFileAddition: blob_file_number: (\d+) total_blob_count: (\d+) "
+        r"total_blob_bytes: (\d+)",
+        out,
+    )
+    ours_blobs = [
+        (str(b["blob_file_number"]), str(b["total_blob_count"]), str(b["total_blob_bytes"]))
+        for e in edits
+        for b in e.get("blob_files_added", [])
+    ]
+    assert ours_blobs == theirs_blobs and ours_blobs
+    assert [
+        str(f["oldest_blob_file_number"])
+        for e in edits
+        for f in e.get("added", [])
+        if "oldest_blob_file_number" in f
+    ] == re.findall(r"blob_file:(\d+)", out.split("---------------")[0])
+    (summary,) = kv_json("manifest", "--summary", db)
+    assert [cf["name"] for cf in summary["column_families"]] == ["default", "blobs"]
+    assert [b["blob_file_number"] for b in summary["blob_files"]] == [
+        int(p.stem) for p in db.glob("*.blob")
+    ]

@@ -174,9 +174,10 @@ def _new_file(reader: Reader, tag: int) -> FileEntry:
 
 
 def _custom_fields(reader: Reader) -> None:
+    """A blob file record's custom fields: tag, slice, ... up to the end marker (tag 0)."""
     while True:
         tag = reader.varint(32)
-        if tag == 1:
+        if tag == 0:
             return
         reader.slice()
 
