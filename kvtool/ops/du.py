@@ -281,7 +281,6 @@ def sample_usage(
         chosen = sorted(rng.sample(range(n_blocks), n))
         blocks: list[_BlockSums] = []
         first = 0
-        acc = _Accumulator(usage, group_of, top)
         for path, count in files:
             mine = [i - first for i in chosen if first <= i < first + count]
             first += count
@@ -297,11 +296,11 @@ def sample_usage(
                         # An internal key ends in 8 bytes (LE) whose lowest is the type.
                         if len(key) >= 8 and key[-8] in _RECORD_TYPES:
                             visible.append((key[:-8], value))
-                    acc.add(visible)
-                    for k, v in visible:
-                        g = group_of(k)
-                        r, b = sums.groups.get(g, (0, 0))
-                        sums.groups[g] = (r + 1, b + len(k) + len(v))
+                    # One pass per record: the block's own usage, then merged into the CF's.
+                    block = CfUsage(name)
+                    _Accumulator(block, group_of, top).add(visible)
+                    sums.groups = {g: (grp.records, grp.bytes) for g, grp in block.groups.items()}
+                    _merge(usage, block, top)
                     blocks.append(sums)
         _estimate(usage, blocks, n_blocks, known_records, known_bytes)
     tables, notes = table_usage(db_path)
@@ -319,6 +318,23 @@ def sample_usage(
         total_blocks=total_blocks,
         notes=notes,
     )
+
+
+def _merge(into: CfUsage, part: CfUsage, top: int) -> None:
+    for g, grp in part.groups.items():
+        mine = into.groups.get(g)
+        if mine is None:
+            mine = into.groups[g] = Group()
+        mine.records += grp.records
+        mine.key_bytes += grp.key_bytes
+        mine.value_bytes += grp.value_bytes
+    for b, c in part.value_sizes.items():
+        into.value_sizes[b] = into.value_sizes.get(b, 0) + c
+    for item in part.largest:
+        if len(into.largest) < top:
+            heapq.heappush(into.largest, item)
+        elif item[0] > into.largest[0][0]:
+            heapq.heapreplace(into.largest, item)
 
 
 @dataclass
