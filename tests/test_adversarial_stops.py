@@ -500,16 +500,13 @@ def test_an_interrupted_checkpoint_is_complete_or_absent(
     try:
         proc = _start("checkpoint", db, dest)
         deadline = time.monotonic() + 60
-        while not dest.with_name(dest.name + ".tmp").exists():
+        # The signal lands inside the copy when the poll sees RocksDB's work directory in time;
+        # a copy that finished first is the other outcome the claim allows: complete.
+        while not dest.with_name(dest.name + ".tmp").exists() and proc.poll() is None:
             assert time.monotonic() < deadline, "gave up waiting for the copy"
             time.sleep(0.001)
-            if proc.poll() is not None:
-                err = proc.communicate()[1].decode()
-                if "File smaller than expected for copy" in err and "OPTIONS" in err:
-                    # Copying to another filesystem trips over the restored OPTIONS file.
-                    pytest.xfail(f"checkpoint across filesystems fails on main: {err}")
-                pytest.fail(f"the checkpoint ended before the copy began: {err}")
-        proc.send_signal(signal.SIGINT)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
         returncode, _, err = _finish(proc)
         assert not dest.with_name(dest.name + ".tmp").exists()
         if returncode == 130:
