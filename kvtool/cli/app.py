@@ -96,6 +96,11 @@ def root(
 # The order is the order of `kvtool --help`: looking, reading, writing, maintenance.
 COMMAND_MODULES = (
     "info",
+    "du",
+    "property",
+    "sst",
+    "wal",
+    "manifest",
     "scan",
     "export",
     "count",
@@ -107,6 +112,7 @@ COMMAND_MODULES = (
     "compact",
     "checkpoint",
     "verify",
+    "repair",
     "generate",
 )
 for _name in COMMAND_MODULES:
