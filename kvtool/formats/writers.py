@@ -19,10 +19,20 @@ from kvtool.formats.records import FieldCounts, FieldFormat, encoder
 
 
 class OutputFormat(str, enum.Enum):
+    """Every way records are rendered; `table` is for people on a page (scan), not a stream."""
+
     JSONL = "jsonl"
     CSV = "csv"
     TSV = "tsv"
     TABLE = "table"
+
+
+class ExportFormat(str, enum.Enum):
+    """The output formats a stream of records is written in (export): `OutputFormat` but table."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    TSV = "tsv"
 
 
 TextEncoder = Callable[[bytes], str]
