@@ -20,6 +20,7 @@ from kvtool.cli.options import (
     Start,
     Timeout,
 )
+from kvtool.formats.records import KeyFormat
 
 
 def count(
@@ -38,7 +39,7 @@ def count(
     end: End = None,
     reverse: Reverse = False,
     limit: Limit = None,
-    key_format: RangeKeyFormat = "auto",
+    key_format: RangeKeyFormat = KeyFormat.AUTO,
     after: After = None,
     timeout: Timeout = None,
     workers: Annotated[

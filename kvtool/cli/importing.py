@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -11,27 +10,11 @@ import typer
 
 from kvtool.cli.options import MAX_COUNT, ColumnFamily, DbPath, Force, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.formats.records import FieldFormat, KeyFormat
+from kvtool.ops.choices import ImportMode, OnError
 
 if TYPE_CHECKING:
     from kvtool.ops.importer import ImportOptions, ImportStats
-
-
-class RecordFormat(str, enum.Enum):
-    AUTO = "auto"
-    UTF8 = "utf8"
-    HEX = "hex"
-    BASE64 = "base64"
-    JSON = "json"
-
-
-class Mode(str, enum.Enum):
-    BATCH = "batch"
-    SST = "sst"
-
-
-class OnErrorChoice(str, enum.Enum):
-    STOP = "stop"
-    SKIP = "skip"
 
 
 def import_(
@@ -43,16 +26,16 @@ def import_(
         ),
     ] = "-",
     key_format: Annotated[
-        RecordFormat,
+        KeyFormat,
         typer.Option(
             "--key-format",
             help='How keys are written: auto (a string, or {"base64": ...} for binary), utf8, '
-            "hex, base64 (json is for values only: keys must be byte-exact).",
+            "hex, base64.",
             case_sensitive=False,
         ),
-    ] = RecordFormat.AUTO,
+    ] = KeyFormat.AUTO,
     value_format: Annotated[
-        RecordFormat,
+        FieldFormat,
         typer.Option(
             "--value-format",
             help="How values are written: auto, utf8, hex (0x prefix allowed), base64, or json "
@@ -60,7 +43,7 @@ def import_(
             "stored as its compact serialisation).",
             case_sensitive=False,
         ),
-    ] = RecordFormat.AUTO,
+    ] = FieldFormat.AUTO,
     cf: ColumnFamily = "default",
     create: Annotated[
         bool,
@@ -71,23 +54,23 @@ def import_(
         ),
     ] = False,
     mode: Annotated[
-        Mode,
+        ImportMode,
         typer.Option(
             "--mode",
             help="How to write: batch commits batches as lines are read; sst sorts into SST "
             "files and ingests them at the end (the fast path for bulk loads; all or nothing).",
             case_sensitive=False,
         ),
-    ] = Mode.BATCH,
+    ] = ImportMode.BATCH,
     on_error: Annotated[
-        OnErrorChoice,
+        OnError,
         typer.Option(
             "--on-error",
             help="What a bad line does: stop exits 65 at the first one; skip counts and reports "
             "bad lines and goes on.",
             case_sensitive=False,
         ),
-    ] = OnErrorChoice.STOP,
+    ] = OnError.STOP,
     batch_records: Annotated[
         int,
         typer.Option(
@@ -166,15 +149,14 @@ def import_(
         kvtool import --key-format hex --value-format base64 --on-error skip db dump.jsonl
     """
     from kvtool.cli.report import emit_stats
-    from kvtool.formats.records import FieldFormat
     from kvtool.formats.units import parse_duration, parse_size
-    from kvtool.ops.importer import ImportMode, ImportOptions, OnError, import_records
+    from kvtool.ops.importer import ImportOptions, import_records
 
     options = ImportOptions(
         key_format=FieldFormat(key_format.value),
-        value_format=FieldFormat(value_format.value),
-        mode=ImportMode(mode.value),
-        on_error=OnError(on_error.value),
+        value_format=value_format,
+        mode=mode,
+        on_error=on_error,
         batch_records=batch_records,
         batch_bytes=parse_size(batch_bytes, option="--batch-bytes"),
         sort_memory=parse_size(sort_memory, option="--sort-memory"),

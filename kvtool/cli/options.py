@@ -8,7 +8,9 @@ from typing import Annotated
 
 import typer
 
+from kvtool.cli.completion import column_families
 from kvtool.formats.codecs import InputFormat
+from kvtool.formats.records import FieldFormat, KeyFormat
 
 # Upper bounds of count options: past them a number is a typo, and Python's islice, a fork loop
 # or RocksDB's int64 would fail on it (`--page-size 1e23` was an islice error, exit 70).
@@ -29,7 +31,9 @@ DbPath = Annotated[
 ]
 ColumnFamily = Annotated[
     str,
-    typer.Option("--cf", help="Column family to use.", metavar="NAME"),
+    typer.Option(
+        "--cf", help="Column family to use.", metavar="NAME", autocompletion=column_families
+    ),
 ]
 KeyFormatIn = Annotated[
     InputFormat,
@@ -123,23 +127,23 @@ KeysOnly = Annotated[
     typer.Option("--keys-only", help="Keys only: no values.", rich_help_panel="Range"),
 ]
 RangeKeyFormat = Annotated[
-    str,
+    KeyFormat,
     typer.Option(
         "--key-format",
         help="How keys are written, and how --prefix/--start/--end are spelled: auto (text, or "
         '{"base64": ...} for binary keys; keys given as text), utf8, hex, base64.',
-        metavar="auto|utf8|hex|base64",
+        case_sensitive=False,
         rich_help_panel="Range",
     ),
 ]
 ValueFormatOut = Annotated[
-    str,
+    FieldFormat,
     typer.Option(
         "--value-format",
         help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64, or '
         "json (JSON exactly as orjson writes it is embedded, for jq; any other value is wrapped "
         'as {"text": ...} or {"base64": ...}; exact both ways).',
-        metavar="auto|utf8|hex|base64|json",
+        case_sensitive=False,
     ),
 ]
 After = Annotated[
