@@ -335,6 +335,9 @@ def completion_script(shell: str) -> str:
     # The same function Typer's --show-completion and --install-completion use.
     from typer._completion_shared import get_completion_script
 
+    from kvtool.cli.completion import install_zsh_template
+
+    install_zsh_template()  # the app installs it too; docgen may run before the app is imported
     script = get_completion_script(prog_name=PROG, complete_var=COMPLETE_VAR, shell=shell)
     first, _, rest = script.partition("\n")
     if first.startswith("#compdef"):  # zsh reads #compdef only on the first line
