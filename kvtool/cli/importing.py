@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from io import BufferedReader
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +25,7 @@ def import_(
     file: Annotated[
         str,
         typer.Argument(
-            help="JSON Lines file to read (.gz too); - (the default) reads stdin.", metavar="FILE"
+            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin.", metavar="FILE"
         ),
     ] = "-",
     key_format: Annotated[
@@ -110,14 +113,18 @@ def import_(
 ) -> None:
     """Load JSON Lines records (what export writes) into a database.
 
-    Reads FILE (or stdin; a FILE ending in .gz is decompressed) one line at a time and writes
+    Reads FILE (or stdin; gzip-compressed input is recognised by its first bytes and
+    decompressed, whatever its name) one line at a time and writes
     bounded batches (--batch-records, --batch-bytes), so memory stays flat on any input size. Takes
     the database's LOCK (exit 75 if another process holds it) and writes with the database's own
     options (see --force). A key given on several lines keeps the value of its last line, in both
     modes. Blank lines are ignored, and fields other than "key" and "value" too. A record
     {"key": K, "columns": [{"name": N, "value": V}, ...]} (what export writes for a wide-column
     entity; names spelled in the key format) is written as that entity, every column; --mode sst
-    refuses it (exit 69: rocksdict's SST writer has no entities).
+    refuses it (exit 69: rocksdict's SST writer has no entities). Reading from a terminal, it
+    says so on stderr (Ctrl-D ends the input). An empty input imports nothing (exit 0), but
+    --create from an empty input exits 65 and creates nothing (no database, no column family):
+    an empty input is usually a producer that failed.
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete
@@ -169,7 +176,13 @@ def import_(
         db_name=str(db),
     )
     if file == "-":
-        result = import_records(db, sys.stdin.buffer, options)
+        if sys.stdin.isatty() and not quiet:
+            # Else a user who forgot the FILE argument sees a command that seems to hang.
+            print("kvtool: reading records from the terminal; Ctrl-D ends", file=sys.stderr)
+        with _decompressed(sys.stdin.buffer) as (src, empty):
+            if empty:
+                _refuse_empty_create(db, options)
+            result = import_records(db, src, options)
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
     emit_stats("import", result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
@@ -183,13 +196,10 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
         raw = path.open("rb", buffering=1 << 20)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    compressed = path.suffix == ".gz"
-    with raw:
-        src: IO[bytes] = raw
-        if compressed:
-            import gzip
-
-            src = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]  # IO-like
+    with raw, _decompressed(raw) as (src, empty):
+        compressed = src is not raw
+        if empty:
+            _refuse_empty_create(db, options)
         if quiet or not sys.stderr.isatty():
             return import_records(db, src, options)
         from tqdm import tqdm  # type: ignore[import-untyped]
@@ -200,6 +210,48 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
             total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr, leave=False
         ) as bar:
             return import_records(db, src, options, progress=bar.update)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def _decompressed(stream: IO[bytes]) -> Iterator[tuple[BufferedReader[Any], bool]]:
+    """`stream`, or its decompressed content when it starts with gzip's magic bytes (a pipe has
+    no name to tell by, and gzip data must not be read as JSON Lines), and whether it is empty.
+    Emptiness is learnt from the one look at the first bytes: on a terminal, a read after
+    Ctrl-D waits for more input, so the input is not read again to ask."""
+    raw: BufferedReader[Any] = (
+        stream if isinstance(stream, BufferedReader) else BufferedReader(stream)
+    )
+    head = raw.peek(len(_GZIP_MAGIC))
+    if head[: len(_GZIP_MAGIC)] != _GZIP_MAGIC:
+        yield raw, not head
+        return
+    import gzip
+
+    with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+        src = BufferedReader(unzipped, 1 << 20)
+        yield src, not src.peek(1)
+
+
+def _refuse_empty_create(db: Path, options: ImportOptions) -> None:
+    """--create from an empty input (an immediate Ctrl-D, a producer that failed) would create
+    an empty database or column family and exit 0: exit 65 instead, creating nothing. An empty
+    input into what exists is a successful import of nothing."""
+    if not options.create:
+        return
+    from kvtool.engine.options_file import read_options_file
+    from kvtool.errors import BadInputError
+
+    try:
+        parsed = read_options_file(db) if db.is_dir() else None
+    except (OSError, ValueError):
+        parsed = None
+    if parsed is not None and options.cf in parsed.cf_options:
+        return
+    what = "database" if parsed is None else f"column family {options.cf!r}"
+    raise BadInputError(f"the input is empty: no {what} was created")
 
 
 def register(app: typer.Typer) -> None:
