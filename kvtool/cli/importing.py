@@ -25,7 +25,8 @@ def import_(
     file: Annotated[
         str,
         typer.Argument(
-            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin.", metavar="FILE"
+            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin.",
+            metavar="FILE",
         ),
     ] = "-",
     key_format: Annotated[
