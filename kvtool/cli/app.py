@@ -34,6 +34,7 @@ from kvtool.cli.completion import install_zsh_template
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
+from kvtool.cli.typer_compat import plain_required_arguments
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 try:  # Typer 0.29 and later carry their own copy of Click
@@ -166,6 +167,7 @@ def _first_paragraph(text: str) -> str:
 _whole_summaries(app)
 install_zsh_template()
 install_typer_compat()
+plain_required_arguments()
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:

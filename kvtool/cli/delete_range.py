@@ -14,11 +14,19 @@ from kvtool.formats.codecs import InputFormat
 def delete_range(
     db: DbPath,
     start: Annotated[
-        str, typer.Option("--start", help="First key of the range (inclusive).", show_default=False)
+        str,
+        typer.Option(
+            "--start", help="First key of the range (inclusive).", show_default=False, metavar="KEY"
+        ),
     ],
     end: Annotated[
         str,
-        typer.Option("--end", help="Key the range stops before (exclusive).", show_default=False),
+        typer.Option(
+            "--end",
+            help="Key the range stops before (exclusive).",
+            show_default=False,
+            metavar="KEY",
+        ),
     ],
     cf: ColumnFamily = "default",
     key_format: KeyFormatIn = InputFormat.UTF8,

@@ -65,6 +65,7 @@ def export(
             "appends to FILE.partial (refused, exit 2, unless it stopped at CURSOR with the same "
             "--format and encodings), so the completed FILE equals one uninterrupted export.",
             metavar="FILE",
+            rich_help_panel="Output",
         ),
     ] = None,
     fmt: Annotated[
@@ -73,6 +74,7 @@ def export(
             "--format",
             "-f",
             help="Output format: jsonl, csv (with a header) or tsv.",
+            rich_help_panel="Output",
             case_sensitive=False,
         ),
     ] = ExportFormat.JSONL,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import zlib
 from collections.abc import Iterator
 from io import BufferedReader
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -82,6 +83,7 @@ def import_(
             help="Records per write batch (batch mode).",
             min=1,
             max=MAX_COUNT,
+            metavar="N",
         ),
     ] = 10_000,
     batch_bytes: Annotated[
@@ -232,8 +234,15 @@ def _decompressed(stream: IO[bytes]) -> Iterator[tuple[BufferedReader[Any], bool
     import gzip
 
     with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-        src = BufferedReader(unzipped, 1 << 20)
-        yield src, not src.peek(1)
+        # GzipFile.peek decompresses one small chunk; input damaged that early has nothing to
+        # commit, so it is the same "cannot read the input" as a damaged line later.
+        try:
+            empty = not unzipped.peek(1)
+        except (OSError, EOFError, zlib.error) as exc:
+            from kvtool.errors import BadInputError
+
+            raise BadInputError(f"cannot read the input ({exc})") from None
+        yield cast("BufferedReader[Any]", unzipped), empty
 
 
 def _refuse_empty_create(db: Path, options: ImportOptions) -> None:

@@ -16,7 +16,6 @@ from kvtool.cli.options import (
     DbPath,
     End,
     KeysOnly,
-    Limit,
     Prefix,
     Quiet,
     RangeKeyFormat,
@@ -60,6 +59,7 @@ def scan(
             "--format",
             "-f",
             help="Output format: table (for people), tsv, csv or jsonl.",
+            rich_help_panel="Output",
             case_sensitive=False,
         ),
     ] = OutputFormat.TABLE,
@@ -68,7 +68,18 @@ def scan(
     start: Start = None,
     end: End = None,
     reverse: Reverse = False,
-    limit: Limit = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help="The same as --page-size (-n), by the name the other reading commands use; "
+            "given both, the smaller.",
+            min=0,
+            max=MAX_COUNT,
+            metavar="N",
+            rich_help_panel="Range",
+        ),
+    ] = None,
     keys_only: KeysOnly = False,
     key_format: RangeKeyFormat = KeyFormat.AUTO,
     value_format: ValueFormatOut = FieldFormat.AUTO,
@@ -81,7 +92,7 @@ def scan(
     when more follow, the command for the next page on stderr: `next: kvtool scan ... --after
     CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
     The table shows bytes that are not printable as \\x escapes and cuts long cells to the
-    terminal's width; use --format jsonl or export for exact bytes. --limit caps the page size.
+    terminal's width; use --format jsonl or export for exact bytes.
     On a terminal, every format shows control characters from the data (ESC, CR, ...) as \\xNN
     escapes, so data cannot move the cursor or retitle the window; a pipe gets the exact bytes.
 

@@ -117,3 +117,28 @@ def _number(
         )
         raise error(f"{number} is not in the range {bounds}.", ctx=ctx, param=param)  # type: ignore[call-arg]
     return number
+
+
+def plain_required_arguments() -> None:
+    """Usage lines name a required argument `DB`, not Typer's `{DB}` (braces read as a choice
+    or a shell brace expansion; man pages, git and Click write required operands bare). Typer
+    0.28 builds the usage name in `TyperArgument.make_metavar`, 0.29 in `_usage_display_name`."""
+    argument: Any = importlib.import_module("typer.core").TyperArgument
+    if getattr(argument, "kvtool_plain", False):
+        return
+    for name in ("_usage_display_name", "make_metavar"):
+        original = getattr(argument, name, None)
+        if original is not None:
+            setattr(argument, name, _unbraced(original))
+    argument.kvtool_plain = True
+
+
+def _unbraced(original: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        name = original(*args, **kwargs)
+        if isinstance(name, str) and name.startswith("{") and "}" in name:
+            end = name.index("}")
+            return name[1:end] + name[end + 1 :]
+        return name
+
+    return wrapper
