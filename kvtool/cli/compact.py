@@ -80,7 +80,7 @@ def compact(
 
         kvtool compact --cf users --bottommost force --io-rate 20MB demo.db
 
-        kvtool compact -q --stats-file /var/lib/kvtool/compact.json --wait-lock 5m /srv/app/db
+        kvtool compact -q --stats-file /var/lib/kvtool/c.json --wait-lock 5m db
     """
     from kvtool.cli.report import emit_stats, write_stats_file
     from kvtool.formats.codecs import decode_text

@@ -54,7 +54,7 @@ def delete_range(
 
         kvtool delete-range --start user:1000 --end user:2000 app.db
 
-        kvtool delete-range --key-format hex --start 00 --end 0100 --cf events app.db
+        kvtool delete-range --cf events --key-format hex --start 00 --end 01 db
     """
     from kvtool.cli.report import emit_stats
     from kvtool.formats.codecs import decode_text

@@ -156,7 +156,7 @@ def import_(
 
         tail -n +20001 records.jsonl | kvtool import db -
 
-        kvtool import --key-format hex --value-format base64 --on-error skip db dump.jsonl
+        kvtool import --key-format hex --on-error skip db dump.jsonl
     """
     from kvtool.cli.report import emit_stats
     from kvtool.formats.units import parse_duration, parse_size
