@@ -150,6 +150,34 @@ def test_device_is_written_in_place_never_replaced(db: Path, tmp_path: Path) -> 
     assert leftovers(tmp_path) == []
 
 
+# Run in a private mount namespace over a fresh /dev: a kvtool that replaced /dev/stdout with a
+# regular file (the bug) must not do it to the machine's /dev while this test shows it.
+_PRIVATE_DEV = (
+    "mount -t tmpfs kvtool-test /dev && ln -s /proc/self/fd/1 /dev/stdout "
+    '&& ln -s /proc/self/fd /dev/fd && "$0" export "$1" -q -o "$2"; code=$?; '
+    '[ -L /dev/stdout ] || echo "/dev/stdout was replaced" >&2; exit $code'
+)
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path, name: str) -> None:
+    if not ROOT:
+        pytest.skip("a private /dev needs root")
+    unshare = require_tool("unshare")
+    captured = tmp_path / "captured.jsonl"
+    with captured.open("wb") as out:
+        private = [unshare, "-m", "--propagation", "private", "sh", "-c", _PRIVATE_DEV]
+        result = subprocess.run(
+            [*private, kvtool_executable(), str(db), name],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert result.returncode == 0 and result.stderr == b"", result.stderr
+    assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
+    assert leftovers(tmp_path) == []
+
+
 def stdout_link(where: Path) -> Path:
     """What /dev/stdout is (a symlink to /proc/self/fd/1), made where a kvtool that replaced it
     would replace only the test's copy: the tests run as root, and the real one is the machine's."""
@@ -159,7 +187,7 @@ def stdout_link(where: Path) -> Path:
     return link
 
 
-def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
+def test_a_link_to_proc_self_fd_1_is_written_in_place(db: Path, tmp_path: Path) -> None:
     captured = tmp_path / "captured.jsonl"
     link = stdout_link(tmp_path)
     with captured.open("wb") as out:
@@ -171,6 +199,13 @@ def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
         )
     assert result.returncode == 0, result.stderr
     assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
+    piped = subprocess.run(  # stdout a pipe: the link leads to no file of a directory
+        [kvtool_executable(), "export", str(db), "-q", "-o", str(link)],
+        capture_output=True,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert decode_jsonl(piped.stdout) == ldb_scan(db)
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
     assert leftovers(tmp_path) == []
 
@@ -212,6 +247,37 @@ def test_export_to_a_full_device_is_74_and_the_device_stays(db: Path, tmp_path: 
     assert result.returncode == 74
     assert "No space left on device" in one_error_line(result.stderr)
     assert stat.S_ISCHR(full.lstat().st_mode)
+
+
+def test_export_to_a_full_filesystem_is_74_and_leaves_no_file(db: Path, tmp_path: Path) -> None:
+    """A 64 KiB tmpfs, mounted in a private mount namespace, fills up mid-export."""
+    if not ROOT:
+        pytest.skip("mounting a small filesystem needs root")
+    unshare = require_tool("unshare")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    script = (
+        'mount -t tmpfs -o size=64k kvtool-test "$2" && "$0" export "$1" -q -o "$2/out.jsonl"; '
+        'code=$?; ls -A "$2" >&2; exit $code'
+    )
+    result = subprocess.run(
+        [
+            unshare,
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            kvtool_executable(),
+            str(db),
+            str(mnt),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    assert "No space left on device" in one_error_line(result.stderr)  # and `ls -A` said nothing
 
 
 def test_stats_file_in_a_missing_directory_is_2_before_any_work(db: Path, tmp_path: Path) -> None:
@@ -428,8 +494,18 @@ def test_a_cursor_for_a_huge_key_is_passed_back_from_a_file(tmp_path: Path) -> N
     rest = run_kvtool("export", db, "-q", "--after", f"@{stats}")
     assert rest.returncode == 0, rest.stderr
     assert decode_jsonl(first.stdout + rest.stdout) == ldb_scan(db) == big
+    # scan has no stats file: its saved stderr ("next: kvtool scan ... --after TOKEN") serves.
+    page = run_kvtool("scan", db, "-n", "1", "-f", "jsonl")
+    (tmp_path / "next.txt").write_bytes(page.stderr)
+    rest = run_kvtool("scan", db, "-n", "5", "-f", "jsonl", "--after", f"@{tmp_path}/next.txt")
+    assert rest.returncode == 0, rest.stderr
+    assert decode_jsonl(page.stdout + rest.stdout) == big
     missing = run_kvtool("export", db, "--after", f"@{tmp_path / 'nope'}")
     assert missing.returncode == 2 and "cursor file" in one_error_line(missing.stderr)
+    changed = token[:-1] + ("A" if token[-1] != "A" else "B")
+    (tmp_path / "two.txt").write_text(f"{token}\n{changed}\n")
+    two = run_kvtool("export", db, "--after", f"@{tmp_path}/two.txt")
+    assert two.returncode == 2 and "2 different cursors" in one_error_line(two.stderr)
 
 
 # ---------------------------------------------------------------- terminals
@@ -531,7 +607,10 @@ def as_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProces
         setpriv = require_tool("setpriv")
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run(
-        [*prefix, kvtool_executable(), *map(str, args)], capture_output=True, check=False
+        [*prefix, kvtool_executable(), *map(str, args)],
+        input=b'{"key":"k","value":"v"}\n',
+        capture_output=True,
+        check=False,
     )
 
 
@@ -557,6 +636,20 @@ READERS = [
 ]
 
 
+def test_another_users_file_is_not_replaced(db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "theirs.jsonl"
+    target.write_bytes(b"theirs\n")
+    target.chmod(0o644)
+    if ROOT:
+        os.chown(target, 65534, 65534)  # nobody's; this run may still write the directory
+    else:
+        target.chmod(0o444)
+    result = as_unprivileged("export", db, "-o", target)
+    assert result.returncode == 77, result.stderr
+    assert "kvtool does not replace it" in one_error_line(result.stderr)
+    assert target.read_bytes() == b"theirs\n" and leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("args", READERS, ids=" ".join)
 def test_an_unreadable_database_is_77(locked: tuple[Path, Path], args: list[str]) -> None:
     db, _ = locked
@@ -577,15 +670,21 @@ def test_an_untraversable_parent_is_77(locked: tuple[Path, Path], args: list[str
     assert "permission denied" in one_error_line(result.stderr).lower()
 
 
-def test_put_into_a_read_only_database_is_77_and_changes_nothing(
-    locked: tuple[Path, Path],
+@pytest.mark.parametrize(
+    "args",
+    [["put", "k", "v"], ["delete", "r:00001"], ["import"], ["compact"], ["cf", "create", "x"]],
+    ids=" ".join,
+)
+def test_a_write_into_a_read_only_database_is_77_and_changes_nothing(
+    locked: tuple[Path, Path], args: list[str]
 ) -> None:
     db, _ = locked
     for path in db.iterdir():
         path.chmod(0o444)
     db.chmod(0o555)
     before = dir_state(db)
-    result = as_unprivileged("put", db, "k", "v")
+    split = 2 if args[0] == "cf" else 1  # `cf create DB NAME`
+    result = as_unprivileged(*args[:split], db, *args[split:])
     assert result.returncode == 77, result.stderr
     assert "permission denied" in one_error_line(result.stderr).lower()
     assert dir_state(db) == before

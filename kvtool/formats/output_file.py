@@ -47,11 +47,21 @@ def cursor_path(path: Path) -> Path:
 
 
 def _descriptor(path: Path) -> int | None:
+    """The descriptor of this process that `path` names (`/dev/stdout`, `/dev/fd/N`, or a
+    symlink chain leading to one), else None."""
     text = str(path)
-    if text in _STD_PATHS:
-        return _STD_PATHS[text]
-    match = _FD_PATH.match(text)
-    return int(match.group(1)) if match else None
+    for _ in range(40):  # the kernel's own limit on a symlink chain
+        if text in _STD_PATHS:
+            return _STD_PATHS[text]
+        match = _FD_PATH.match(text)
+        if match:
+            return int(match.group(1))
+        try:
+            target = os.readlink(text)
+        except OSError:  # not a symlink (or not there)
+            return None
+        text = os.path.normpath(os.path.join(os.path.dirname(text), target))
+    return None
 
 
 def _io_error(what: str, exc: OSError) -> StorageError | PermissionDeniedError:
@@ -88,9 +98,10 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
             f"{option} {path}: the directory {directory} does not exist", hint="create it first"
         )
     if st is not None and (not st.st_mode & 0o222 or not os.access(real, os.W_OK)):
+        mode = stat.S_IMODE(st.st_mode)
+        what = "read-only" if not mode & 0o222 else "not writable by this user"
         raise PermissionDeniedError(
-            f"{option} {path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): kvtool does not "
-            "replace it",
+            f"{option} {path} is {what} (mode {mode:04o}): kvtool does not replace it",
             hint="make it writable (chmod u+w) or remove it, or write elsewhere",
         )
     if not os.access(directory, os.W_OK | os.X_OK):
