@@ -199,12 +199,17 @@ def test_usage_names_required_arguments_bare(info: docgen.CommandInfo) -> None:
 
 @pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
 def test_one_metavar_style(info: docgen.CommandInfo) -> None:
-    for param in info.command.get_params(info.context):
-        if getattr(param, "is_flag", False) or param.name == "help":
+    # What the help shows (Typer 0.28 and 0.29 build metavars differently inside).
+    text = plain_help(*info.path)
+    listing = text[re.search(r"^(Arguments|Options):$", text, re.M).start() :]  # type: ignore[union-attr]
+    for line in listing.splitlines():
+        names = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+        if not line.startswith("  -") or names in ("-h, --help",):
             continue
-        metavar = param.make_metavar(info.context)
-        metavar = metavar.removeprefix("[").removesuffix("]").removesuffix("...")
-        assert METAVAR.match(metavar), f"{info.name} {param.name}: {metavar!r}"
+        words = names.replace(",", " ").split()
+        if words[-1].startswith("-"):
+            continue  # a flag
+        assert METAVAR.match(words[-1]), f"{info.name}: {names!r}"
 
 
 @pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
