@@ -14,6 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
+# Typer (0.28 and later) runs on its own copy of Click: its exceptions, not the `click` package's.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.utils import PacifyFlushWrapper
+
 from kvtool import __version__
 from kvtool.cli import (
     cf,
@@ -36,16 +40,6 @@ from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
 from kvtool.cli.typer_compat import plain_required_arguments
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
-
-try:  # Typer 0.29 and later carry their own copy of Click
-    from typer._click.exceptions import ClickException, NoArgsIsHelpError
-    from typer._click.utils import PacifyFlushWrapper
-except ImportError:  # Typer 0.28 runs on Click itself
-    from click.exceptions import (  # type: ignore[no-redef, assignment, unused-ignore]
-        ClickException,
-        NoArgsIsHelpError,
-    )
-    from click.utils import PacifyFlushWrapper  # type: ignore[no-redef, assignment, unused-ignore]
 
 app = typer.Typer(
     name="kvtool",
