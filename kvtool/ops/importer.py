@@ -21,7 +21,6 @@ removes the ones whose process (on this host) is gone, as a SIGKILL leaves them.
 from __future__ import annotations
 
 import contextlib
-import enum
 import heapq
 import itertools
 import marshal
@@ -49,18 +48,8 @@ from kvtool.errors import (
     UsageError,
 )
 from kvtool.formats.records import FieldFormat, decode_field
+from kvtool.ops.choices import ImportMode, OnError  # re-exported: callers name them here
 from kvtool.stream import SignalGuard
-
-
-class ImportMode(str, enum.Enum):
-    BATCH = "batch"
-    SST = "sst"
-
-
-class OnError(str, enum.Enum):
-    STOP = "stop"
-    SKIP = "skip"
-
 
 # How many skipped line numbers the stats name; the count covers them all.
 SKIPPED_LINES_SHOWN = 10
