@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kvtool.cli.ondisk_out import KeyFormat
+from kvtool.cli.ondisk_out import AUTO, KeyFormat
 from kvtool.cli.options import DbPath, Json
 
 
@@ -66,7 +66,7 @@ def du(
         ),
     ] = None,
     json: Json = False,
-    key_format: KeyFormat = "auto",
+    key_format: KeyFormat = AUTO,
 ) -> None:
     """Show where the bytes and records are: per key prefix and column family.
 
@@ -83,7 +83,7 @@ def du(
 
         kvtool du demo.db --separator : --levels 2
 
-        kvtool du big.db --sample 0.01 --json | jq '.column_families[0].prefixes[:3]'
+        kvtool du big.db --sample 0.01 --json | jq '.column_families[0]'
     """
     from kvtool.cli.ondisk_out import encoders
     from kvtool.ops.du import Grouping, sample_usage, usage_dict

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kvtool.cli.ondisk_out import KeyFormat
+from kvtool.cli.ondisk_out import AUTO, KeyFormat
 
 
 def manifest(
@@ -27,7 +27,7 @@ def manifest(
             "family and level, next file number, last sequence number.",
         ),
     ] = False,
-    key_format: KeyFormat = "auto",
+    key_format: KeyFormat = AUTO,
 ) -> None:
     """Print the MANIFEST's version edits as JSON Lines.
 
@@ -40,7 +40,7 @@ def manifest(
 
     Examples:
 
-        kvtool manifest demo.db | jq -c 'select(.added) | .added[] | {level, file_number}'
+        kvtool manifest demo.db | jq -c 'select(.added) | .added[].level'
 
         kvtool manifest --summary demo.db
     """

@@ -9,38 +9,35 @@ from typing import Annotated, Any
 
 import typer
 
+from kvtool.formats import records
 from kvtool.ondisk.coding import Damage
 
+AUTO = records.KeyFormat.AUTO
 KeyFormat = Annotated[
-    str,
+    records.KeyFormat,
     typer.Option(
         "--key-format",
         help='How keys are written: auto (text, or {"base64": ...} for binary keys), utf8, '
         "hex, base64.",
-        metavar="auto|utf8|hex|base64",
+        case_sensitive=False,
+        rich_help_panel="Encoding",
     ),
 ]
 ValueFormat = Annotated[
-    str,
+    records.KeyFormat,  # the same four: these commands show stored bytes, never parsed JSON
     typer.Option(
         "--value-format",
         help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64.',
-        metavar="auto|utf8|hex|base64",
+        case_sensitive=False,
+        rich_help_panel="Encoding",
     ),
 ]
 
 
 def encoders(key_format: str, value_format: str) -> tuple[Any, Any]:
-    from kvtool.errors import UsageError
     from kvtool.formats.records import encoder
 
-    try:
-        return encoder(key_format), encoder(value_format)
-    except ValueError:
-        raise UsageError(
-            f"unknown format {key_format!r} or {value_format!r}",
-            hint="use auto, utf8, hex or base64",
-        ) from None
+    return encoder(key_format), encoder(value_format)
 
 
 def write_lines(objects: Iterable[dict[str, Any]]) -> None:

@@ -43,7 +43,7 @@ def property_(
 
         kvtool property demo.db rocksdb.estimate-num-keys --cf users
 
-        kvtool property demo.db --tables | jq -c '{file, level, entries, deletions}'
+        kvtool property demo.db --tables | jq -c '{file, level, entries}'
     """
     from kvtool.errors import UsageError
     from kvtool.ops.inspect import read_property, table_properties

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kvtool.cli.ondisk_out import KeyFormat, ValueFormat
+from kvtool.cli.ondisk_out import AUTO, KeyFormat, ValueFormat
 from kvtool.cli.options import Json
 
 
@@ -36,8 +36,8 @@ def sst(
         ),
     ] = False,
     json: Json = False,
-    key_format: KeyFormat = "auto",
-    value_format: ValueFormat = "auto",
+    key_format: KeyFormat = AUTO,
+    value_format: ValueFormat = AUTO,
 ) -> None:
     """Show what an SST file is: format, options, counts, sizes and key range.
 
@@ -54,7 +54,7 @@ def sst(
 
         kvtool sst --json demo.db/*.sst | jq '{file, entries, deletions}'
 
-        kvtool sst --records demo.db/000012.sst | jq -c 'select(.type == "delete")'
+        kvtool sst --records demo.db/000012.sst | jq -c 'select(.type=="merge")'
     """
     from kvtool.cli.ondisk_out import encoders, write_lines
     from kvtool.ops.inspect import sst_records, sst_report

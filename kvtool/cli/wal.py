@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from kvtool.cli.ondisk_out import KeyFormat, ValueFormat
+from kvtool.cli.ondisk_out import AUTO, KeyFormat, ValueFormat
 
 
 def wal(
@@ -23,8 +23,8 @@ def wal(
         int | None,
         typer.Option("--tail", help="Only the last N write batches.", metavar="N", min=0),
     ] = None,
-    key_format: KeyFormat = "auto",
-    value_format: ValueFormat = "auto",
+    key_format: KeyFormat = AUTO,
+    value_format: ValueFormat = AUTO,
 ) -> None:
     """Print the write-ahead log: one JSON line per operation.
 
