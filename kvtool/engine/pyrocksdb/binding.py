@@ -94,9 +94,10 @@ def _key(cf: Any, key: bytes) -> Any:
 class PyRocksdbIterator(EngineIterator):
     """A bounded iterator; every bound is native (keys are in bytewise order: this engine opens
     bytewise databases only, so an open lower bound is `lower + b"\\0"` inclusive and a closed
-    upper bound `upper + b"\\0"` exclusive). The native object is the binding's items iterator
-    and its reversed view; a read gives the record at the position and steps, as `__next__`
-    does, and raises the iterator's status (a corrupt block is never an early end)."""
+    upper bound `upper + b"\\0"` exclusive). The native object is the binding's items iterator,
+    its reversed view and the bounds' bytes; a read gives the record at the position and steps,
+    as `__next__` does, and raises the iterator's status (a corrupt block is never an early
+    end)."""
 
     def __init__(self, native: Any, owner: PyRocksdbDatabase, *, named: bool) -> None:
         super().__init__(native, owner)
@@ -301,7 +302,7 @@ class PyRocksdbDatabase(Database):
             upper += b"\0"
         handle = self._cf_handle(cf)
         db: Any = self._require()
-        items = None
+        items = native = None
         try:
             # total_order_seek: a prefix extractor's bloom filters never skip a file.
             items = db.iteritems(
@@ -312,11 +313,14 @@ class PyRocksdbDatabase(Database):
                 iterate_lower_bound=lower,
                 iterate_upper_bound=upper,
             )
-            return PyRocksdbIterator((items, reversed(items)), self, named=handle is not None)
+            # The binding's bounds point into these bytes objects without holding them: the
+            # handle holds them for as long as it holds the iterator.
+            native = (items, reversed(items), lower, upper)
+            return PyRocksdbIterator(native, self, named=handle is not None)
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
-            db = items = None
+            db = items = native = None
 
     def key_order(self, cf: str | None = None) -> KeyOrder:
         name = cf or DEFAULT_CF
