@@ -13,6 +13,9 @@ from .conftest import dir_state, kvtool_executable, make_db, run_kvtool
 WRITER = """
 import sys
 from rocksdict import Rdict, Options
+
+# Every test runs on each installed engine (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
 o, cfs = Options.load_latest(sys.argv[1])
 db = Rdict(sys.argv[1], o, column_families=cfs)
 db.put(b'w1', b'1')

@@ -20,6 +20,9 @@ from kvtool.engine import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, OpenMode
 from . import oracles
 from .oracles import Spec, put
 
+# Every test runs on each installed engine (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 @pytest.fixture(scope="module")
 def reverse_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[bytes]]:

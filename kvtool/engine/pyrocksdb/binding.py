@@ -12,6 +12,7 @@ traceback cannot hold it.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
@@ -37,6 +38,7 @@ from kvtool.engine.base import (
     WriteBatch,
 )
 from kvtool.engine.format_safety import (
+    SafetyReport,
     assess,
     refuse_unless_forced,
     refuse_unmet_for_reading,
@@ -45,7 +47,7 @@ from kvtool.engine.format_safety import (
 from kvtool.engine.handles import TRACER
 from kvtool.engine.keyorder import KeyOrder, key_order
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import OptionsKeeper, read_options_file
+from kvtool.engine.options_file import OptionsKeeper, portable_text, read_options_file
 from kvtool.engine.pyrocksdb.options import (
     ENGINE,
     build_options,
@@ -498,6 +500,25 @@ class PyRocksdbDatabase(Database):
         raise lacks("ingest SST files (import --mode sst)")
 
 
+def _assess(path: Path) -> SafetyReport:
+    """`format_safety.assess` with this engine's options. An OPTIONS file of a newer RocksDB that
+    names only options RocksDB 6.14 knows (one kvtool cut down: a database kvtool created) loses
+    nothing to this engine, so its newer version is not a problem here."""
+    report = assess(path, options_round_trip)
+    parsed = read_options_file(path)
+    if parsed is None:
+        return report
+    text = parsed.path.read_text(errors="replace")
+    if _settings(portable_text(text, "")) != _settings(text):
+        return report
+    kept = tuple(p for p in report.problems if not p.startswith("it was last written by"))
+    return dataclasses.replace(report, problems=kept)
+
+
+def _settings(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip() and line[0] != "#"]
+
+
 def _native_open(path: Path, names: list[str], **kwargs: Any) -> Any:
     opts, cfs = build_options(path, names)
     if kwargs.get("secondary_path") is not None or kwargs.get("read_only"):
@@ -566,7 +587,7 @@ class PyRocksdbEngine(Engine):
             refuse_unreadable_files(path)
             refuse_unwritable_options(read_options_file(path))
             # The same rules as the default engine, against what this engine would write.
-            refuse_unless_forced(assess(path, options_round_trip), force=force)
+            refuse_unless_forced(_assess(path), force=force)
             try:
                 names = list_column_families(path)
             except Exception as exc:
