@@ -423,6 +423,8 @@ class PyRocksdbDatabase(Database):
 
     def write(self, batch: WriteBatch, *, sync: bool = False) -> None:
         self._write("write", batch._require(), sync=sync)
+        # As in the default engine, a written batch starts empty (rocksdict consumes it).
+        batch._native = rocksdb.WriteBatch()
 
     def flush(self, cf: str | None = None) -> None:
         """The binding has no flush: the writes stay in the WAL, where they were durable before
@@ -584,6 +586,13 @@ class PyRocksdbEngine(Engine):
         if not exists and path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory")
         if exists:
+            holder = lock_holder(path)
+            if holder is not None:  # first: a busy database is waited for (--wait-lock)
+                raise DatabaseBusyError(
+                    f"{path} is locked by another process (pid {holder}), "
+                    "e.g. the application that owns it",
+                    hint="retry later, or pass --wait-lock DURATION",
+                )
             refuse_unreadable_files(path)
             refuse_unwritable_options(read_options_file(path))
             # The same rules as the default engine, against what this engine would write.
