@@ -82,9 +82,11 @@ def sst_checksum_type(path: Path) -> int | None:
 
 
 def refuse_unreadable_files(path: Path) -> None:
-    """Raise UnavailableError naming the first SST file RocksDB 6.14 cannot read (a table format
-    newer than 5, or XXH3 block checksums) before any native open: 6.14 reports those as
-    "Unknown Footer version" or corruption, or only when the block is read."""
+    """Raise UnavailableError naming the first file RocksDB 6.14 cannot read (a table format
+    newer than 5, XXH3 block checksums, a blob file) before any native open: 6.14 reports those
+    as "Unknown Footer version" or corruption, or only when the block is read."""
+    for entry in sorted(path.glob("*.blob")):  # integrated BlobDB came with RocksDB 6.18
+        raise _unreadable(str(entry), "a blob file (values kept apart from the SST files)")
     for entry in sorted(path.glob("*.sst")):
         version = sst_format_version(entry)
         if version is not None and version > MAX_FORMAT_VERSION:
