@@ -314,6 +314,14 @@ def test_early_end_closed_pipe_and_deadline(tmp_path: Path) -> None:
     assert partial.endswith(b"\n") and b"--after" in result.stderr
 
 
-def test_version_names_rocksdb_614() -> None:
+def test_version_and_info_name_the_engine_and_rocksdb_614(tmp_path: Path) -> None:
     result = run_kvtool("--version", env=ENGINE)
     assert result.returncode == 0 and b"RocksDB 6.14.6" in result.stdout, result.stdout
+    db = _written_by_614(tmp_path)
+    info = _kv("info", db)
+    assert info.returncode == 0, info.stderr.decode()
+    assert "read with:       python-rocksdb (RocksDB 6.14.6)\n" in info.stdout.decode()
+    assert (
+        "read with:       rocksdict (RocksDB 9."
+        in _kv("info", db, engine="rocksdict").stdout.decode()
+    )
