@@ -192,6 +192,9 @@ def test_the_damaged_one_of_two_wals_is_named(two_wals: Path, which: int) -> Non
         assert result.returncode == ExitCode.IO_ERROR, (args, result.stderr)
         line = _one_error_line(result.stderr)
         assert str(damaged) in line and str(wals[1 - which]) not in line, line
+    info = run_kvtool("info", two_wals)
+    assert info.returncode == 0, info.stderr
+    assert str(damaged).encode() in info.stdout.split(b"attention:")[1]
 
 
 # -- BlobDB ---------------------------------------------------------------------------------------

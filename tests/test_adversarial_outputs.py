@@ -150,6 +150,34 @@ def test_device_is_written_in_place_never_replaced(db: Path, tmp_path: Path) -> 
     assert leftovers(tmp_path) == []
 
 
+# Run in a private mount namespace over a fresh /dev: a kvtool that replaced /dev/stdout with a
+# regular file (the bug) must not do it to the machine's /dev while this test shows it.
+_PRIVATE_DEV = (
+    "mount -t tmpfs kvtool-test /dev && ln -s /proc/self/fd/1 /dev/stdout "
+    '&& ln -s /proc/self/fd /dev/fd && "$0" export "$1" -q -o "$2"; code=$?; '
+    '[ -L /dev/stdout ] || echo "/dev/stdout was replaced" >&2; exit $code'
+)
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"])
+def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path, name: str) -> None:
+    if not ROOT:
+        pytest.skip("a private /dev needs root")
+    unshare = require_tool("unshare")
+    captured = tmp_path / "captured.jsonl"
+    with captured.open("wb") as out:
+        private = [unshare, "-m", "--propagation", "private", "sh", "-c", _PRIVATE_DEV]
+        result = subprocess.run(
+            [*private, kvtool_executable(), str(db), name],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert result.returncode == 0 and result.stderr == b"", result.stderr
+    assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
+    assert leftovers(tmp_path) == []
+
+
 def stdout_link(where: Path) -> Path:
     """What /dev/stdout is (a symlink to /proc/self/fd/1), made where a kvtool that replaced it
     would replace only the test's copy: the tests run as root, and the real one is the machine's."""
@@ -159,7 +187,7 @@ def stdout_link(where: Path) -> Path:
     return link
 
 
-def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
+def test_a_link_to_proc_self_fd_1_is_written_in_place(db: Path, tmp_path: Path) -> None:
     captured = tmp_path / "captured.jsonl"
     link = stdout_link(tmp_path)
     with captured.open("wb") as out:
@@ -171,6 +199,13 @@ def test_dev_stdout_is_written_in_place(db: Path, tmp_path: Path) -> None:
         )
     assert result.returncode == 0, result.stderr
     assert decode_jsonl(captured.read_bytes()) == ldb_scan(db)
+    piped = subprocess.run(  # stdout a pipe: the link leads to no file of a directory
+        [kvtool_executable(), "export", str(db), "-q", "-o", str(link)],
+        capture_output=True,
+        check=False,
+    )
+    assert piped.returncode == 0, piped.stderr
+    assert decode_jsonl(piped.stdout) == ldb_scan(db)
     assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
     assert leftovers(tmp_path) == []
 
@@ -212,6 +247,37 @@ def test_export_to_a_full_device_is_74_and_the_device_stays(db: Path, tmp_path: 
     assert result.returncode == 74
     assert "No space left on device" in one_error_line(result.stderr)
     assert stat.S_ISCHR(full.lstat().st_mode)
+
+
+def test_export_to_a_full_filesystem_is_74_and_leaves_no_file(db: Path, tmp_path: Path) -> None:
+    """A 64 KiB tmpfs, mounted in a private mount namespace, fills up mid-export."""
+    if not ROOT:
+        pytest.skip("mounting a small filesystem needs root")
+    unshare = require_tool("unshare")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    script = (
+        'mount -t tmpfs -o size=64k kvtool-test "$2" && "$0" export "$1" -q -o "$2/out.jsonl"; '
+        'code=$?; ls -A "$2" >&2; exit $code'
+    )
+    result = subprocess.run(
+        [
+            unshare,
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            kvtool_executable(),
+            str(db),
+            str(mnt),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    assert "No space left on device" in one_error_line(result.stderr)  # and `ls -A` said nothing
 
 
 def test_stats_file_in_a_missing_directory_is_2_before_any_work(db: Path, tmp_path: Path) -> None:

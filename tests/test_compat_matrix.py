@@ -116,7 +116,7 @@ db.close()
 
 _RDICT_READ = """
 path, cf = sys.argv[1], sys.argv[2]
-opts, cfs = rd.Options.load_latest(path, ignore_unknown_options=True)
+opts, cfs = rd.Options.load_latest(path)
 db = rd.Rdict(path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 view = db if cf == "default" else db.get_column_family(cf)
 for k, v in view.items():

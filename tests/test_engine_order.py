@@ -90,6 +90,9 @@ def _check(
                 it.seek_to_first()
                 got = _drain(lambda: it.read_keys(batch))  # noqa: B023 (called at once)
                 assert got == want, bounds
+                it.seek_to_first()
+                got = _drain(lambda: [k for k, _ in it.read_entries(batch)])  # noqa: B023
+                assert got == want, bounds
                 it.seek_to_last()
                 got = _drain(lambda: [k for k, _ in it.read_batch(batch, reverse=True)])  # noqa: B023
                 assert got == want[::-1], bounds
@@ -134,3 +137,19 @@ def test_prefix_bloom_bounds(
     path, keys = prefix_db
     probes = [*keys[::9], b"bbbb", b"bbbb000", b"dddd010", b"cccc001", b"a", b"f", b"cccc"]
     _check(path, mode, keys, BYTEWISE, _bytewise_before, probes)
+
+
+def test_verify_locates_damage_in_the_key_order() -> None:
+    """verify names the file that holds the record after the last good key: in a reverse order
+    that is the file whose keys are bytewise below it."""
+    from kvtool.engine import LiveFile
+    from kvtool.ops.verify import _files_after
+
+    def sst(name: str, smallest: bytes, largest: bytes) -> LiveFile:
+        return LiveFile(name, "default", 1, 1, 1, 0, smallest, largest)
+
+    files = [sst("9.sst", b"k4", b"k0"), sst("8.sst", b"k9", b"k5")]
+    assert [f.name for f in _files_after(files, b"k6", REVERSE_BYTEWISE)] == ["8.sst"]
+    assert [f.name for f in _files_after(files, b"k3", REVERSE_BYTEWISE)] == ["9.sst"]
+    plain = [sst("7.sst", b"k0", b"k4"), sst("6.sst", b"k5", b"k9")]
+    assert [f.name for f in _files_after(plain, b"k4", BYTEWISE)] == ["6.sst"]

@@ -76,7 +76,7 @@ os._exit(0)
 # The writer's own reading: every record of a column family as rocksdict's entities() gives it.
 READ_ENTITIES = r"""
 path, cf = sys.argv[1], sys.argv[2]
-opts, cfs = rd.Options.load_latest(path, ignore_unknown_options=True)
+opts, cfs = rd.Options.load_latest(path)
 db = rd.Rdict(path, opts, column_families=cfs, access_type=rd.AccessType.read_only(False))
 view = db if cf == "default" else db.get_column_family(cf)
 out = [[k.hex(), [[n.hex(), v.hex()] for n, v in cols]] for k, cols in view.entities()]
@@ -263,7 +263,7 @@ def test_sst_mode_refuses_entities_and_writes_nothing(entity_db: Path, tmp_path:
 def _copy_with(src: Path, dest: Path, body: str) -> Path:
     shutil.copytree(src, dest)
     rocksdict_script(
-        "opts, cfs = rd.Options.load_latest(sys.argv[1], ignore_unknown_options=True)\n"
+        "opts, cfs = rd.Options.load_latest(sys.argv[1])\n"
         "db = rd.Rdict(sys.argv[1], opts, column_families=cfs)\n" + body + "\ndb.close()\n",
         dest,
     )

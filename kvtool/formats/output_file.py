@@ -47,11 +47,21 @@ def cursor_path(path: Path) -> Path:
 
 
 def _descriptor(path: Path) -> int | None:
+    """The descriptor of this process that `path` names (`/dev/stdout`, `/dev/fd/N`, or a
+    symlink chain leading to one), else None."""
     text = str(path)
-    if text in _STD_PATHS:
-        return _STD_PATHS[text]
-    match = _FD_PATH.match(text)
-    return int(match.group(1)) if match else None
+    for _ in range(40):  # the kernel's own limit on a symlink chain
+        if text in _STD_PATHS:
+            return _STD_PATHS[text]
+        match = _FD_PATH.match(text)
+        if match:
+            return int(match.group(1))
+        try:
+            target = os.readlink(text)
+        except OSError:  # not a symlink (or not there)
+            return None
+        text = os.path.normpath(os.path.join(os.path.dirname(text), target))
+    return None
 
 
 def _io_error(what: str, exc: OSError) -> StorageError | PermissionDeniedError:

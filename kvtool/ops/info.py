@@ -10,7 +10,7 @@ from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, read_options_file
-from kvtool.errors import UnavailableError
+from kvtool.errors import DamagedDatabaseError, UnavailableError
 from kvtool.formats.units import format_size
 
 # RocksDB < 8.6 (e.g. Debian's ldb 7.8) cannot read table format_version 6.
@@ -97,6 +97,8 @@ def describe(path: Path) -> DbInfo:
         UnavailableError
     ) as exc:  # e.g. merge operands and no OPTIONS file to name their operator
         return _describe_unopened(path, [f"{exc.message}: reads exit 69"])
+    except DamagedDatabaseError as exc:  # damage RocksDB itself cannot open past
+        return _describe_unopened(path, [f"data loss: {exc.message}: reads exit 74"])
     with opened as db:
         damage = list(db.damage)
         options = read_options_file(path)

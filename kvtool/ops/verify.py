@@ -11,7 +11,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import Database, Entity, Entry, LiveFile, OpenMode, open_db, position
+from kvtool.engine import (
+    DEFAULT_CF,
+    Database,
+    Entity,
+    Entry,
+    KeyOrder,
+    LiveFile,
+    OpenMode,
+    key_order,
+    open_db,
+    position,
+)
 from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError
 from kvtool.formats.codecs import printable
 from kvtool.stream.memory import collect_less
@@ -218,7 +229,8 @@ def _located(
         corrupt_file = str(path / named.group(1))
         text = _SST_IN_TEXT.sub(lambda m: str(path / m.group(1)), text)
     else:
-        candidates = [str(path / f.name) for f in _files_after(files, last_good)]
+        order = key_order(path, cf or DEFAULT_CF)
+        candidates = [str(path / f.name) for f in _files_after(files, last_good, order)]
         if len(candidates) == 1:
             corrupt_file = candidates[0]
     where = f"column family {cf!r}, " if cf is not None else ""
@@ -243,15 +255,18 @@ def _located(
     return error, corrupt_file, candidates
 
 
-def _files_after(files: list[LiveFile], last_good: bytes | None) -> list[LiveFile]:
+def _files_after(files: list[LiveFile], last_good: bytes | None, order: KeyOrder) -> list[LiveFile]:
     """The files that may hold the record after `last_good`: per level, the first one whose key
-    range extends past it (L0 files overlap, so every such L0 file)."""
+    range extends past it (L0 files overlap, so every such L0 file), in the CF's key `order`
+    (an unknown order narrows nothing: every file)."""
+    if not order.known:
+        return list(files)
     out: list[LiveFile] = []
     by_level: dict[int, list[LiveFile]] = {}
     for f in files:
-        if last_good is None or f.largest_key > last_good:
+        if last_good is None or order.lt(last_good, f.largest_key):
             by_level.setdefault(f.level, []).append(f)
     for level, level_files in sorted(by_level.items()):
-        level_files.sort(key=lambda f: f.smallest_key)
+        level_files.sort(key=lambda f: f.smallest_key, reverse=order.kind == "reverse")
         out.extend(level_files if level == 0 else level_files[:1])
     return out
