@@ -325,3 +325,29 @@ def test_version_and_info_name_the_engine_and_rocksdb_614(tmp_path: Path) -> Non
         "read with:       rocksdict (RocksDB 9."
         in _kv("info", db, engine="rocksdict").stdout.decode()
     )
+
+
+# -- the same write safety rules as the default engine ---------------------------------------------
+def test_a_merge_operator_is_refused_for_reads_and_writes_even_forced(tmp_path: Path) -> None:
+    spec = Spec(merge="uint64add")
+    db = rocksdb614_write(tmp_path / "merge.db", [[put(b"a", b"1")]], spec=spec)
+    before = rocksdb614_read(db, spec=spec)
+    assert "merge operator" in _one_error_line(_kv("count", db), 69)
+    line = _one_error_line(_kv("put", db, "--force", "b", "2"), 69)
+    assert "--force does not override this" in line
+    assert rocksdb614_read(db, spec=spec) == before
+
+
+def test_a_prefix_extractor_needs_force_and_reads_stay_exact(tmp_path: Path) -> None:
+    spec = Spec(prefix_len=4, bloom_bits=10)
+    rows = [(b"%04d-%03d" % (i % 7, i), b"v%d" % i) for i in range(300)]
+    db = rocksdb614_write(tmp_path / "prefix.db", [[put(k, v) for k, v in rows]], spec=spec)
+    expected = rocksdb614_read(db, spec=spec)
+    out = _kv("export", db, *HEX, "-q")
+    assert _hex_records(out.stdout) == expected
+    assert _kv("get", db, "0003-010").stdout == b"v10"
+    line = _one_error_line(_kv("put", db, "0001-999", "new"), 2)
+    assert "prefix_extractor" in line and "--force" in line
+    assert rocksdb614_read(db, spec=spec) == expected
+    assert _kv("put", db, "--force", "0001-999", "new").returncode == 0
+    assert rocksdb614_read(db, spec=spec) == sorted([*expected, (b"0001-999", b"new")])
