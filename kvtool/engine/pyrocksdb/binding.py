@@ -502,6 +502,21 @@ class PyRocksdbDatabase(Database):
         raise lacks("ingest SST files (import --mode sst)")
 
 
+def _damage(path: Path, *, allow_data_loss: bool) -> tuple[str, ...]:
+    """What RocksDB's recovery would drop from `path` without a word (a WAL damaged before its
+    end, SST files a damaged MANIFEST left out), as the default engine finds it: its read-only
+    open looks for exactly that (kvtool.engine.damage), on the same WAL and MANIFEST formats,
+    and raises DamagedDatabaseError (74) unless `allow_data_loss`. RocksDB 6.14's recovery
+    drops the same records (point in time) and its binding cannot choose another mode."""
+    from kvtool.engine.rdict import RdictEngine
+
+    try:
+        with RdictEngine().open(path, OpenMode.READ_ONLY, allow_data_loss=allow_data_loss) as db:
+            return db.damage
+    except UnavailableError:  # what rocksdict cannot load: this engine's open says its own
+        return ()
+
+
 def _assess(path: Path) -> SafetyReport:
     """`format_safety.assess` with this engine's options. An OPTIONS file of a newer RocksDB that
     names only options RocksDB 6.14 knows (one kvtool cut down: a database kvtool created) loses
@@ -546,13 +561,16 @@ class PyRocksdbEngine(Engine):
         if io_rate is not None:
             raise lacks("limit the I/O rate of compactions (it has no rate limiter)")
         if mode is OpenMode.READ_WRITE:
-            return self._open_read_write(path, create=create, force=force)
+            return self._open_read_write(
+                path, create=create, force=force, allow_data_loss=allow_data_loss
+            )
         if create:
             raise UsageError("only a read-write open can create a database")
         from kvtool.engine.rdict import check_database_dir
 
         check_database_dir(path)
         refuse_unreadable_files(path)
+        damage = _damage(path, allow_data_loss=allow_data_loss)
         shadow = ShadowDir(path, frozen=mode is OpenMode.READ_ONLY)
         secondary_dir: Path | None = None
         try:
@@ -573,11 +591,15 @@ class PyRocksdbEngine(Engine):
             if error is None or error is exc:
                 raise
             raise error from None
-        return PyRocksdbDatabase(
+        db = PyRocksdbDatabase(
             native, path=path, mode=mode, names=names, shadow=shadow, secondary_dir=secondary_dir
         )
+        db.damage = damage
+        return db
 
-    def _open_read_write(self, path: Path, *, create: bool, force: bool) -> Database:
+    def _open_read_write(
+        self, path: Path, *, create: bool, force: bool, allow_data_loss: bool
+    ) -> Database:
         from kvtool.engine.rdict import check_database_dir
 
         exists = (path / "CURRENT").is_file()
@@ -597,6 +619,9 @@ class PyRocksdbEngine(Engine):
             refuse_unwritable_options(read_options_file(path))
             # The same rules as the default engine, against what this engine would write.
             refuse_unless_forced(_assess(path), force=force)
+            # A write open makes what recovery drops (a damaged WAL's later records, SST files
+            # a damaged MANIFEST left out) permanent: look first.
+            _damage(path, allow_data_loss=allow_data_loss)
             try:
                 names = list_column_families(path)
             except Exception as exc:
