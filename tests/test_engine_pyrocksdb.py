@@ -377,3 +377,26 @@ def test_a_wal_damaged_mid_file_is_74_and_allow_data_loss_reads_what_614_recover
         assert str(wal) in line, line
     result = _kv("--allow-data-loss", "count", db)
     assert (result.returncode, result.stdout) == (0, b"%d\n" % len(recovered)), result.stderr
+
+
+def test_checkpoint_delete_and_column_families_stay_readable_by_614(tmp_path: Path) -> None:
+    db = _written_by_614(tmp_path)
+    expected = rocksdb614_read(db, spec=SPEC)
+    assert _kv("delete", db, "k00003").returncode == 0
+    expected = [(k, v) for k, v in expected if k != b"k00003"]
+    copy = tmp_path / "copy.db"
+    result = _kv("checkpoint", db, copy)
+    assert result.returncode == 0, result.stderr.decode()
+    assert rocksdb614_read(copy, spec=SPEC) == expected
+    assert rocksdb614_read(copy, spec=SPEC, cf="events") == rocksdb614_read(
+        db, spec=SPEC, cf="events"
+    )
+    assert _kv("cf", "create", db, "extra").returncode == 0
+    assert _kv("put", db, "--cf", "extra", "x", "1").returncode == 0
+    spec = Spec(
+        format_version=4, compression="snappy_compression", column_families=("events", "extra")
+    )
+    assert rocksdb614_read(db, spec=spec, cf="extra") == [(b"x", b"1")]
+    assert _kv("cf", "drop", db, "extra").returncode == 0
+    assert _kv("cf", "list", db).stdout == b"default\nevents\n"
+    assert rocksdb614_read(db, spec=SPEC) == expected
