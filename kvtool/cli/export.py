@@ -113,8 +113,10 @@ def export(
     (--workers) read parts of the range side by side and write them in order, only once both see the
     same data (else one process reads it all). Binary keys and values survive exactly with the
     default auto format ({"base64": ...} for bytes that are not UTF-8), or with hex/base64; kvtool
-    import reads it back. Ctrl-C (exit 130), SIGTERM (143) and --timeout (124) stop at a record
-    boundary, flush whole records and print the stats and a cursor: run the same command with
+    import reads it back. Ctrl-C (exit 130), SIGTERM (143), SIGHUP (129) and --timeout (124) stop
+    at a record boundary, flush whole records and print the stats and a cursor (also when the
+    reader is slow or a second Ctrl-C comes: a third one stops at once and may cut a record; a
+    range worker that dies stops the export with 74 and a cursor): run the same command with
     --after CURSOR to get the rest (with -o, the records written so far are kept in FILE.partial,
     and the same command with --after CURSOR appends the rest to it). A cursor too long for the
     command line is passed as --after @FILE (FILE.partial.cursor, or a --stats-file). A closed

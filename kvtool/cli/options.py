@@ -148,9 +148,9 @@ After = Annotated[
         "--after",
         help="Continue strictly after this cursor (as printed by scan or a stopped export); "
         "give the same range options as the run that printed it. @FILE reads the cursor from "
-        'FILE (the bare token, or JSON with a "cursor" member such as a --stats-file): a '
-        "cursor for a huge key is too long for a command line. A cut or changed cursor is "
-        "refused (exit 2): it carries a checksum.",
+        "FILE: the bare token, a --stats-file, FILE.partial.cursor, or the saved stderr of the "
+        "run that printed it (a cursor for a huge key is too long for a command line). A cut "
+        "or changed cursor is refused (exit 2): it carries a checksum.",
         metavar="CURSOR",
     ),
 ]

@@ -930,9 +930,11 @@ class RdictDatabase(Database):
     def checkpoint(self, dest: Path) -> None:
         db = self._writable()
         checkpoint = None
+        keeper = self._options_keeper
         try:
-            checkpoint = rd.Checkpoint(db)
-            checkpoint.create_checkpoint(str(dest))
+            with keeper.as_the_engine_wrote_it() if keeper else contextlib.nullcontext():
+                checkpoint = rd.Checkpoint(db)
+                checkpoint.create_checkpoint(str(dest))
         except Exception as exc:
             raise from_native(exc, context="checkpoint") from None
         finally:
@@ -1137,6 +1139,27 @@ def _open_shadow(
                 raise
         shadow.rebuild()
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refuse_damage(path: Path) -> None:
+    """Raise DamagedDatabaseError if a read-only open of `path` finds damaged metadata.
+
+    No Database handle is made (a write's --trace-handles shows its own handle only). What the
+    engine cannot read (an operator it lacks) is format safety's call, not damage.
+    """
+    shadow = ShadowDir(path)
+    try:
+        native, *_ = _open_shadow(path, shadow, None, allow_data_loss=False)
+        native.close()
+        del native
+    except UnavailableError:
+        pass
+    except Exception as exc:
+        error = from_native(exc, context=f"opening {path}")  # while the shadow maps its paths
+        if not isinstance(error, UnavailableError):
+            raise error from None
+    finally:
+        shadow.remove()
 
 
 def _file_vanished(exc: BaseException) -> bool:
@@ -1414,9 +1437,7 @@ class RdictEngine(Engine):
                 # A read-write open deletes the files a damaged MANIFEST left out and drops a
                 # damaged WAL's later records for good: look first, through a read-only view.
                 # (A database another process holds is refused as busy by the open below.)
-                # What the engine cannot read (an operator it lacks) is format safety's call.
-                with contextlib.suppress(UnavailableError):
-                    self.open(path, OpenMode.READ_ONLY).close()
+                _refuse_damage(path)
             opts, cfs = _load_options(path, fallback=force)
             _stop_at_merge_without_operator(opts)
         else:

@@ -32,6 +32,7 @@ is cut back to the last whole batch instead. So even then no record is torn.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import itertools
 import math
 import os
@@ -49,7 +50,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kvtool import errors
-from kvtool.engine import Bounds, Database, Entry, KeyOrder, LiveFile, OpenMode, key_order, open_db
+from kvtool.engine import (
+    Bounds,
+    Database,
+    EngineIterator,
+    Entry,
+    KeyOrder,
+    LiveFile,
+    OpenMode,
+    key_order,
+    open_db,
+)
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -413,13 +424,7 @@ class _Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
-                    batch: list[Entry]
-                    if spec.keys_only:
-                        batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
-                    elif spec.columns:  # every column of wide-column entities
-                        batch = it.read_entries(_BATCH, reverse=reverse)
-                    else:
-                        batch = list(it.read_batch(_BATCH, reverse=reverse))
+                    batch = _read(it, spec, _BATCH)
                     if not batch:
                         break
                     data = render(batch)
@@ -450,6 +455,16 @@ class _Worker:
             self._write(number, chunk, final=True)
         else:
             self.waiting[number] = chunk
+
+
+def _read(it: EngineIterator, spec: ReadSpec, limit: int) -> list[Entry]:
+    """The next batch of a chunk: what a worker renders, and what `_mend` reads again."""
+    reverse = spec.krange.reverse
+    if spec.keys_only:
+        return [(k, b"") for k in it.read_keys(limit, reverse=reverse)]
+    if spec.columns:  # every column of wide-column entities
+        return it.read_entries(limit, reverse=reverse)
+    return list(it.read_batch(limit, reverse=reverse))
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -508,10 +523,7 @@ def export_parallel(
     database between their opens): the caller then exports in one process.
     """
     crew = _Crew()
-    try:
-        base: int | None = os.lseek(out_fd, 0, os.SEEK_CUR) if out_fd >= 0 else None
-    except OSError:  # a pipe or a terminal: no offset
-        base = None
+    base = _offset(out_fd)
     try:
         for index in range(workers):
             status_r, status_w = os.pipe()
@@ -541,6 +553,20 @@ def export_parallel(
     return result
 
 
+def _offset(fd: int) -> int | None:
+    """Where the workers' output starts in a regular file (None for a pipe or a terminal)."""
+    if fd < 0:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:  # `>> FILE`: writes go to its end
+            return os.fstat(fd).st_size
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
 def _mend(
     db_path: Path, spec: ReadSpec, render: Render, out_fd: int, base: int | None, r: ParallelResult
 ) -> None:
@@ -567,11 +593,7 @@ def _mend(
                 it.seek_for_prev(torn.first)
             else:
                 it.seek(torn.first)
-            batch: list[Entry]
-            if spec.keys_only:
-                batch = [(k, b"") for k in it.read_keys(torn.records, reverse=reverse)]
-            else:
-                batch = it.read_entries(torn.records, reverse=reverse)
+            batch = _read(it, spec, torn.records)  # as the worker read it
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
@@ -632,13 +654,12 @@ class _Crew:
                 os.kill(pid, signal.SIGUSR1)
 
     def end(self, *, hurry: bool = False) -> None:
-        """Stop and reap every worker. `hurry` (the parent is being interrupted) asks twice, which
-        also ends a write blocked on a reader that stopped reading; a worker still there after
-        `_REAP_WAIT` seconds is killed."""
+        """Stop and reap every worker; one still there after `_REAP_WAIT` seconds is killed.
+        `hurry` (the parent failed, or a third signal asked to stop at once) kills them now: a
+        worker never abandons a write by itself, so one blocked on a reader that stopped
+        reading would wait for it forever."""
         self.stop()
-        if hurry:
-            self.stop()
-        deadline = time.monotonic() + _REAP_WAIT
+        deadline = time.monotonic() + (0 if hurry else _REAP_WAIT)
         for pid in self.pids:
             with contextlib.suppress(ChildProcessError):
                 while os.waitpid(pid, os.WNOHANG) == (0, 0):
