@@ -12,6 +12,7 @@ traceback cannot hold it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import shutil
@@ -485,9 +486,12 @@ class PyRocksdbDatabase(Database):
     def checkpoint(self, dest: Path) -> None:
         db: Any = self._writable()
         checkpoint = None
+        keeper = self._options_keeper
         try:
-            checkpoint = rocksdb.Checkpoint(db)
-            checkpoint.create_checkpoint(str(dest))
+            # RocksDB copies the OPTIONS file (to another filesystem) by the size it wrote.
+            with keeper.as_the_engine_wrote_it() if keeper else contextlib.nullcontext():
+                checkpoint = rocksdb.Checkpoint(db)
+                checkpoint.create_checkpoint(str(dest))
         except Exception as exc:
             raise from_native(exc, context="checkpoint") from None
         finally:
