@@ -8,12 +8,15 @@ Generates the database once (kvtool generate; 14-byte keys k:000000000000), then
   ldb dump --count_only vs  kvtool count                   target: <= 1.2x
 kvtool's defaults use two range workers on this size of database; the same two commands with
 --workers 1 show one process. For scale, the fixed cost of starting each tool: a count of a
-10-record database.
+10-record database. Then the engines against each other in one process (--workers 1): `export`
+with `--engine python-rocksdb` (RocksDB 6.14; KVTOOL_ENGINE) vs the default engine, rocksdict
+(--engine NAME compares another installed engine).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -23,11 +26,14 @@ from pathlib import Path
 KVTOOL = str(Path(sys.executable).parent / "kvtool")
 
 
-def best_of(runs: int, argv: list[str]) -> float:
+def best_of(runs: int, argv: list[str], engine: str | None = None) -> float:
+    env = {**os.environ, "KVTOOL_ENGINE": engine} if engine else None
     times = []
     for _ in range(runs):
         began = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, env=env
+        )
         times.append(time.perf_counter() - began)
     return min(times)
 
@@ -38,6 +44,7 @@ def main() -> int:
     parser.add_argument("--value-size", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db", type=Path, default=None)
+    parser.add_argument("--engine", default="python-rocksdb", help="the engine to compare")
     args = parser.parse_args()
     ldb = shutil.which("ldb")
     if ldb is None:
@@ -101,6 +108,14 @@ def main() -> int:
             continue
         verdict = "ok" if ratio <= target else "MISSED"
         print(f"{name:<28}{t_ldb:>8.3f}{t_kv:>10.3f}{ratio:>8.2f}{target:>7.1f}x {verdict}")
+    print(f"{'engine (one process)':<28}{'rocksdict s':>12}{args.engine + ' s':>18}{'ratio':>8}")
+    for name, argv in (
+        ("export --workers 1", [KVTOOL, "export", str(db), "-q", "--workers", "1"]),
+        ("count --workers 1", [KVTOOL, "count", str(db), "--workers", "1"]),
+    ):
+        t_default = best_of(args.runs, argv, "rocksdict")
+        t_other = best_of(args.runs, argv, args.engine)
+        print(f"{name:<28}{t_default:>12.3f}{t_other:>18.3f}{t_other / t_default:>8.2f}")
     return 0
 
 

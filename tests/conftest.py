@@ -74,11 +74,33 @@ def dir_state(path: Path, *, live_owner: bool = False) -> dict[str, tuple[int, i
     return state
 
 
+def installed_engines() -> list[str]:
+    """Every engine the conformance tests run on: rocksdict, and python-rocksdb when `import
+    rocksdb` works (always under CI=true, where a missing binding fails the tests)."""
+    engines = ["rocksdict"]
+    try:
+        import rocksdb  # type: ignore[import-untyped]  # noqa: F401
+
+        engines.append("python-rocksdb")
+    except ImportError:
+        if os.environ.get("CI"):
+            engines.append("python-rocksdb")
+    return engines
+
+
+@pytest.fixture(params=installed_engines())
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on each installed engine: `open_db` and the `kvtool` it starts use it."""
+    name: str = request.param
+    monkeypatch.setenv("KVTOOL_ENGINE", name)
+    return name
+
+
 def make_db(
     path: Path, records: dict[bytes, bytes], *, cf: dict[str, dict[bytes, bytes]] | None = None
 ) -> Path:
     """Create a database holding `records` (and column families `cf`), flushed to SST files."""
-    with open_db(path, OpenMode.READ_WRITE, create=True) as db:
+    with open_db(path, OpenMode.READ_WRITE, create=True, engine="rocksdict") as db:
         for name in cf or {}:
             db.create_column_family(name)
         with db.write_batch() as batch:

@@ -16,6 +16,9 @@ from kvtool.engine import OpenMode, open_db, position
 
 from .conftest import make_db
 
+# Every test runs on each installed engine (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
+
 KEYS = sorted({bytes([a, b]) for a in (0x00, 0x41, 0x42, 0xFF) for b in (0x00, 0x10, 0xFF)})
 BOUNDS = [None, b"", b"\x00", b"\x00\x10", b"A", b"A\x05", b"B\xff", b"B\xff\x00", b"\xff\xff\x01"]
 

@@ -18,6 +18,9 @@ from kvtool.errors import CorruptionError
 
 from .conftest import make_db
 
+# Every test runs on each installed engine (conftest.engine).
+pytestmark = pytest.mark.usefixtures("engine")
+
 
 def _lock_is_free(db: Path) -> bool:
     """Whether another process can open the database read-write right now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from kvtool.engine.handles import TRACER, Handle, HandleClosedError
 from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
-ENGINES = ("rocksdict",)
+ENGINES = ("rocksdict", "python-rocksdb")
 
 log = logging.getLogger("kvtool")
 
@@ -41,7 +42,14 @@ class DamagePolicy:
 DAMAGE_POLICY = DamagePolicy()
 
 
-def get_engine(name: str = "rocksdict") -> Engine:
+def get_engine(name: str | None = None) -> Engine:
+    """The engine `name`; by default the one KVTOOL_ENGINE names, else rocksdict."""
+    if name is None:
+        name = os.environ.get("KVTOOL_ENGINE") or "rocksdict"
+    if name == "python-rocksdb":
+        from kvtool.engine.pyrocksdb import load_engine
+
+        return load_engine()
     if name == "rocksdict":
         from kvtool.engine.rdict import RdictEngine
 
@@ -57,7 +65,7 @@ def open_db(
     force: bool = False,
     wait_lock: float = 0.0,
     io_rate: int | None = None,
-    engine: str = "rocksdict",
+    engine: str | None = None,
     allow_data_loss: bool | None = None,
 ) -> Database:
     """Open a database; use it as a context manager so every handle is released on every path.

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import OpenMode, open_db
+from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.engine.format_safety import Need, database_needs
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.options_file import OptionsFile, read_options_file
@@ -57,6 +57,7 @@ class DbInfo:
     wal_bytes: int
     held_by_pid: int | None
     attention: list[str] = field(default_factory=list)
+    engine: str | None = None  # the engine that read it, with its RocksDB version
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -145,10 +146,17 @@ def describe(path: Path) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
+        engine=_engine_label(),
     )
     info.attention.extend(f"data loss: {note}" for note in damage)
     info.attention.extend(_attention(info))
     return info
+
+
+def _engine_label() -> str:
+    """The engine kvtool reads with, e.g. "python-rocksdb (RocksDB 6.14.6)"."""
+    engine = get_engine()
+    return f"{engine.name} (RocksDB {engine.versions()['rocksdb']})"
 
 
 def _unmet_note(need: Need) -> str:
@@ -196,6 +204,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
+        engine=_engine_label(),
     )
     info.attention.extend(notes)
     info.attention.append(
