@@ -69,6 +69,9 @@ def test_sst_import_refuses_the_reverse_order_and_writes_nothing(reverse_db: Pat
     assert dir_state(reverse_db) == state  # refused before the database was opened
     assert _owner_state(reverse_db) == before
     created = run_kvtool(
-        "import", reverse_db, "--mode", "sst", "--cf", "new", "--create", input=b""
+        "import",
+        reverse_db,
+        *("--mode", "sst", "--cf", "new", "--create"),
+        input=b'{"key":"a","value":"b"}\n',
     )
     assert created.returncode == 69, "a new column family takes the default's comparator"
