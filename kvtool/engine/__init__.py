@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +28,12 @@ from kvtool.engine.handles import TRACER, Handle, HandleClosedError
 from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
-ENGINES = ("rocksdict",)
+# Every engine that can open databases: its name (`--engine NAME`, KVTOOL_ENGINE) and the
+# "module:callable" that returns it, imported only when chosen. Registering one is one line here.
+ENGINES: dict[str, str] = {
+    "rocksdict": "kvtool.engine.rdict:RdictEngine",
+}
+DEFAULT_ENGINE = "rocksdict"
 
 log = logging.getLogger("kvtool")
 
@@ -41,12 +48,32 @@ class DamagePolicy:
 DAMAGE_POLICY = DamagePolicy()
 
 
-def get_engine(name: str = "rocksdict") -> Engine:
-    if name == "rocksdict":
-        from kvtool.engine.rdict import RdictEngine
+class EngineChoice:
+    """Which engine opens databases in this process: the CLI's root option `--engine` sets it;
+    unset, KVTOOL_ENGINE names it, else DEFAULT_ENGINE. Every open without an `engine=` (every
+    op) uses it, forked range workers included."""
 
-        return RdictEngine()
-    raise UsageError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    name: str | None = None
+
+    def current(self) -> str:
+        return self.name or os.environ.get("KVTOOL_ENGINE") or DEFAULT_ENGINE
+
+
+ENGINE_CHOICE = EngineChoice()
+
+
+def check_engine_name(name: str) -> str:
+    """`name` if it is a registered engine, else UsageError (exit 2) listing them."""
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    return name
+
+
+def get_engine(name: str | None = None) -> Engine:
+    """The engine `name`, by default the one ENGINE_CHOICE gives."""
+    module, _, factory = ENGINES[check_engine_name(name or ENGINE_CHOICE.current())].partition(":")
+    engine: Engine = getattr(importlib.import_module(module), factory)()
+    return engine
 
 
 def open_db(
@@ -57,7 +84,7 @@ def open_db(
     force: bool = False,
     wait_lock: float = 0.0,
     io_rate: int | None = None,
-    engine: str = "rocksdict",
+    engine: str | None = None,
     allow_data_loss: bool | None = None,
 ) -> Database:
     """Open a database; use it as a context manager so every handle is released on every path.
@@ -104,6 +131,9 @@ __all__ = [
     "BYTEWISE",
     "DAMAGE_POLICY",
     "DEFAULT_CF",
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "ENGINE_CHOICE",
     "REVERSE_BYTEWISE",
     "TRACER",
     "Bottommost",
@@ -122,6 +152,7 @@ __all__ = [
     "Snapshot",
     "SstWriter",
     "WriteBatch",
+    "check_engine_name",
     "get_engine",
     "key_order",
     "open_db",

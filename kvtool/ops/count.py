@@ -3,7 +3,6 @@ engine's estimate for a whole column family."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,12 +105,6 @@ def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: 
     """How many processes count this range (see `count_records`)."""
     if (workers is not None and workers <= 1) or estimate or spec.limit is not None:
         return 1
-    if not hasattr(os, "fork"):
-        return 1
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
+    from kvtool.ops.export_parallel import worker_count
 
-    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
-        return 1
-    if not range_workers_apply(db_path, spec):
-        return 1
-    return workers or WORKERS
+    return worker_count(workers, db_path, spec)

@@ -4,7 +4,6 @@ signals) with a cursor to resume."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -219,15 +218,9 @@ def _worker_count(
             out.fileno()
         except (AttributeError, OSError, ValueError):
             return 1
-    if not hasattr(os, "fork"):
-        return 1
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
+    from kvtool.ops.export_parallel import worker_count
 
-    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
-        return 1
-    if not range_workers_apply(db_path, spec):
-        return 1
-    return workers or WORKERS
+    return worker_count(workers, db_path, spec)
 
 
 def _export_parallel(

@@ -50,6 +50,7 @@ from typing import Any, NoReturn
 
 from kvtool import errors
 from kvtool.engine import Bounds, Database, Entry, KeyOrder, LiveFile, OpenMode, key_order, open_db
+from kvtool.engine.ondisk import sst_bytes
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -70,13 +71,18 @@ _COMMAND = struct.Struct(">ci")
 _first, _second = itemgetter(0), itemgetter(1)
 
 
-def sst_bytes(path: Path) -> int:
-    """Bytes of SST files in the database directory (read without opening the database)."""
-    try:
-        with os.scandir(path) as entries:
-            return sum(e.stat().st_size for e in entries if e.name.endswith(".sst"))
-    except OSError:
-        return 0
+def worker_count(workers: int | None, db_path: Path, spec: ReadSpec) -> int:
+    """The one worker policy of export and count, once a caller's own reasons for one process
+    are ruled out: `workers` when given (1 or less: one process), else WORKERS on a machine with
+    two cores or more and MIN_SST_BYTES of SST files; one process where workers cannot split the
+    range (see `range_workers_apply`) or cannot fork."""
+    if (workers is not None and workers <= 1) or not hasattr(os, "fork"):
+        return 1
+    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
+        return 1
+    if not range_workers_apply(db_path, spec):
+        return 1
+    return workers or WORKERS
 
 
 def range_workers_apply(db_path: Path, spec: ReadSpec) -> bool:

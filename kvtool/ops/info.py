@@ -6,9 +6,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import OpenMode, open_db
-from kvtool.engine.format_safety import Need, database_needs
+from kvtool.engine import OpenMode, get_engine, open_db
+from kvtool.engine.format_safety import Need
 from kvtool.engine.lockfile import lock_holder
+from kvtool.engine.ondisk import wal_sizes
 from kvtool.engine.options_file import OptionsFile, read_options_file
 from kvtool.errors import DamagedDatabaseError, UnavailableError
 from kvtool.formats.units import format_size
@@ -87,7 +88,7 @@ def describe(path: Path) -> DbInfo:
     A database whose metadata lost data is described as RocksDB recovers it, the loss first
     under attention (reads and `verify` refuse it with exit 74).
     """
-    needs = database_needs(path)
+    needs = get_engine().unmet_needs(path)
     if needs:
         return _describe_unopened(path, [_unmet_note(need) for need in needs])
     try:
@@ -134,7 +135,7 @@ def describe(path: Path) -> DbInfo:
                     merge_operator=_merge_operator(options, name),
                 )
             )
-    wal = _wal_sizes(path)
+    wal = wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -185,7 +186,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         for name, settings in (options.cf_options.items() if options else ())
     ]
     sst = [p for p in path.iterdir() if p.suffix == ".sst"]
-    wal = _wal_sizes(path)
+    wal = wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -204,18 +205,6 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
     )
     info.attention.extend(_attention(info))
     return info
-
-
-def _wal_sizes(path: Path) -> list[int]:
-    """The sizes of the directory's WAL files; one a live owner deletes meanwhile is left out."""
-    sizes = []
-    for p in path.iterdir():
-        if p.suffix == ".log" and p.name[:-4].isdigit():
-            try:
-                sizes.append(p.stat().st_size)
-            except FileNotFoundError:
-                continue
-    return sizes
 
 
 def _attention(info: DbInfo) -> list[str]:
