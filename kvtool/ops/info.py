@@ -58,6 +58,8 @@ class DbInfo:
     wal_bytes: int
     held_by_pid: int | None
     attention: list[str] = field(default_factory=list)
+    # The engine that read it, e.g. "rocksdict 0.3.29, RocksDB 9.8.4" (`--engine`).
+    engine: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,6 +148,7 @@ def describe(path: Path) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
+        engine=get_engine().describe(),
     )
     info.attention.extend(f"data loss: {note}" for note in damage)
     info.attention.extend(_attention(info))
@@ -197,6 +200,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
+        engine=get_engine().describe(),
     )
     info.attention.extend(notes)
     info.attention.append(
