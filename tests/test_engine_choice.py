@@ -111,3 +111,15 @@ def test_kvtool_engine_chooses_when_no_option_does(
     probe.clear()
     assert run(["--engine", "rocksdict", "count", str(ldb_db)]) == 0
     assert probe == []
+
+
+def test_native_errors_cross_the_engine_boundary_with_fields(tmp_path: Path) -> None:
+    from kvtool.errors import CorruptionError, from_native
+
+    shadowless = RuntimeError(f"Corruption: block checksum mismatch in {tmp_path}/000012.sst")
+    error = from_native(shadowless, context="reading")
+    assert isinstance(error, CorruptionError)
+    assert error.message == f"reading: {shadowless}"
+    assert (error.detail, error.file, error.blob) == (str(shadowless), "000012.sst", False)
+    blob = from_native(RuntimeError("Corruption: Blob file 000015.blob checksum"))
+    assert (blob.file, blob.blob) == ("000015.blob", True)

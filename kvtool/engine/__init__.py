@@ -118,6 +118,7 @@ def open_db(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if wait_lock > 0:
+                    exc.waited = wait_lock
                     exc.message += f"; gave up after waiting {wait_lock:g}s"
                 raise
             if not waited:

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
 _first, _second = itemgetter(0), itemgetter(1)
 
 
-def _identity(key: bytes) -> bytes:
-    return key
-
-
 def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
     """(key, columns) pairs as records: plain `(key, value)` where one default column holds it
     all (a plain value reads as that), `(key, Entity)` otherwise.
@@ -269,10 +265,12 @@ class RdictIterator(EngineIterator):
                 key = it.key()
                 if self._outside is not None and self._outside(key):
                     return  # the stream ended where the range does: the rest is out of range
-                raise StorageError(
-                    f"reading: the read stopped early, before key {key!r}, with no error status",
-                    hint="run it again; if it recurs, run `kvtool verify`",
+                detail = f"the read stopped early, before key {key!r}, with no error status"
+                error = StorageError(
+                    f"reading: {detail}", hint="run it again; if it recurs, run `kvtool verify`"
                 )
+                error.detail = detail
+                raise error
             it.status()
         except Exception as exc:
             raise from_native(exc, context="reading") from None
@@ -331,7 +329,7 @@ class RdictIterator(EngineIterator):
             keys: list[bytes] = self._bulk_read("keys", limit)
         else:
             keys = self._step_read(limit, reverse, None)
-        self._keep_within(keys, _identity)
+        self._keep_within(keys, bytes)  # bytes(key) is key
         return keys
 
     def count(self, limit: int, *, reverse: bool = False) -> int:
