@@ -123,10 +123,6 @@ class EngineError(KvtoolError):
     """An engine failure that fits no other class; a bug in kvtool or the binding."""
 
 
-class HandleLeakError(KvtoolError):
-    """Native handles were still open when the command ended (--trace-handles)."""
-
-
 class StoppedError(KvtoolError):
     """A run stopped early by a deadline or a signal; `cursor` resumes it."""
 

@@ -128,6 +128,18 @@ def is_terminal(path: Path) -> bool:
         os.close(probe)
 
 
+def compressed(path: Path) -> bool:
+    """Whether `OutputFile(path)` compresses what it is given (gzip when the name ends in .gz)."""
+    return path.suffix == ".gz"
+
+
+def concatenable(path: Path) -> bool:
+    """Whether bytes that separate processes write to `path`'s descriptor, one after another,
+    make a valid output: plain records do; a compressed stream (or a format with a footer) is
+    one writer's, so range workers leave such an output to one process."""
+    return not compressed(path)
+
+
 class OutputFile:
     """The sink of `export -o PATH` (see the module's rules); gzip when the name ends in .gz.
 
@@ -176,7 +188,7 @@ class OutputFile:
             raise _io_error(str(path), exc) from None
         self._raw: BinaryIO = raw
         self.stream: BinaryIO = raw
-        if gzip_by_name and path.suffix == ".gz":
+        if gzip_by_name and compressed(path):
             self.stream = gzip.GzipFile(  # type: ignore[assignment]
                 filename=path.name[:-3], fileobj=raw, mode="wb", compresslevel=6
             )

@@ -31,7 +31,6 @@ class FieldFormat(str, enum.Enum):
 
 
 Encoder = Callable[[bytes], Any]
-Decoder = Callable[[Any], bytes]
 
 # The keys of the json format's wrappers: an object with exactly one of them, holding a string.
 _WRAPPERS = ("text", "base64")

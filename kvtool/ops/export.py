@@ -4,14 +4,14 @@ signals) with a cursor to resume."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StorageError
 from kvtool.formats.jsonl import Render
-from kvtool.formats.output_file import OutputFile
+from kvtool.formats.output_file import OutputFile, concatenable
 from kvtool.formats.records import FieldCounts, FieldFormat
 from kvtool.formats.writers import (
     OutputFormat,
@@ -43,7 +43,6 @@ class ExportResult:
     stopped: StopRequested | None = None
     output: Path | None = None  # the file holding the records (`.partial` when stopped)
     output_closed: bool = False  # the reader closed the pipe (`| head`): a quiet, normal end
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _open_sink(
@@ -211,7 +210,7 @@ def _worker_count(
         return 1
     if spec.limit is not None or spec.rate or spec.bytes_rate or flush_each_batch:
         return 1
-    if path is not None and path.suffix == ".gz":
+    if path is not None and not concatenable(path):
         return 1
     if out is not None:
         try:

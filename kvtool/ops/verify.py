@@ -6,7 +6,7 @@ import hashlib
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,6 @@ class VerifyResult:
     corrupt_file: str | None = None
     last_good_key: bytes | None = None
     failed_column_family: str | None = None
-    candidates: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -140,7 +139,7 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
                 # A value in a blob file: the SST only points there, and RocksDB's message
                 # names neither.
                 blob = db.blob_file_after(name, check.last_key) if exc.blob else None
-                result.failure, result.corrupt_file, result.candidates = _located(
+                result.failure, result.corrupt_file, _ = _located(
                     exc, path, name, check.last_key, cf_files, blob=blob
                 )
                 result.failed_column_family = name
