@@ -133,13 +133,6 @@ def compressed(path: Path) -> bool:
     return path.suffix == ".gz"
 
 
-def concatenable(path: Path) -> bool:
-    """Whether bytes that separate processes write to `path`'s descriptor, one after another,
-    make a valid output: plain records do; a compressed stream (or a format with a footer) is
-    one writer's, so range workers leave such an output to one process."""
-    return not compressed(path)
-
-
 class OutputFile:
     """The sink of `export -o PATH` (see the module's rules); gzip when the name ends in .gz.
 

@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
-from kvtool.errors import StorageError
 from kvtool.formats.jsonl import Render
-from kvtool.formats.output_file import OutputFile, concatenable
 from kvtool.formats.records import FieldCounts, FieldFormat
+from kvtool.formats.sink import ExportSink
 from kvtool.formats.writers import (
     OutputFormat,
-    RecordWriter,
+    footer,
     header,
     renderer,
     terminal_safe_render,
@@ -46,19 +45,26 @@ class ExportResult:
 
 
 def _open_sink(
-    path: Path | None, out: BinaryIO | None, spec: ReadSpec, options: dict[str, Any]
-) -> tuple[OutputFile | None, BinaryIO]:
-    """Where records go: an OutputFile at `path` (and its stream), or the stream `out`.
-
-    A run continuing after a cursor into the same `path` appends to the `.partial` a stopped run
-    left (see kvtool.formats.output_file), when that cursor and `options` match.
-    """
-    if path is not None:
-        resume = spec.cursor_after(spec.after)
-        target = OutputFile(path, resume_from=resume, options=options)
-        return target, target.stream
-    assert out is not None, "export needs out= or path="
-    return None, out
+    path: Path | None,
+    out: BinaryIO | None,
+    spec: ReadSpec,
+    render: Render,
+    head: bytes,
+    fmt: OutputFormat | str,
+    options: dict[str, Any],
+) -> ExportSink:
+    """Where records go: the file `path` or the stream `out`. A run continuing after a cursor
+    into the same `path` appends to the `.partial` a stopped run left (see
+    kvtool.formats.output_file), when that cursor and `options` match."""
+    return ExportSink(
+        path=path,
+        out=out,
+        render=render,
+        head=head,
+        footer=footer(fmt, keys_only=spec.keys_only),
+        resume_from=spec.cursor_after(spec.after) if path is not None else None,
+        options=options,
+    )
 
 
 def export(
@@ -112,7 +118,7 @@ def export(
         "keys_only": spec.keys_only,
     }
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
-    count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    count = _worker_count(workers, Path(db_path), spec, out, path, fmt, flush_each_batch)
     if counts is not None:
         count = 1
     if count > 1:
@@ -122,6 +128,7 @@ def export(
             count,
             render=render,
             head=head,
+            fmt=fmt,
             out=out,
             path=path,
             progress=progress,
@@ -134,8 +141,6 @@ def export(
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
     stopped: StopRequested | None = None
-    closed = False
-    target: OutputFile | None = None
     with stopper:
         with open_db(db_path, OpenMode.READ_ONLY) as db:
             if progress is not None:
@@ -147,49 +152,37 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                target, sink = _open_sink(path, out, spec, options)
-                writer = RecordWriter(sink, render, head=head)
-                with record_stream(db, spec, stats, stopper) as batches:
-                    try:
-                        for batch in batches:
-                            writer.write(batch)
-                            if flush_each_batch:
-                                writer.flush()
-                            if progress is not None:
-                                progress.update(len(batch))
-                    except StopRequested as exc:
-                        stopped = exc
-                    except BrokenPipeError:
-                        closed = True  # `export | head`: the reader has all it wanted
-                    except OSError as exc:  # e.g. a full disk: not a bug, an I/O error
-                        where = path if path is not None else "stdout"
-                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-                if not closed:
-                    try:
-                        writer.flush()
-                    except BrokenPipeError:
-                        closed = True
-                    except OSError as exc:
-                        where = path if path is not None else "stdout"
-                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-            except BaseException:
-                if target is not None:
-                    target.discard()
-                raise
+                with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+                    with record_stream(db, spec, stats, stopper) as batches:
+                        try:
+                            sink.write_head()
+                            for batch in batches:
+                                sink.write(batch)
+                                if flush_each_batch:
+                                    sink.flush()
+                                if progress is not None:
+                                    progress.update(len(batch))
+                        except StopRequested as exc:
+                            stopped = exc
+                        except BrokenPipeError:
+                            sink.closed = True  # `export | head`: the reader has all it wanted
+                    if stopped is None:
+                        sink.finish()
+                    else:
+                        sink.flush()
             finally:
                 stats.finish()
                 if progress is not None:
                     progress.close()
+        closed = sink.closed
         limit_hit = spec.limit is not None and stats.records >= spec.limit
         cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
         if stopped is not None and cursor is None and spec.after is not None:
             cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
-        written: Path | None = None
-        if target is not None:
-            written = target.keep_partial(cursor) if stopped is not None else target.commit()
+        written = sink.end(stopped=stopped is not None, cursor=cursor)
     extra = {"values_not_json": counts.not_json} if counts is not None else {}
     return ExportResult(
-        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor, **extra),
+        stats=stats.as_dict(output_bytes=sink.bytes_written, cursor=cursor, **extra),
         cursor=cursor,
         stopped=stopped,
         output=written,
@@ -203,6 +196,7 @@ def _worker_count(
     spec: ReadSpec,
     out: BinaryIO | None,
     path: Path | None,
+    fmt: OutputFormat | str,
     flush_each_batch: bool,
 ) -> int:
     """How many processes read this export (see `export`)."""
@@ -210,7 +204,7 @@ def _worker_count(
         return 1
     if spec.limit is not None or spec.rate or spec.bytes_rate or flush_each_batch:
         return 1
-    if path is not None and not concatenable(path):
+    if not ExportSink.concatenable(path, footer=footer(fmt, keys_only=spec.keys_only)):
         return 1
     if out is not None:
         try:
@@ -229,6 +223,7 @@ def _export_parallel(
     *,
     render: Render,
     head: bytes,
+    fmt: OutputFormat | str,
     out: BinaryIO | None,
     path: Path | None,
     progress: Progress | None,
@@ -239,9 +234,7 @@ def _export_parallel(
 
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
-    target: OutputFile | None = None
-    where = str(path) if path is not None else "stdout"
-    closed = False
+    result = None
     started = False
 
     def start(total: int | None) -> None:
@@ -254,54 +247,44 @@ def _export_parallel(
 
     with stopper:
         try:
-            target, sink = _open_sink(path, out, spec, options)
-            try:
-                if head:
-                    sink.write(head)
+            with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+                try:
+                    sink.write_head()
+                except BrokenPipeError:
+                    sink.closed = True
                 sink.flush()
-            except BrokenPipeError:
-                closed = True
-            except OSError as exc:
-                raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-            result = None
-            if not closed:
-                result = export_parallel(
-                    db_path,
-                    spec,
-                    render,
-                    sink.fileno(),
-                    workers=workers,
-                    where=where,
-                    stopper=stopper,
-                    stats=stats,
-                    started=start,
-                    progressed=progress.update if progress is not None else None,
-                )
-                if result is None:  # the views differed: nothing was written
-                    if target is not None:
-                        target.discard()
-                    return None
-                if result.error is not None:
-                    raise result.error
-                closed = result.closed
-        except BaseException:
-            if target is not None:
-                target.discard()
-            raise
+                if not sink.closed:
+                    result = export_parallel(
+                        db_path,
+                        spec,
+                        render,
+                        sink.fileno(),
+                        workers=workers,
+                        where=sink.where,
+                        stopper=stopper,
+                        stats=stats,
+                        started=start,
+                        progressed=progress.update if progress is not None else None,
+                    )
+                    if result is None:  # the views differed: nothing was written
+                        sink.discard()
+                        return None
+                    if result.error is not None:
+                        raise result.error
+                    sink.closed = result.closed
+                    sink.written_elsewhere(result.output_bytes)
         finally:
             stats.finish()
             if progress is not None and started:
                 progress.close()
         stopped = result.stopped if result is not None else None
+        closed = sink.closed
         cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
         if stopped is not None and cursor is None and spec.after is not None:
             cursor = spec.cursor_after(spec.after)
-        written: Path | None = None
-        if target is not None:
-            written = target.keep_partial(cursor) if stopped is not None else target.commit()
-    output_bytes = len(head) + (result.output_bytes if result is not None else 0)
+        written = sink.end(stopped=stopped is not None, cursor=cursor)
     return ExportResult(
-        stats=stats.as_dict(output_bytes=output_bytes, cursor=cursor),
+        stats=stats.as_dict(output_bytes=sink.bytes_written, cursor=cursor),
         cursor=cursor,
         stopped=stopped,
         output=written,
