@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
+from kvtool.errors import StoppedError
 from kvtool.formats.jsonl import Render
 from kvtool.formats.records import FieldCounts, FieldFormat
 from kvtool.formats.sink import ExportSink
@@ -42,6 +43,27 @@ class ExportResult:
     stopped: StopRequested | None = None
     output: Path | None = None  # the file holding the records (`.partial` when stopped)
     output_closed: bool = False  # the reader closed the pipe (`| head`): a quiet, normal end
+    requested: Path | None = None  # the file asked for (`-o PATH`)
+
+    def raise_for_status(self) -> None:
+        """Raise StoppedError if a deadline or a signal stopped the run, saying where its records
+        are and how to resume (docs/design.md, Cursors, stops and stats); callers report the
+        stats first."""
+        if self.stopped is None:
+            return
+        where = f"; records so far are in {self.output}" if self.output else ""
+        resume = (
+            f"; resume with --after {self.cursor}"
+            if self.cursor
+            else "; nothing was written: run it again"
+        )
+        if self.cursor and self.output and self.output.name.endswith(".partial"):
+            resume += f" -o {self.requested} (it appends to {self.output.name})"
+        raise StoppedError(
+            f"{self.stopped.reason}{where}{resume}",
+            exit_code=self.stopped.exit_code,
+            cursor=self.cursor,
+        )
 
 
 def _open_sink(
@@ -186,6 +208,7 @@ def export(
         cursor=cursor,
         stopped=stopped,
         output=written,
+        requested=path,
         output_closed=closed,
     )
 
@@ -288,5 +311,6 @@ def _export_parallel(
         cursor=cursor,
         stopped=stopped,
         output=written,
+        requested=path,
         output_closed=closed,
     )
