@@ -9,9 +9,7 @@ from typing import Any
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StoppedError, UsageError
-from kvtool.stream import ReadSpec, Stopper, StopRequested
-
-_STEP = 1 << 16
+from kvtool.stream import ReadSpec, Stopper, StopRequested, count_steps
 
 
 @dataclass
@@ -82,16 +80,9 @@ def count_records(
             return CountResult(0, False, time.monotonic() - began)
         with db.bounded(krange.cf, bounds) as it:
             it.seek_to_first()
-            left = spec.limit
             try:
-                while True:
-                    step = _STEP if left is None else min(_STEP, left - total)
-                    if step <= 0:
-                        break
-                    n = it.count(step)
+                for n in count_steps(it, spec.limit):
                     total += n
-                    if n < step:
-                        break
                     stopper.check()
             except StopRequested as exc:
                 raise StoppedError(

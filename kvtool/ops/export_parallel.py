@@ -53,14 +53,13 @@ from kvtool.engine import Bounds, Database, Entry, KeyOrder, LiveFile, OpenMode,
 from kvtool.engine.ondisk import sst_bytes
 from kvtool.errors import STOP_SIGNALS, ExitCode
 from kvtool.formats.jsonl import Render
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, count_steps
 
 WORKERS = 2  # measured on 2 cores; more workers than cores only adds switching
 MIN_SST_BYTES = 64 << 20  # below this one process is about as fast (startup dominates)
 CHUNK_RECORDS = 50_000  # about 7 MB of JSON Lines at 140 bytes a record
 BUFFER_LIMIT = 32 << 20  # bytes a worker renders ahead of its turn
 _BATCH = 1024
-_COUNT_STEP = 1 << 16
 _POLL = 0.05  # seconds between the parent's checks for signals and the deadline
 _REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
 
@@ -398,12 +397,11 @@ class _Worker:
         total = 0
         with db.bounded(self.job.spec.krange.cf, bounds) as it:
             it.seek_to_first()
-            while True:
-                self._check()
-                n: int = it.count(_COUNT_STEP)
+            self._check()
+            for n in count_steps(it):
                 total += n
-                if n < _COUNT_STEP:
-                    return total
+                self._check()
+        return total
 
     def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
         spec, render = self.job.spec, self.job.render
