@@ -96,6 +96,6 @@ def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: 
     """How many processes count this range (see `count_records`)."""
     if (workers is not None and workers <= 1) or estimate or spec.limit is not None:
         return 1
-    from kvtool.ops.export_parallel import worker_count
+    from kvtool.ops.range_plan import worker_count
 
     return worker_count(workers, db_path, spec)

@@ -234,7 +234,7 @@ def _worker_count(
             out.fileno()
         except (AttributeError, OSError, ValueError):
             return 1
-    from kvtool.ops.export_parallel import worker_count
+    from kvtool.ops.range_plan import worker_count
 
     return worker_count(workers, db_path, spec)
 

@@ -46,21 +46,7 @@ from kvtool import errors
 from kvtool.engine import Entry, OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_plan import (
-    MIN_SST_BYTES as MIN_SST_BYTES,
-)
-from kvtool.ops.range_plan import (
-    WORKERS as WORKERS,
-)
-from kvtool.ops.range_plan import (
-    Chunk,
-)
-from kvtool.ops.range_plan import (
-    plan_chunks as plan_chunks,
-)
-from kvtool.ops.range_plan import (
-    worker_count as worker_count,
-)
+from kvtool.ops.range_plan import Chunk
 from kvtool.ops.range_worker import (
     POLL,
     Crew,
