@@ -182,6 +182,8 @@ def export(
                                 sink.write(batch)
                                 if flush_each_batch:
                                     sink.flush()
+                                    if sink.closed:
+                                        break
                                 if progress is not None:
                                     progress.update(len(batch))
                         except StopRequested as exc:
