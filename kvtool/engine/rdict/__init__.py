@@ -11,6 +11,9 @@ keep the database open (docs/design.md, Engine facts 2).
 
 from __future__ import annotations
 
+# check_database_dir lives in engine/ondisk.py (engine-neutral); named here too for code written
+# against the old kvtool/engine/rdict.py module.
+from kvtool.engine.ondisk import check_database_dir
 from kvtool.engine.rdict.engine import RdictEngine
 from kvtool.engine.rdict.native import CONFIG_FILE, from_native
 from kvtool.engine.rdict.options import (
@@ -24,6 +27,7 @@ __all__ = [
     "NEW_DB_FORMAT_VERSION",
     "RdictEngine",
     "bundled_rocksdb_version",
+    "check_database_dir",
     "from_native",
     "options_round_trip",
 ]
