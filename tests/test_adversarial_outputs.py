@@ -494,8 +494,18 @@ def test_a_cursor_for_a_huge_key_is_passed_back_from_a_file(tmp_path: Path) -> N
     rest = run_kvtool("export", db, "-q", "--after", f"@{stats}")
     assert rest.returncode == 0, rest.stderr
     assert decode_jsonl(first.stdout + rest.stdout) == ldb_scan(db) == big
+    # scan has no stats file: its saved stderr ("next: kvtool scan ... --after TOKEN") serves.
+    page = run_kvtool("scan", db, "-n", "1", "-f", "jsonl")
+    (tmp_path / "next.txt").write_bytes(page.stderr)
+    rest = run_kvtool("scan", db, "-n", "5", "-f", "jsonl", "--after", f"@{tmp_path}/next.txt")
+    assert rest.returncode == 0, rest.stderr
+    assert decode_jsonl(page.stdout + rest.stdout) == big
     missing = run_kvtool("export", db, "--after", f"@{tmp_path / 'nope'}")
     assert missing.returncode == 2 and "cursor file" in one_error_line(missing.stderr)
+    changed = token[:-1] + ("A" if token[-1] != "A" else "B")
+    (tmp_path / "two.txt").write_text(f"{token}\n{changed}\n")
+    two = run_kvtool("export", db, "--after", f"@{tmp_path}/two.txt")
+    assert two.returncode == 2 and "2 different cursors" in one_error_line(two.stderr)
 
 
 # ---------------------------------------------------------------- terminals
@@ -597,7 +607,10 @@ def as_unprivileged(*args: str | os.PathLike[str]) -> subprocess.CompletedProces
         setpriv = require_tool("setpriv")
         prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
     return subprocess.run(
-        [*prefix, kvtool_executable(), *map(str, args)], capture_output=True, check=False
+        [*prefix, kvtool_executable(), *map(str, args)],
+        input=b'{"key":"k","value":"v"}\n',
+        capture_output=True,
+        check=False,
     )
 
 
@@ -623,6 +636,20 @@ READERS = [
 ]
 
 
+def test_another_users_file_is_not_replaced(db: Path, tmp_path: Path) -> None:
+    target = tmp_path / "theirs.jsonl"
+    target.write_bytes(b"theirs\n")
+    target.chmod(0o644)
+    if ROOT:
+        os.chown(target, 65534, 65534)  # nobody's; this run may still write the directory
+    else:
+        target.chmod(0o444)
+    result = as_unprivileged("export", db, "-o", target)
+    assert result.returncode == 77, result.stderr
+    assert "kvtool does not replace it" in one_error_line(result.stderr)
+    assert target.read_bytes() == b"theirs\n" and leftovers(tmp_path) == []
+
+
 @pytest.mark.parametrize("args", READERS, ids=" ".join)
 def test_an_unreadable_database_is_77(locked: tuple[Path, Path], args: list[str]) -> None:
     db, _ = locked
@@ -643,15 +670,21 @@ def test_an_untraversable_parent_is_77(locked: tuple[Path, Path], args: list[str
     assert "permission denied" in one_error_line(result.stderr).lower()
 
 
-def test_put_into_a_read_only_database_is_77_and_changes_nothing(
-    locked: tuple[Path, Path],
+@pytest.mark.parametrize(
+    "args",
+    [["put", "k", "v"], ["delete", "r:00001"], ["import"], ["compact"], ["cf", "create", "x"]],
+    ids=" ".join,
+)
+def test_a_write_into_a_read_only_database_is_77_and_changes_nothing(
+    locked: tuple[Path, Path], args: list[str]
 ) -> None:
     db, _ = locked
     for path in db.iterdir():
         path.chmod(0o444)
     db.chmod(0o555)
     before = dir_state(db)
-    result = as_unprivileged("put", db, "k", "v")
+    split = 2 if args[0] == "cf" else 1  # `cf create DB NAME`
+    result = as_unprivileged(*args[:split], db, *args[split:])
     assert result.returncode == 77, result.stderr
     assert "permission denied" in one_error_line(result.stderr).lower()
     assert dir_state(db) == before

@@ -113,3 +113,28 @@ def test_checkpoint_stats_file(small_db: Path, tmp_path: Path) -> None:
     stats = json.loads(stats_file.read_text())
     assert stats["command"] == "checkpoint" and stats["status"] == "done"
     assert stats["bytes"] > 0
+
+
+def test_checkpoint_to_another_filesystem_copies_and_the_owner_reads_both(tmp_path: Path) -> None:
+    """Across filesystems RocksDB copies each file by the size it recorded, the OPTIONS file too:
+    the owner's OPTIONS text that kvtool keeps there must not break the copy."""
+    import shutil
+
+    from .oracles import ldb_load, ldb_scan
+
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        import pytest
+
+        pytest.skip("needs /dev/shm on another filesystem")
+    records = [(b"k%04d" % i, b"v%d" % i) for i in range(500)]
+    db = ldb_load(tmp_path / "ldb.db", records)
+    dest = shm / f"kvtool-test-checkpoint-{os.getpid()}"
+    try:
+        result = run_kvtool("checkpoint", db, dest)
+        assert result.returncode == 0, result.stderr.decode()
+        assert b"0 hard-linked" in result.stderr  # copied, not linked: another filesystem
+        assert ldb_scan(dest) == records  # plain ldb 7.8 loads the copy's OPTIONS file
+        assert ldb_scan(db) == records
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)

@@ -97,8 +97,10 @@ def test_man_page_has_the_sections_a_reader_expects(man_text: str) -> None:
         assert heading in headings
     plain = unescape(man_text)
     environment = plain.split(".SH ENVIRONMENT", 1)[1].split(".SH", 1)[0]
-    for name in ("KVTOOL_DEBUG", "NO_COLOR", "CI", "_KVTOOL_COMPLETE"):
+    for name in ("KVTOOL_DEBUG", "NO_COLOR", "_KVTOOL_COMPLETE"):
         assert f"\\fB{name}\\fR" in environment
+    # The user's environment only: the test suite's CI switch is CONTRIBUTING.md's business.
+    assert "\\fBCI\\fR" not in environment
     examples = plain.split(".SH EXAMPLES", 1)[1].split(".SH", 1)[0]
     assert "| jq " in examples
     assert re.search(r"^[\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ [\d*/,-]+ kvtool ", examples, re.M)
@@ -315,3 +317,128 @@ def test_install_completion_keeps_working(tmp_path: Path) -> None:
     committed = BASH.read_text(encoding="utf-8")
     assert committed.split("\n", 1)[1].strip() == installed.strip()
     assert "source" in (tmp_path / ".bashrc").read_text()
+
+
+# --- completion of values: every choice's, and column family names ----------------------------
+
+
+def test_bash_completes_each_choice_with_its_values(tmp_path: Path) -> None:
+    # Each choice is an enum option type: TAB lists its values, never directories.
+    assert bash_complete(["kvtool", "export", "--format", ""], tmp_path) == ["jsonl", "csv", "tsv"]
+    assert bash_complete(["kvtool", "scan", "-f", ""], tmp_path) == ["jsonl", "csv", "tsv", "table"]
+    offered = bash_complete(["kvtool", "import", "--key-format", ""], tmp_path)
+    assert offered == ["auto", "utf8", "hex", "base64"]  # no json: keys must be byte-exact
+    assert "json" in bash_complete(["kvtool", "export", "--value-format", ""], tmp_path)
+    assert bash_complete(["kvtool", "import", "--mode", ""], tmp_path) == ["batch", "sst"]
+    assert bash_complete(["kvtool", "compact", "--bottommost", "if"], tmp_path) == ["if-needed"]
+
+
+def test_a_choice_is_refused_where_it_is_not_offered() -> None:
+    result = run_kvtool("import", "--key-format", "json", "nowhere.db", input=b"")
+    assert result.returncode == ExitCode.USAGE
+    assert result.stderr.decode().startswith("kvtool: error: ")
+    assert run_kvtool("export", "nowhere.db", "--format", "table").returncode == ExitCode.USAGE
+
+
+@pytest.fixture
+def cf_db(tmp_path: Path) -> Path:
+    """A database ldb 7.8 wrote, with two more column families (one name with a space)."""
+    from .oracles import ldb_ok
+
+    db = tmp_path / "cf.db"
+    ldb_ok(f"--db={db}", "--create_if_missing", "put", "k", "v")
+    ldb_ok(f"--db={db}", "create_column_family", "users")
+    ldb_ok(f"--db={db}", "create_column_family", "usage log")
+    return db
+
+
+def test_bash_completes_column_family_names(cf_db: Path, tmp_path: Path) -> None:
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in cf_db.iterdir())
+    home = tmp_path / "home"
+    home.mkdir()
+    assert bash_complete(["kvtool", "export", str(cf_db), "--cf", "u"], home) == [
+        "users",
+        "usage log",
+    ]
+    assert bash_complete(["kvtool", "compact", str(cf_db), "--cf", ""], home) == [
+        "default",
+        "users",
+        "usage log",
+    ]
+    assert bash_complete(["kvtool", "cf", "drop", str(cf_db), "us"], home) == [
+        "users",
+        "usage log",
+    ]
+    # Read without an open: the database directory is as it was.
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in cf_db.iterdir()) == before
+
+
+def test_column_family_completion_is_silent_without_a_database(tmp_path: Path) -> None:
+    assert bash_complete(["kvtool", "export", str(tmp_path / "none"), "--cf", ""], tmp_path) == []
+    assert bash_complete(["kvtool", "export", "--cf", ""], tmp_path) == []
+    assert not (tmp_path / "none").exists()
+
+
+def test_fish_completes_choices_and_column_families(cf_db: Path, tmp_path: Path) -> None:
+    fish = require_tool("fish")
+    result = subprocess.run(
+        [
+            fish,
+            "--no-config",
+            "-c",
+            f"source '{FISH}'; complete -C'kvtool export --format '; "
+            f"complete -C'kvtool export {cf_db} --cf us'",
+        ],
+        capture_output=True,
+        text=True,
+        env=shell_env(tmp_path),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    words = [line.split("\t", 1)[0] for line in result.stdout.splitlines()]
+    assert sorted(words) == ["csv", "jsonl", "tsv", "usage log", "users"]
+
+
+# zsh's completion runs only in an interactive shell's line editor: drive one in a pseudo-terminal
+# (zsh/zpty), type the line and a TAB, and block until the listing shows (or the timeout fails it).
+_ZPTY = """
+zmodload zsh/zpty
+zpty z "HOME=$KVT_HOME ZDOTDIR=$KVT_HOME zsh -i $KVT_FLAGS"
+zpty -w z "PS1='READY> '"
+zpty -r z out '*READY> '
+zpty -w -n z $'kvtool export --format \\t'
+zpty -r z out '*tsv*'
+print -r -- "$out"
+zpty -d z
+"""
+
+
+def zsh_first_tab(home: Path, *flags: str) -> str:
+    zsh = require_tool("zsh")
+    env = {**shell_env(home), "KVT_HOME": str(home), "KVT_FLAGS": " ".join(flags)}
+    result = subprocess.run(
+        [zsh, "-f", "-c", _ZPTY], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_zsh_first_tab_completes_when_autoloaded_from_fpath(tmp_path: Path) -> None:
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    shutil.copy(ZSH, functions / "_kvtool")
+    (tmp_path / ".zshrc").write_text(
+        f"fpath=({functions} $fpath); autoload -Uz compinit; compinit -u -D\n"
+    )
+    out = zsh_first_tab(tmp_path)
+    assert "jsonl" in out and "csv" in out
+
+
+def test_zsh_first_tab_completes_after_install_completion(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    result = run_kvtool("--install-completion", "zsh", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / ".zfunc" / "_kvtool").read_text().startswith("#compdef kvtool\n")
+    out = zsh_first_tab(tmp_path)
+    assert "jsonl" in out and "csv" in out

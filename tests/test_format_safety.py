@@ -168,11 +168,6 @@ UNSAFE = {
         r"\1prefix_extractor=my.KeyPrefix",
         "prefix_extractor is my.KeyPrefix",
     ),
-    "comparator": (
-        r"^(\s*)comparator=leveldb.BytewiseComparator$",
-        r"\1comparator=rocksdb.ReverseBytewiseComparator",
-        "the comparator is rocksdb.ReverseBytewiseComparator, not leveldb.BytewiseComparator",
-    ),
     "newer-rocksdb": (
         r"^(\s*)rocksdb_version=.*$",
         r"\1rocksdb_version=99.1.0",

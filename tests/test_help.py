@@ -7,6 +7,7 @@ import os
 import pty
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,93 @@ def test_docs_shell_page_names_every_completion_file() -> None:
     for path in docgen.COMPLETION_FILES.values():
         assert str(path) in page
     assert "--install-completion" in page
+
+
+# --- one tool: usage, metavars, groups, examples, the man page's date ---------------------------
+
+# A value placeholder is one upper-case word (KEY, N, SIZE, DURATION); a choice lists its values.
+METAVAR = re.compile(r"^(?:[A-Z][A-Z_]*|<[a-z0-9-]+(?:\|[a-z0-9-]+)+>)$")
+
+
+def plain_help(*path: str) -> str:
+    result = run_kvtool(*path, "--help", env={"COLUMNS": "80"})
+    assert result.returncode == 0, result.stderr
+    return result.stdout.decode()
+
+
+@pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
+def test_usage_names_required_arguments_bare(info: docgen.CommandInfo) -> None:
+    usage = plain_help(*info.path).splitlines()[0]
+    assert "{" not in usage and "}" not in usage, usage
+
+
+@pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
+def test_one_metavar_style(info: docgen.CommandInfo) -> None:
+    # What the help shows (Typer 0.28 and 0.29 build metavars differently inside).
+    text = plain_help(*info.path)
+    listing = text[re.search(r"^(Arguments|Options):$", text, re.M).start() :]  # type: ignore[union-attr]
+    for line in listing.splitlines():
+        names = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+        if not line.startswith("  -") or names in ("-h, --help",):
+            continue
+        words = names.replace(",", " ").split()
+        if words[-1].startswith("-"):
+            continue  # a flag
+        assert METAVAR.match(words[-1]), f"{info.name}: {names!r}"
+
+
+@pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
+def test_options_are_grouped(info: docgen.CommandInfo) -> None:
+    options = [
+        p
+        for p in info.command.get_params(info.context)
+        if p.param_type_name == "option" and p.name != "help"
+    ]
+    if len(options) < 4:  # `cf list` and friends: nothing to group
+        return
+    panels = {getattr(p, "rich_help_panel", None) for p in options} - {None}
+    assert panels, f"{info.name}: {len(options)} options and no group"
+
+
+@pytest.mark.parametrize("info", SUB_COMMANDS, ids=ids)
+def test_examples_fit_80_columns(info: docgen.CommandInfo) -> None:
+    text = info.command.help or ""
+    shown = {line.strip() for line in plain_help(*info.path).splitlines()}
+    for example in docgen.example_lines(text):
+        assert example in shown, f"{info.name}: {example!r} is wrapped at 80 columns"
+
+
+def test_sizes_take_units(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    result = run_kvtool("generate", db, "--keys", "2", "--value-size", "1KiB", "-q")
+    assert result.returncode == 0, result.stderr
+    from .oracles import ldb_scan
+
+    assert [len(v) for _, v in ldb_scan(db)] == [1024, 1024]  # ldb 7.8 reads what was written
+
+
+def test_json_has_one_spelling_and_the_old_one_still_works(tmp_path: Path) -> None:
+    from .oracles import ldb_load
+
+    db = ldb_load(tmp_path / "j.db", [(b"a", b"1")])
+    for command in ("info", "count"):
+        by_format = run_kvtool(command, db, "--format", "json")
+        by_alias = run_kvtool(command, db, "--json")
+        assert by_format.returncode == by_alias.returncode == 0, by_format.stderr
+        assert by_format.stdout.startswith(b"{") and by_alias.stdout.startswith(b"{")
+        assert "--json" in plain_help(command) and "--format" in plain_help(command)
+
+
+def test_man_page_is_dated_reproducibly() -> None:
+    page = (Path(docgen.__file__).parent.parent / docgen.MAN_FILE).read_text(encoding="utf-8")
+    assert re.search(r'^\.TH KVTOOL 1 "\d{4}-\d{2}-\d{2}" ', page, re.M)
+    epoch = {"SOURCE_DATE_EPOCH": "1700000000", "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    result = subprocess.run(
+        [sys.executable, "-c", "from kvtool import docgen; print(docgen.page_date())"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **epoch},
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == "2023-11-14"

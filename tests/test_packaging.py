@@ -167,3 +167,77 @@ def test_bash_completion_loads_on_demand_from_the_venv(installed: Path, tmp_path
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["export"], result.stdout + result.stderr
+
+
+def test_bash_completes_format_values_from_the_venv(installed: Path, tmp_path: Path) -> None:
+    script = (
+        f"source {installed / 'share/bash-completion/completions/kvtool'}\n"
+        "COMP_WORDS=(kvtool export --format ''); COMP_CWORD=3\n"
+        "_kvtool_completion kvtool\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    result = subprocess.run(
+        ["bash", "--norc", "--noprofile", "-c", script],
+        capture_output=True,
+        text=True,
+        env=user_env(installed, tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["jsonl", "csv", "tsv"], result.stdout + result.stderr
+
+
+def test_fish_completes_format_values_from_the_venv(installed: Path, tmp_path: Path) -> None:
+    fish = require_tool("fish")
+    functions = installed / "share/fish/vendor_completions.d"
+    result = subprocess.run(
+        [
+            fish,
+            "--no-config",
+            "-c",
+            f"set -a fish_complete_path {functions}; complete -C'kvtool export --format '",
+        ],
+        capture_output=True,
+        text=True,
+        env=user_env(installed, tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(line.split("\t")[0] for line in result.stdout.splitlines()) == [
+        "csv",
+        "jsonl",
+        "tsv",
+    ]
+
+
+def test_zsh_first_tab_completes_from_the_venv(installed: Path, tmp_path: Path) -> None:
+    """docs/shell.md's zsh install (fpath+= the venv's site-functions, then compinit), in a new
+    interactive zsh driven through a pseudo-terminal: the very first TAB lists the formats."""
+    zsh = require_tool("zsh")
+    functions = installed / "share/zsh/site-functions"
+    (tmp_path / ".zshrc").write_text(f"fpath+=({functions}); autoload -Uz compinit; compinit -u\n")
+    script = (
+        "zmodload zsh/zpty\n"
+        f'zpty z "HOME={tmp_path} ZDOTDIR={tmp_path} zsh -i"\n'
+        "zpty -w z \"PS1='READY> '\"\n"
+        "zpty -r z out '*READY> '\n"
+        "zpty -w -n z $'kvtool export --format \\t'\n"
+        "zpty -r z out '*tsv*'\n"  # blocks until the listing shows (the timeout fails it)
+        'print -r -- "$out"\n'
+        "zpty -d z\n"
+    )
+    result = subprocess.run(
+        [zsh, "-f", "-c", script],
+        capture_output=True,
+        text=True,
+        env=user_env(installed, tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "jsonl" in result.stdout and "csv" in result.stdout, result.stdout

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
 
-from .conftest import dir_state, require_tool, run_kvtool
+from .conftest import dir_state, make_db, require_tool, run_kvtool
 
 READING_COMMANDS: list[list[str]] = [
     ["info"],
@@ -103,3 +104,36 @@ def test_put_next_to_a_live_writer_exits_75(small_db: Path, writer_process) -> N
     err = result.stderr.decode()
     assert err.startswith("kvtool: error: ") and "locked by another process" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_private_directory_a_killed_read_left_is_removed_by_the_next_read(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL runs no clean-up: the next read removes the directory (whose hard links would
+    keep deleted SST files' space in use), and leaves alone one of a live process."""
+    import subprocess
+
+    from .conftest import kvtool_executable
+
+    db = make_db(tmp_path / "db", {b"k%06d" % i: b"v" * 100 for i in range(20000)})
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    proc = subprocess.Popen(
+        [kvtool_executable(), "export", str(db), "--workers", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline()  # reading: its private directory exists
+    left = [p.name for p in tmp.iterdir()]
+    proc.kill()
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert len(left) == 1 and left[0].startswith(f"kvtool-ro-{proc.pid}@"), left
+    live = tmp / f"kvtool-ro-{os.getpid()}@{socket.gethostname()}.keep"
+    live.mkdir()
+    result = run_kvtool("count", db, env={"TMPDIR": str(tmp)})
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp.iterdir()] == [live.name]

@@ -4,7 +4,6 @@ turns exceptions into an error line and an exit code."""
 from __future__ import annotations
 
 import errno
-import importlib
 import logging
 import os
 import signal
@@ -15,9 +14,37 @@ from typing import Annotated, Any
 
 import typer
 
+# Typer (0.28 and later) runs on its own copy of Click: its exceptions, not the `click` package's.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer._click.utils import PacifyFlushWrapper
+
 from kvtool import __version__
+from kvtool.cli import (
+    cf,
+    checkpoint,
+    compact,
+    count,
+    delete_range,
+    diff,
+    du,
+    export,
+    generate,
+    importing,
+    info,
+    kv,
+    manifest,
+    repair,
+    scan,
+    sst,
+    verify,
+    wal,
+)
+from kvtool.cli import property as property_command  # not to shadow the builtin
+from kvtool.cli.completion import install_zsh_template
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
+from kvtool.cli.typer_compat import install as install_typer_compat
+from kvtool.cli.typer_compat import plain_required_arguments
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 app = typer.Typer(
@@ -109,25 +136,30 @@ def root(
         TRACER.enable(sys.stderr)
 
 
-# One module per command (or group); each has `register(app)`. Keep one name per line.
-# The order is the order of `kvtool --help`: looking, reading, writing, maintenance.
-COMMAND_MODULES = (
-    "info",
-    "scan",
-    "export",
-    "count",
-    "diff",
-    "kv",
-    "importing",
-    "delete_range",
-    "cf",
-    "compact",
-    "checkpoint",
-    "verify",
-    "generate",
-)
-for _name in COMMAND_MODULES:
-    importlib.import_module(f"kvtool.cli.{_name}").register(app)
+# One module per command (or group); each has `register(app)`. The order is the order of
+# `kvtool --help`: looking, reading, writing, maintenance.
+for _module in (
+    info,
+    du,
+    property_command,
+    sst,
+    wal,
+    manifest,
+    scan,
+    export,
+    count,
+    diff,
+    kv,
+    importing,
+    delete_range,
+    cf,
+    compact,
+    checkpoint,
+    verify,
+    repair,
+    generate,
+):
+    _module.register(app)
 
 
 def _whole_summaries(typer_app: typer.Typer) -> None:
@@ -156,6 +188,9 @@ def _first_paragraph(text: str) -> str:
 
 
 _whole_summaries(app)
+install_zsh_template()
+install_typer_compat()
+plain_required_arguments()
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -176,11 +211,6 @@ def _log_to_stderr() -> None:
 
 def _error(message: str) -> None:
     print(f"kvtool: error: {message}", file=sys.stderr, flush=True)
-
-
-def _is_click_error(exc: BaseException) -> bool:
-    # Typer's (bundled) Click raises these for bad options; matched by shape, not by import.
-    return hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int)
 
 
 def run(argv: list[str] | None = None) -> int:
@@ -213,19 +243,19 @@ def run(argv: list[str] | None = None) -> int:
             code = int(ExitCode.OK)
         else:
             code = exc.code if isinstance(exc.code, int) else int(ExitCode.SOFTWARE)
+    except NoArgsIsHelpError as exc:
+        # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it already;
+        # plain mode hands it back as the message.
+        if text := exc.format_message():
+            typer.echo(text)
+        code = int(ExitCode.USAGE)
+    except ClickException as exc:
+        text = exc.format_message()
+        hint = " (see kvtool --help)" if "--help" not in text else ""
+        _error(f"{text}{hint}")
+        code = exc.exit_code
     except Exception as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it
-            # already; plain mode hands it back as the message.
-            if text := exc.format_message():  # type: ignore[attr-defined]
-                typer.echo(text)
-            code = int(ExitCode.USAGE)
-        elif _is_click_error(exc):
-            text = exc.format_message()  # type: ignore[attr-defined]
-            hint = " (see kvtool --help)" if "--help" not in text else ""
-            _error(f"{text}{hint}")
-            code = int(getattr(exc, "exit_code", ExitCode.USAGE))
-        elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+        if isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
             # A full disk, a quota or a failing device under stdout or a file: never a bug.
             _report(exc)
             code = int(ExitCode.IO_ERROR)
@@ -291,11 +321,10 @@ def _undo_click_pipe_handling() -> bool:
     A closed pipe (`kvtool ... | head`) is a normal end for kvtool: exit 0, as `cat` would.
     """
 
-    # Recent Typer releases vendor their own Click, so match the wrapper by name, not by class.
     def unwrap(stream: Any) -> Any:
-        return stream.wrapped if type(stream).__name__ == "PacifyFlushWrapper" else stream
+        return stream.wrapped if isinstance(stream, PacifyFlushWrapper) else stream
 
-    if type(sys.stdout).__name__ != "PacifyFlushWrapper":
+    if not isinstance(sys.stdout, PacifyFlushWrapper):
         return False
     sys.stdout, sys.stderr = unwrap(sys.stdout), unwrap(sys.stderr)
     return True

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from kvtool.cli.completion import column_families
 from kvtool.cli.options import DbPath, Force, WaitLock
 from kvtool.formats.units import parse_duration
 
@@ -24,6 +25,11 @@ cf_app = typer.Typer(
 )
 
 Name = Annotated[str, typer.Argument(help="Column family name.", metavar="NAME")]
+# drop names one that exists: TAB offers the database's column families.
+ExistingName = Annotated[
+    str,
+    typer.Argument(help="Column family name.", metavar="NAME", autocompletion=column_families),
+]
 
 
 @cf_app.command("list")
@@ -63,7 +69,7 @@ def create(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = Fa
 
 
 @cf_app.command("drop")
-def drop(db: DbPath, name: Name, wait_lock: WaitLock = "0s", force: Force = False) -> None:
+def drop(db: DbPath, name: ExistingName, wait_lock: WaitLock = "0s", force: Force = False) -> None:
     """Drop a column family and all its data.
 
     There is no undo: take a checkpoint first if the data may be needed. The default

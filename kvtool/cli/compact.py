@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from kvtool.cli.completion import column_families
 from kvtool.cli.options import DbPath, Force, KeyFormatIn, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.engine import Bottommost
 from kvtool.formats.codecs import InputFormat
 
 if TYPE_CHECKING:
     from kvtool.ops.compact import ColumnFamilySize, CompactResult, Sizes
-
-
-class BottommostChoice(str, enum.Enum):
-    SKIP = "skip"
-    IF_NEEDED = "if-needed"
-    FORCE = "force"
 
 
 def compact(
@@ -39,17 +34,18 @@ def compact(
             "--cf",
             help="Column family to compact; repeat for several. Default: all of them.",
             metavar="NAME",
+            autocompletion=column_families,
         ),
     ] = None,
     bottommost: Annotated[
-        BottommostChoice,
+        Bottommost,
         typer.Option(
             "--bottommost",
             help="Rewrite the bottommost level too: skip, if-needed (when a compaction filter "
             "is set; RocksDB's default) or force (drops every obsolete version and tombstone).",
             case_sensitive=False,
         ),
-    ] = BottommostChoice.IF_NEEDED,
+    ] = Bottommost.IF_NEEDED,
     io_rate: Annotated[
         str | None,
         typer.Option(
@@ -84,10 +80,9 @@ def compact(
 
         kvtool compact --cf users --bottommost force --io-rate 20MB demo.db
 
-        kvtool compact -q --stats-file /var/lib/kvtool/compact.json --wait-lock 5m /srv/app/db
+        kvtool compact -q --stats-file /var/lib/kvtool/c.json --wait-lock 5m db
     """
     from kvtool.cli.report import emit_stats, write_stats_file
-    from kvtool.engine import Bottommost
     from kvtool.formats.codecs import decode_text
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.compact import compact as run
@@ -118,7 +113,7 @@ def compact(
         column_families=cf or None,
         start=decode_text(start, key_format, what="--start") if start is not None else None,
         end=decode_text(end, key_format, what="--end") if end is not None else None,
-        bottommost=Bottommost(bottommost.value),
+        bottommost=bottommost,
         io_rate=parse_size(io_rate, option="--io-rate") if io_rate is not None else None,
         wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         on_start=announce,

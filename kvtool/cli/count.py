@@ -18,8 +18,11 @@ from kvtool.cli.options import (
     RangeKeyFormat,
     Reverse,
     Start,
+    TextOrJson,
     Timeout,
 )
+from kvtool.cli.report import StatsFormat
+from kvtool.formats.records import KeyFormat
 
 
 def count(
@@ -38,7 +41,7 @@ def count(
     end: End = None,
     reverse: Reverse = False,
     limit: Limit = None,
-    key_format: RangeKeyFormat = "auto",
+    key_format: RangeKeyFormat = KeyFormat.AUTO,
     after: After = None,
     timeout: Timeout = None,
     workers: Annotated[
@@ -54,6 +57,7 @@ def count(
             max=MAX_WORKERS,
         ),
     ] = None,
+    fmt: TextOrJson = StatsFormat.TEXT,
     json: Json = False,
 ) -> None:
     """Print the exact number of records in a range.
@@ -70,7 +74,7 @@ def count(
 
         kvtool count demo.db --prefix user:
 
-        kvtool count demo.db --estimate --json
+        kvtool count demo.db --estimate --format json
     """
     from kvtool.cli.ranges import read_spec
     from kvtool.ops.count import count_records
@@ -87,7 +91,7 @@ def count(
         timeout=timeout,
     )
     result = count_records(db, spec, estimate=estimate, workers=workers)
-    if json:
+    if json or fmt is StatsFormat.JSON:
         import orjson
 
         typer.echo(orjson.dumps(result.as_dict()).decode())

@@ -14,11 +14,19 @@ from kvtool.formats.codecs import InputFormat
 def delete_range(
     db: DbPath,
     start: Annotated[
-        str, typer.Option("--start", help="First key of the range (inclusive).", show_default=False)
+        str,
+        typer.Option(
+            "--start", help="First key of the range (inclusive).", show_default=False, metavar="KEY"
+        ),
     ],
     end: Annotated[
         str,
-        typer.Option("--end", help="Key the range stops before (exclusive).", show_default=False),
+        typer.Option(
+            "--end",
+            help="Key the range stops before (exclusive).",
+            show_default=False,
+            metavar="KEY",
+        ),
     ],
     cf: ColumnFamily = "default",
     key_format: KeyFormatIn = InputFormat.UTF8,
@@ -46,7 +54,7 @@ def delete_range(
 
         kvtool delete-range --start user:1000 --end user:2000 app.db
 
-        kvtool delete-range --key-format hex --start 00 --end 0100 --cf events app.db
+        kvtool delete-range --cf events --key-format hex --start 00 --end 01 db
     """
     from kvtool.cli.report import emit_stats
     from kvtool.formats.codecs import decode_text

@@ -21,6 +21,7 @@ from kvtool.cli.options import (
     ValueFormatOut,
 )
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.formats.records import FieldFormat, KeyFormat
 
 
 def diff(
@@ -36,8 +37,8 @@ def diff(
     end: End = None,
     reverse: Reverse = False,
     keys_only: KeysOnly = False,
-    key_format: RangeKeyFormat = "auto",
-    value_format: ValueFormatOut = "auto",
+    key_format: RangeKeyFormat = KeyFormat.AUTO,
+    value_format: ValueFormatOut = FieldFormat.AUTO,
     timeout: Timeout = None,
     stats: StatsOption = StatsFormat.TEXT,
     stats_file: StatsFileOption = None,
@@ -59,7 +60,7 @@ def diff(
 
         kvtool diff a.db b.db --prefix user: --keys-only
     """
-    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
+    from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import emit_stats
     from kvtool.formats.writers import TerminalSafeStream
     from kvtool.ops.diff import diff as run
@@ -84,8 +85,8 @@ def diff(
         b,
         spec,
         out,
-        key_format=key_format.lower(),
-        value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
+        key_format=key_format.value,
+        value_format=value_format.value,
     )
     emit_stats(
         "diff stopped" if result.stopped else "diff done",

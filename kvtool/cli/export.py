@@ -27,6 +27,8 @@ from kvtool.cli.options import (
     ValueFormatOut,
 )
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.formats.records import FieldFormat, KeyFormat
+from kvtool.formats.writers import ExportFormat
 
 
 class _Bar:
@@ -63,17 +65,19 @@ def export(
             "appends to FILE.partial (refused, exit 2, unless it stopped at CURSOR with the same "
             "--format and encodings), so the completed FILE equals one uninterrupted export.",
             metavar="FILE",
+            rich_help_panel="Output",
         ),
     ] = None,
     fmt: Annotated[
-        str,
+        ExportFormat,
         typer.Option(
             "--format",
             "-f",
             help="Output format: jsonl, csv (with a header) or tsv.",
-            metavar="FMT",
+            rich_help_panel="Output",
+            case_sensitive=False,
         ),
-    ] = "jsonl",
+    ] = ExportFormat.JSONL,
     cf: ColumnFamily = "default",
     prefix: Prefix = None,
     start: Start = None,
@@ -81,8 +85,8 @@ def export(
     reverse: Reverse = False,
     limit: Limit = None,
     keys_only: KeysOnly = False,
-    key_format: RangeKeyFormat = "auto",
-    value_format: ValueFormatOut = "auto",
+    key_format: RangeKeyFormat = KeyFormat.AUTO,
+    value_format: ValueFormatOut = FieldFormat.AUTO,
     after: After = None,
     rate: Rate = None,
     bytes_rate: BytesRate = None,
@@ -113,8 +117,10 @@ def export(
     (--workers) read parts of the range side by side and write them in order, only once both see the
     same data (else one process reads it all). Binary keys and values survive exactly with the
     default auto format ({"base64": ...} for bytes that are not UTF-8), or with hex/base64; kvtool
-    import reads it back. Ctrl-C (exit 130), SIGTERM (143) and --timeout (124) stop at a record
-    boundary, flush whole records and print the stats and a cursor: run the same command with
+    import reads it back. Ctrl-C (exit 130), SIGTERM (143), SIGHUP (129) and --timeout (124) stop
+    at a record boundary, flush whole records and print the stats and a cursor (also when the
+    reader is slow or a second Ctrl-C comes: a third one stops at once and may cut a record; a
+    range worker that dies stops the export with 74 and a cursor): run the same command with
     --after CURSOR to get the rest (with -o, the records written so far are kept in FILE.partial,
     and the same command with --after CURSOR appends the rest to it). A cursor too long for the
     command line is passed as --after @FILE (FILE.partial.cursor, or a --stats-file). A closed
@@ -135,14 +141,11 @@ def export(
         kvtool export demo.db --key-format hex --start 00ff --end 0100
     """
     from kvtool.cli.pipes import silence_stdout
-    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
+    from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import emit_stats, write_stats_file
-    from kvtool.errors import UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
-    if fmt.lower() not in ("jsonl", "csv", "tsv"):
-        raise UsageError(f"--format: {fmt!r} is not one of jsonl, csv, tsv")
     spec = read_spec(
         cf=cf,
         prefix=prefix,
@@ -171,9 +174,9 @@ def export(
         spec,
         out=sys.stdout.buffer if to_stdout else None,
         path=None if to_stdout else output,
-        fmt=OutputFormat(fmt.lower()),
-        key_format=key_format.lower(),
-        value_format=check_format(value_format, VALUE_FORMATS, "--value-format"),
+        fmt=OutputFormat(fmt.value),
+        key_format=key_format.value,
+        value_format=value_format.value,
         progress=progress,
         flush_each_batch=to_stdout and (rate is not None or bytes_rate is not None),
         workers=workers,

@@ -16,15 +16,13 @@ def generate(
         int, typer.Option("--keys", help="Number of records.", min=0, max=MAX_COUNT, metavar="N")
     ] = 100_000,
     value_size: Annotated[
-        int,
+        str,
         typer.Option(
             "--value-size",
-            help="Bytes per value (RocksDB's limit: 4 GiB - 1).",
-            min=0,
-            max=2**32 - 1,
-            metavar="BYTES",
+            help="Size of each value, e.g. 100, 1KB, 4KiB (0 allowed; RocksDB's limit: 4 GiB - 1).",
+            metavar="SIZE",
         ),
-    ] = 100,
+    ] = "100",
     seed: Annotated[
         int, typer.Option("--seed", help="Seed: same seed, same data.", metavar="N")
     ] = 0,
@@ -47,11 +45,16 @@ def generate(
 
         kvtool generate demo.db
 
-        kvtool generate --keys 2000000 --value-size 100 --seed 7 bench.db
+        kvtool generate --keys 2000000 --value-size 1KB --seed 7 bench.db
     """
+    from kvtool.errors import UsageError
+    from kvtool.formats.units import parse_size
     from kvtool.ops.generate import generate as run
 
-    stats = run(db, keys=keys, value_size=value_size, seed=seed, key_prefix=key_prefix)
+    size = parse_size(value_size, option="--value-size", zero_ok=True)
+    if size > 2**32 - 1:
+        raise UsageError(f"--value-size: {value_size} is over RocksDB's limit of 4 GiB - 1")
+    stats = run(db, keys=keys, value_size=size, seed=seed, key_prefix=key_prefix)
     if not quiet:
         rate = stats.records / stats.elapsed if stats.elapsed > 0 else 0.0
         print(

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import enum
+import contextlib
 import sys
+import zlib
+from collections.abc import Iterator
+from io import BufferedReader
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated
+from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 from kvtool.cli.options import MAX_COUNT, ColumnFamily, DbPath, Force, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.formats.records import FieldFormat, KeyFormat
+from kvtool.ops.choices import ImportMode, OnError
 
 if TYPE_CHECKING:
     from kvtool.ops.importer import ImportOptions, ImportStats
-
-
-class RecordFormat(str, enum.Enum):
-    AUTO = "auto"
-    UTF8 = "utf8"
-    HEX = "hex"
-    BASE64 = "base64"
-    JSON = "json"
-
-
-class Mode(str, enum.Enum):
-    BATCH = "batch"
-    SST = "sst"
-
-
-class OnErrorChoice(str, enum.Enum):
-    STOP = "stop"
-    SKIP = "skip"
 
 
 def import_(
@@ -39,20 +26,21 @@ def import_(
     file: Annotated[
         str,
         typer.Argument(
-            help="JSON Lines file to read (.gz too); - (the default) reads stdin.", metavar="FILE"
+            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin.",
+            metavar="FILE",
         ),
     ] = "-",
     key_format: Annotated[
-        RecordFormat,
+        KeyFormat,
         typer.Option(
             "--key-format",
             help='How keys are written: auto (a string, or {"base64": ...} for binary), utf8, '
-            "hex, base64 (json is for values only: keys must be byte-exact).",
+            "hex, base64.",
             case_sensitive=False,
         ),
-    ] = RecordFormat.AUTO,
+    ] = KeyFormat.AUTO,
     value_format: Annotated[
-        RecordFormat,
+        FieldFormat,
         typer.Option(
             "--value-format",
             help="How values are written: auto, utf8, hex (0x prefix allowed), base64, or json "
@@ -60,7 +48,7 @@ def import_(
             "stored as its compact serialisation).",
             case_sensitive=False,
         ),
-    ] = RecordFormat.AUTO,
+    ] = FieldFormat.AUTO,
     cf: ColumnFamily = "default",
     create: Annotated[
         bool,
@@ -71,23 +59,23 @@ def import_(
         ),
     ] = False,
     mode: Annotated[
-        Mode,
+        ImportMode,
         typer.Option(
             "--mode",
             help="How to write: batch commits batches as lines are read; sst sorts into SST "
             "files and ingests them at the end (the fast path for bulk loads; all or nothing).",
             case_sensitive=False,
         ),
-    ] = Mode.BATCH,
+    ] = ImportMode.BATCH,
     on_error: Annotated[
-        OnErrorChoice,
+        OnError,
         typer.Option(
             "--on-error",
             help="What a bad line does: stop exits 65 at the first one; skip counts and reports "
             "bad lines and goes on.",
             case_sensitive=False,
         ),
-    ] = OnErrorChoice.STOP,
+    ] = OnError.STOP,
     batch_records: Annotated[
         int,
         typer.Option(
@@ -95,6 +83,7 @@ def import_(
             help="Records per write batch (batch mode).",
             min=1,
             max=MAX_COUNT,
+            metavar="N",
         ),
     ] = 10_000,
     batch_bytes: Annotated[
@@ -127,14 +116,18 @@ def import_(
 ) -> None:
     """Load JSON Lines records (what export writes) into a database.
 
-    Reads FILE (or stdin; a FILE ending in .gz is decompressed) one line at a time and writes
+    Reads FILE (or stdin; gzip-compressed input is recognised by its first bytes and
+    decompressed, whatever its name) one line at a time and writes
     bounded batches (--batch-records, --batch-bytes), so memory stays flat on any input size. Takes
     the database's LOCK (exit 75 if another process holds it) and writes with the database's own
     options (see --force). A key given on several lines keeps the value of its last line, in both
     modes. Blank lines are ignored, and fields other than "key" and "value" too. A record
     {"key": K, "columns": [{"name": N, "value": V}, ...]} (what export writes for a wide-column
     entity; names spelled in the key format) is written as that entity, every column; --mode sst
-    refuses it (exit 69: rocksdict's SST writer has no entities).
+    refuses it (exit 69: rocksdict's SST writer has no entities). Reading from a terminal, it
+    says so on stderr (Ctrl-D ends the input). An empty input imports nothing (exit 0), but
+    --create from an empty input exits 65 and creates nothing (no database, no column family):
+    an empty input is usually a producer that failed.
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete
@@ -163,18 +156,17 @@ def import_(
 
         tail -n +20001 records.jsonl | kvtool import db -
 
-        kvtool import --key-format hex --value-format base64 --on-error skip db dump.jsonl
+        kvtool import --key-format hex --on-error skip db dump.jsonl
     """
     from kvtool.cli.report import emit_stats
-    from kvtool.formats.records import FieldFormat
     from kvtool.formats.units import parse_duration, parse_size
-    from kvtool.ops.importer import ImportMode, ImportOptions, OnError, import_records
+    from kvtool.ops.importer import ImportOptions, import_records
 
     options = ImportOptions(
         key_format=FieldFormat(key_format.value),
-        value_format=FieldFormat(value_format.value),
-        mode=ImportMode(mode.value),
-        on_error=OnError(on_error.value),
+        value_format=value_format,
+        mode=mode,
+        on_error=on_error,
         batch_records=batch_records,
         batch_bytes=parse_size(batch_bytes, option="--batch-bytes"),
         sort_memory=parse_size(sort_memory, option="--sort-memory"),
@@ -187,7 +179,13 @@ def import_(
         db_name=str(db),
     )
     if file == "-":
-        result = import_records(db, sys.stdin.buffer, options)
+        if sys.stdin.isatty() and not quiet:
+            # Else a user who forgot the FILE argument sees a command that seems to hang.
+            print("kvtool: reading records from the terminal; Ctrl-D ends", file=sys.stderr)
+        with _decompressed(sys.stdin.buffer) as (src, empty):
+            if empty:
+                _refuse_empty_create(db, options)
+            result = import_records(db, src, options)
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
     emit_stats("import", result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
@@ -201,13 +199,10 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
         raw = path.open("rb", buffering=1 << 20)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    compressed = path.suffix == ".gz"
-    with raw:
-        src: IO[bytes] = raw
-        if compressed:
-            import gzip
-
-            src = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]  # IO-like
+    with raw, _decompressed(raw) as (src, empty):
+        compressed = src is not raw
+        if empty:
+            _refuse_empty_create(db, options)
         if quiet or not sys.stderr.isatty():
             return import_records(db, src, options)
         from tqdm import tqdm  # type: ignore[import-untyped]
@@ -218,6 +213,55 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
             total=total, unit="B", unit_scale=True, desc="import", file=sys.stderr, leave=False
         ) as bar:
             return import_records(db, src, options, progress=bar.update)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+@contextlib.contextmanager
+def _decompressed(stream: IO[bytes]) -> Iterator[tuple[BufferedReader[Any], bool]]:
+    """`stream`, or its decompressed content when it starts with gzip's magic bytes (a pipe has
+    no name to tell by, and gzip data must not be read as JSON Lines), and whether it is empty.
+    Emptiness is learnt from the one look at the first bytes: on a terminal, a read after
+    Ctrl-D waits for more input, so the input is not read again to ask."""
+    raw: BufferedReader[Any] = (
+        stream if isinstance(stream, BufferedReader) else BufferedReader(stream)
+    )
+    head = raw.peek(len(_GZIP_MAGIC))
+    if head[: len(_GZIP_MAGIC)] != _GZIP_MAGIC:
+        yield raw, not head
+        return
+    import gzip
+
+    with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+        # GzipFile.peek decompresses one small chunk; input damaged that early has nothing to
+        # commit, so it is the same "cannot read the input" as a damaged line later.
+        try:
+            empty = not unzipped.peek(1)
+        except (OSError, EOFError, zlib.error) as exc:
+            from kvtool.errors import BadInputError
+
+            raise BadInputError(f"cannot read the input ({exc})") from None
+        yield cast("BufferedReader[Any]", unzipped), empty
+
+
+def _refuse_empty_create(db: Path, options: ImportOptions) -> None:
+    """--create from an empty input (an immediate Ctrl-D, a producer that failed) would create
+    an empty database or column family and exit 0: exit 65 instead, creating nothing. An empty
+    input into what exists is a successful import of nothing."""
+    if not options.create:
+        return
+    from kvtool.engine.options_file import read_options_file
+    from kvtool.errors import BadInputError
+
+    try:
+        parsed = read_options_file(db) if db.is_dir() else None
+    except (OSError, ValueError):
+        parsed = None
+    if parsed is not None and options.cf in parsed.cf_options:
+        return
+    what = "database" if parsed is None else f"column family {options.cf!r}"
+    raise BadInputError(f"the input is empty: no {what} was created")
 
 
 def register(app: typer.Typer) -> None:

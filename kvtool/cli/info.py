@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from kvtool.cli.options import DbPath, Json
+from kvtool.cli.options import DbPath, Json, TextOrJson
+from kvtool.cli.report import StatsFormat
 
 if TYPE_CHECKING:
     from kvtool.ops.info import DbInfo
 
 
-def info(db: DbPath, json: Json = False) -> None:
+def info(db: DbPath, fmt: TextOrJson = StatsFormat.TEXT, json: Json = False) -> None:
     """Show what a database is: versions, column families, sizes, health.
 
     Prints the RocksDB version that last wrote the database, its table format_version and
@@ -26,12 +27,12 @@ def info(db: DbPath, json: Json = False) -> None:
 
         kvtool info demo.db
 
-        kvtool info --json demo.db | jq '.column_families[].estimated_keys'
+        kvtool info -f json demo.db | jq '.column_families[].estimated_keys'
     """
     from kvtool.ops.info import describe
 
     described = describe(db)
-    if json:
+    if json or fmt is StatsFormat.JSON:
         import orjson
 
         typer.echo(orjson.dumps(described.to_dict()).decode())

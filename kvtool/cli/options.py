@@ -8,7 +8,10 @@ from typing import Annotated
 
 import typer
 
+from kvtool.cli.completion import column_families
+from kvtool.cli.report import StatsFormat
 from kvtool.formats.codecs import InputFormat
+from kvtool.formats.records import FieldFormat, KeyFormat
 
 # Upper bounds of count options: past them a number is a typo, and Python's islice, a fork loop
 # or RocksDB's int64 would fail on it (`--page-size 1e23` was an islice error, exit 70).
@@ -29,14 +32,18 @@ DbPath = Annotated[
 ]
 ColumnFamily = Annotated[
     str,
-    typer.Option("--cf", help="Column family to use.", metavar="NAME"),
+    typer.Option(
+        "--cf", help="Column family to use.", metavar="NAME", autocompletion=column_families
+    ),
 ]
 KeyFormatIn = Annotated[
     InputFormat,
     typer.Option(
         "--key-format",
-        help="How KEY is spelled: utf8 text, hex (6b6579 or 0x6b6579) or base64.",
+        help="How keys given on the command line are spelled: utf8 text, hex (6b6579 or "
+        "0x6b6579) or base64.",
         case_sensitive=False,
+        rich_help_panel="Encoding",
     ),
 ]
 ValueFormatIn = Annotated[
@@ -45,6 +52,7 @@ ValueFormatIn = Annotated[
         "--value-format",
         help="How VALUE is spelled: utf8 text, hex or base64.",
         case_sensitive=False,
+        rich_help_panel="Encoding",
     ),
 ]
 WaitLock = Annotated[
@@ -54,13 +62,33 @@ WaitLock = Annotated[
         help="If another process holds the database's LOCK, retry for this long (e.g. 30s, 5m) "
         "before exiting 75.",
         metavar="DURATION",
+        rich_help_panel="Locking and safety",
     ),
 ]
 Quiet = Annotated[
     bool,
-    typer.Option("--quiet", "-q", help="Print nothing but errors (and the data asked for)."),
+    typer.Option(
+        "--quiet",
+        "-q",
+        help="Print nothing but errors (and the data asked for).",
+        rich_help_panel="Output",
+    ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+# What a command prints on stdout: --format, as for scan and export (--stats is the stats block
+# on stderr). --json stays as the alias that scripts already use.
+TextOrJson = Annotated[
+    StatsFormat,
+    typer.Option(
+        "--format",
+        "-f",
+        help="What to print: text for people, or json, one JSON object (for jq).",
+        case_sensitive=False,
+        rich_help_panel="Output",
+    ),
+]
+Json = Annotated[
+    bool, typer.Option("--json", help="The same as --format json.", rich_help_panel="Output")
+]
 Force = Annotated[
     bool,
     typer.Option(
@@ -71,6 +99,7 @@ Force = Annotated[
         "it such a write is refused with exit 2. It never overrides a loss of data: a comparator "
         "or merge operator kvtool cannot load (the owner's merge operands or key order would be "
         "lost) is refused with exit 69, with or without --force.",
+        rich_help_panel="Locking and safety",
     ),
 ]
 
@@ -123,23 +152,24 @@ KeysOnly = Annotated[
     typer.Option("--keys-only", help="Keys only: no values.", rich_help_panel="Range"),
 ]
 RangeKeyFormat = Annotated[
-    str,
+    KeyFormat,
     typer.Option(
         "--key-format",
         help="How keys are written, and how --prefix/--start/--end are spelled: auto (text, or "
         '{"base64": ...} for binary keys; keys given as text), utf8, hex, base64.',
-        metavar="auto|utf8|hex|base64",
+        case_sensitive=False,
         rich_help_panel="Range",
     ),
 ]
 ValueFormatOut = Annotated[
-    str,
+    FieldFormat,
     typer.Option(
         "--value-format",
         help='How values are written: auto (text, or {"base64": ...}), utf8, hex, base64, or '
         "json (JSON exactly as orjson writes it is embedded, for jq; any other value is wrapped "
         'as {"text": ...} or {"base64": ...}; exact both ways).',
-        metavar="auto|utf8|hex|base64|json",
+        case_sensitive=False,
+        rich_help_panel="Output",
     ),
 ]
 After = Annotated[
@@ -148,10 +178,11 @@ After = Annotated[
         "--after",
         help="Continue strictly after this cursor (as printed by scan or a stopped export); "
         "give the same range options as the run that printed it. @FILE reads the cursor from "
-        'FILE (the bare token, or JSON with a "cursor" member such as a --stats-file): a '
-        "cursor for a huge key is too long for a command line. A cut or changed cursor is "
-        "refused (exit 2): it carries a checksum.",
+        "FILE: the bare token, a --stats-file, FILE.partial.cursor, or the saved stderr of the "
+        "run that printed it (a cursor for a huge key is too long for a command line). A cut "
+        "or changed cursor is refused (exit 2): it carries a checksum.",
         metavar="CURSOR",
+        rich_help_panel="Range",
     ),
 ]
 
@@ -171,6 +202,7 @@ Rate = Annotated[
         min=0.001,
         metavar="N",
         callback=finite_rate,
+        rich_help_panel="Pacing",
     ),
 ]
 BytesRate = Annotated[
@@ -179,6 +211,7 @@ BytesRate = Annotated[
         "--bytes-rate",
         help="Read at most SIZE key+value bytes per second (e.g. 10MB, 512KiB).",
         metavar="SIZE",
+        rich_help_panel="Pacing",
     ),
 ]
 Timeout = Annotated[
@@ -187,5 +220,6 @@ Timeout = Annotated[
         "--timeout",
         help="Stop cleanly after DURATION (e.g. 30s, 5m): exit 124 with the cursor to resume.",
         metavar="DURATION",
+        rich_help_panel="Pacing",
     ),
 ]

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kvtool.errors import UsageError
-
 if TYPE_CHECKING:
+    from kvtool.formats.records import KeyFormat
     from kvtool.stream.source import ReadSpec
-
-KEY_FORMATS = ("auto", "utf8", "hex", "base64")
-VALUE_FORMATS = (*KEY_FORMATS, "json")
-
-
-def check_format(value: str, allowed: tuple[str, ...], option: str) -> str:
-    low = value.lower()
-    if low not in allowed:
-        raise UsageError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
-    return low
 
 
 def read_spec(
@@ -27,7 +16,7 @@ def read_spec(
     start: str | None,
     end: str | None,
     reverse: bool,
-    key_format: str,
+    key_format: KeyFormat,
     limit: int | None = None,
     keys_only: bool = False,
     after: str | None = None,
@@ -41,8 +30,7 @@ def read_spec(
     from kvtool.stream.keyrange import KeyRange
     from kvtool.stream.source import ReadSpec
 
-    kf = check_format(key_format, KEY_FORMATS, "--key-format")
-    spelling = "utf8" if kf == "auto" else kf
+    spelling = "utf8" if key_format.value == "auto" else key_format.value
 
     def key(text: str | None, option: str) -> bytes | None:
         if text is None:

@@ -22,6 +22,7 @@ StatsOption = Annotated[
         "--stats",
         help="How to print the stats on completion (stderr): text, or one JSON object.",
         case_sensitive=False,
+        rich_help_panel="Output",
     ),
 ]
 
@@ -45,6 +46,7 @@ StatsFileOption = Annotated[
         'its "cursor" resumes a stopped run (--after @PATH). Its directory must exist.',
         metavar="PATH",
         callback=check_stats_file,
+        rich_help_panel="Output",
     ),
 ]
 

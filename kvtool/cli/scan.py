@@ -16,7 +16,6 @@ from kvtool.cli.options import (
     DbPath,
     End,
     KeysOnly,
-    Limit,
     Prefix,
     Quiet,
     RangeKeyFormat,
@@ -24,6 +23,8 @@ from kvtool.cli.options import (
     Start,
     ValueFormatOut,
 )
+from kvtool.formats.records import FieldFormat, KeyFormat
+from kvtool.formats.writers import OutputFormat
 
 
 def _next_command(token: str) -> str:
@@ -53,23 +54,35 @@ def scan(
         ),
     ] = 20,
     fmt: Annotated[
-        str,
+        OutputFormat,
         typer.Option(
             "--format",
             "-f",
             help="Output format: table (for people), tsv, csv or jsonl.",
-            metavar="FMT",
+            rich_help_panel="Output",
+            case_sensitive=False,
         ),
-    ] = "table",
+    ] = OutputFormat.TABLE,
     cf: ColumnFamily = "default",
     prefix: Prefix = None,
     start: Start = None,
     end: End = None,
     reverse: Reverse = False,
-    limit: Limit = None,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            help="The same as --page-size (-n), by the name the other reading commands use; "
+            "given both, the smaller.",
+            min=0,
+            max=MAX_COUNT,
+            metavar="N",
+            rich_help_panel="Range",
+        ),
+    ] = None,
     keys_only: KeysOnly = False,
-    key_format: RangeKeyFormat = "auto",
-    value_format: ValueFormatOut = "auto",
+    key_format: RangeKeyFormat = KeyFormat.AUTO,
+    value_format: ValueFormatOut = FieldFormat.AUTO,
     after: After = None,
     quiet: Quiet = False,
 ) -> None:
@@ -79,7 +92,7 @@ def scan(
     when more follow, the command for the next page on stderr: `next: kvtool scan ... --after
     CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
     The table shows bytes that are not printable as \\x escapes and cuts long cells to the
-    terminal's width; use --format jsonl or export for exact bytes. --limit caps the page size.
+    terminal's width; use --format jsonl or export for exact bytes.
     On a terminal, every format shows control characters from the data (ESC, CR, ...) as \\xNN
     escapes, so data cannot move the cursor or retitle the window; a pipe gets the exact bytes.
 
@@ -91,10 +104,8 @@ def scan(
 
         kvtool scan demo.db --reverse --format jsonl --after kv2.AgGD_yZK...
     """
-    from kvtool.cli.ranges import VALUE_FORMATS, check_format, read_spec
-    from kvtool.errors import UsageError
+    from kvtool.cli.ranges import read_spec
     from kvtool.formats.writers import (
-        OutputFormat,
         header,
         render_table,
         renderer,
@@ -103,10 +114,7 @@ def scan(
     )
     from kvtool.ops.scan import scan_page
 
-    fmt = fmt.lower()
-    if fmt not in ("table", "tsv", "csv", "jsonl"):
-        raise UsageError(f"--format: {fmt!r} is not one of table, tsv, csv, jsonl")
-    vf = check_format(value_format, VALUE_FORMATS, "--value-format")
+    vf = value_format.value
     spec = read_spec(
         cf=cf,
         prefix=prefix,
@@ -119,15 +127,15 @@ def scan(
         after=after,
     )
     page = scan_page(db, spec, page_size)
-    kf = key_format.lower()
-    if fmt == "table":
+    kf = key_format.value
+    if fmt is OutputFormat.TABLE:
         width = shutil.get_terminal_size((100, 24)).columns
         data = render_table(page.records, kf, vf, keys_only=keys_only, width=width).encode(
             "utf-8", errors="backslashreplace"
         )
     else:
-        render = renderer(OutputFormat(fmt), kf, vf, keys_only=keys_only)
-        data = header(fmt, keys_only=keys_only) + render(page.records)
+        render = renderer(fmt, kf, vf, keys_only=keys_only)
+        data = header(fmt.value, keys_only=keys_only) + render(page.records)
     if sys.stdout.isatty():
         data = terminal_safe(data)  # an escape sequence in the data must not drive the terminal
     # A closed stdout raises BrokenPipeError out of here: the root command ends that quietly

@@ -42,7 +42,7 @@ def verify(
 
         kvtool verify demo.db
 
-        [ "$(kvtool verify -q --digest a.db)" = "$(kvtool verify -q --digest b.db)" ] && echo same
+        cmp <(kvtool verify -q --digest a.db) <(kvtool verify -q --digest b.db)
 
         kvtool verify -q --stats-file /var/lib/kvtool/verify.json /srv/app/db
     """

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from kvtool.engine.handles import Handle
 from kvtool.engine.keyorder import Bounds, KeyOrder
+from kvtool.errors import UnavailableError
 
 if TYPE_CHECKING:
     from kvtool.engine.format_safety import Need
@@ -387,6 +388,10 @@ class Engine(ABC):
         return (
             f"{self.name}{' ' + own if own else ''}, RocksDB {versions.get('rocksdb', 'unknown')}"
         )
+
+    def repair(self, path: Path) -> None:
+        """RocksDB's repair of `path` with its own options (nobody holds its LOCK); else 69."""
+        raise UnavailableError(f"the {self.name} engine cannot repair a database")
 
     def unmet_needs(self, path: Path) -> tuple[Need, ...]:
         """What `path`'s OPTIONS file names that this engine cannot load (docs/design.md, Engine

@@ -251,13 +251,8 @@ def assess(path: Path, round_trip: OptionsRoundTrip) -> SafetyReport:
         where = "" if cf == "default" else f" of column family {cf!r}"
         if cf in unmet_cfs:
             continue  # refused whatever --force says (see `unmet_needs`)
-        comparator = settings.get("comparator", BYTEWISE)
-        if comparator != BYTEWISE:
-            problems.append(
-                f"the comparator{where} is {comparator}, not {BYTEWISE}: kvtool orders keys "
-                "bytewise"
-            )
-            continue
+        # A comparator the engine loads by name (bytewise, reverse bytewise) is compared with
+        # what it would write like any critical option; one it cannot load is in `unmet`.
         for name in CRITICAL_CF_OPTIONS:
             if name not in settings or name == "merge_operator":  # checked by unmet_needs
                 continue

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -348,6 +349,25 @@ class OptionsKeeper:
         self._before = options_texts(db_dir)
         self._owner: str | None = None
         self._decided = False
+        self._engine_wrote: dict[int, str] = {}  # the texts replaced, by file number
+
+    @contextmanager
+    def as_the_engine_wrote_it(self) -> Iterator[None]:
+        """Within the block, the newest OPTIONS file holds the text the engine wrote; after it,
+        the owner's again. RocksDB's checkpoint copies that file (to another filesystem: a copy,
+        not a link) by the size it wrote and fails on any other size ("File smaller than expected
+        for copy"). A crash inside the block leaves the engine's text, which `owner_text` repairs
+        at the next write."""
+        files = options_texts(self.db_dir)
+        newest = max(files, default=-1)
+        text = self._engine_wrote.get(newest)
+        if text is not None:
+            replace_options_file(_options_path(self.db_dir, newest), text)
+        try:
+            yield
+        finally:
+            if text is not None:
+                self.restore()
 
     def restore(self, target: Path | None = None) -> None:
         """Rewrite the newest OPTIONS file of the database, or of its checkpoint `target`."""
@@ -377,6 +397,8 @@ class OptionsKeeper:
                 f"RocksDB {engine} wrote this file; kvtool kept only the options RocksDB 6.14 "
                 "knows, so that older releases (ldb 7.8, RocksDB 6.14) load it.",
             )
+        if target is None:
+            self._engine_wrote[newest] = written
         replace_options_file(_options_path(where, newest), text)
         # Under the LOCK nothing else writes OPTIONS files here: a temp one is left by a crash.
         for stale in where.glob("OPTIONS-*.dbtmp"):

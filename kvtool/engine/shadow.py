@@ -27,9 +27,9 @@ import contextlib
 import os
 import resource
 import shutil
-import tempfile
 from pathlib import Path
 
+from kvtool.engine.workdirs import make_owned_dir
 from kvtool.errors import register_path_alias
 
 # Files of the real directory that must not be reached through the shadow: ones the engine writes.
@@ -56,7 +56,9 @@ class ShadowDir:
         self.source = source.resolve()
         self.display = display if display is not None else source
         self.frozen = frozen
-        self.path = Path(tempfile.mkdtemp(prefix="kvtool-ro-"))
+        # Named after this process: a later read removes it if a SIGKILL left it (its hard
+        # links would otherwise keep deleted SST files' space in use).
+        self.path = make_owned_dir("kvtool-ro-")
         self.hard_linked = 0  # how many files are pinned by a hard link
         self._fds: list[int] = []  # descriptors that pin files linked through /proc
         # RocksDB opens every file too: pin by descriptor while a third of the limit is left.

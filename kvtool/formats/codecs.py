@@ -49,7 +49,23 @@ def encode_text(data: bytes, fmt: InputFormat | str) -> str:
     return data.decode("utf-8", errors="backslashreplace")
 
 
+_NAMED_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
 def printable(data: bytes, limit: int = 80) -> str:
-    """A short, unambiguous rendering of bytes for humans (messages, tables)."""
-    text = repr(data)[2:-1]
+    """A short, unambiguous rendering of bytes for people (messages, tables): UTF-8 text as the
+    text it is (`日本語キー`, `it's`, `Köln`); a backslash, control and other unprintable characters
+    and bytes that are not UTF-8 as escapes (`\\\\`, `\\n`, `\\x1b`, `\\xff`), so two keys never
+    look alike and the data cannot drive a terminal."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    if not (text.isprintable() and "\\" not in text):  # the common case needs no escapes
+        text = "".join(_escape(ch) for ch in text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _escape(ch: str) -> str:
+    if ch in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[ch]
+    if ch.isprintable():  # a lone surrogate (an invalid byte) never is
+        return ch
+    return "".join(f"\\x{b:02x}" for b in ch.encode("utf-8", errors="surrogateescape"))

@@ -98,9 +98,10 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
             f"{option} {path}: the directory {directory} does not exist", hint="create it first"
         )
     if st is not None and (not st.st_mode & 0o222 or not os.access(real, os.W_OK)):
+        mode = stat.S_IMODE(st.st_mode)
+        what = "read-only" if not mode & 0o222 else "not writable by this user"
         raise PermissionDeniedError(
-            f"{option} {path} is read-only (mode {stat.S_IMODE(st.st_mode):04o}): kvtool does not "
-            "replace it",
+            f"{option} {path} is {what} (mode {mode:04o}): kvtool does not replace it",
             hint="make it writable (chmod u+w) or remove it, or write elsewhere",
         )
     if not os.access(directory, os.W_OK | os.X_OK):

@@ -23,11 +23,23 @@ from kvtool.errors import BadInputError, UsageError
 
 
 class FieldFormat(str, enum.Enum):
+    """How a value (or a column's value) is carried in a record: `json` is for values only."""
+
     AUTO = "auto"
     UTF8 = "utf8"
     HEX = "hex"
     BASE64 = "base64"
     JSON = "json"
+
+
+class KeyFormat(str, enum.Enum):
+    """How a key or column name is carried in a record (the formats of `FieldFormat` but `json`:
+    a key must come back byte-exact, and JSON would re-serialise it)."""
+
+    AUTO = "auto"
+    UTF8 = "utf8"
+    HEX = "hex"
+    BASE64 = "base64"
 
 
 Encoder = Callable[[bytes], Any]

@@ -19,10 +19,20 @@ from kvtool.formats.records import FieldCounts, FieldFormat, encoder
 
 
 class OutputFormat(str, enum.Enum):
+    """Every way records are rendered; `table` is for people on a page (scan), not a stream."""
+
     JSONL = "jsonl"
     CSV = "csv"
     TSV = "tsv"
     TABLE = "table"
+
+
+class ExportFormat(str, enum.Enum):
+    """The output formats a stream of records is written in (export): `OutputFormat` but table."""
+
+    JSONL = "jsonl"
+    CSV = "csv"
+    TSV = "tsv"
 
 
 TextEncoder = Callable[[bytes], str]
@@ -131,11 +141,11 @@ def render_table(
         head = ["KEY", *keys]
         return "\n".join(_cut(cell, width) for cell in head) + "\n"
     values = [_one_line(ev(v)) for _, v in records]
-    key_width = min(max(map(len, ["KEY", *keys])), max(12, width // 2))
+    key_width = min(max(map(_columns, ["KEY", *keys])), max(12, width // 2))
     value_width = max(8, width - key_width - 2)
     rows = [("KEY", "VALUE"), *zip(keys, values, strict=True)]
     return "".join(
-        f"{_cut(k, key_width):<{key_width}}  {_cut(v, value_width)}".rstrip() + "\n"
+        f"{_pad(_cut(k, key_width), key_width)}  {_cut(v, value_width)}".rstrip() + "\n"
         for k, v in rows
     )
 
@@ -144,8 +154,31 @@ def _one_line(text: str) -> str:
     return text.replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
 
 
+def _columns(text: str) -> int:
+    """Terminal columns `text` takes: a CJK character takes two, a combining mark none. Cells
+    hold only printable text (`printable` escaped the rest), so wcwidth knows every one."""
+    from wcwidth import wcswidth
+
+    return max(wcswidth(text), 0) if not text.isascii() else len(text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - _columns(text), 0)
+
+
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(width - 3, 0)] + "..."
+    """`text` cut to at most `width` columns, "..." marking the cut (never half a wide char)."""
+    if _columns(text) <= width:
+        return text
+    room = max(width - 3, 0)
+    from wcwidth import wcwidth
+
+    used = 0
+    for i, ch in enumerate(text):
+        used += max(wcwidth(ch), 0)
+        if used > room:
+            return text[:i] + "..."
+    return text + "..."
 
 
 def write_all(out: BinaryIO, data: bytes) -> None:

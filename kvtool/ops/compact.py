@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import DEFAULT_CF, Bottommost, Database, OpenMode, open_db
+from kvtool.engine import DEFAULT_CF, Bottommost, Database, OpenMode, key_order, open_db
 from kvtool.errors import (
     STOP_SIGNALS,
     Interrupted,
@@ -148,8 +148,13 @@ def compact(
     is called as each column family's compaction is requested, `on_running(cf)` once RocksDB
     reports it running (not at all for one that had nothing to do).
     """
-    if start is not None and end is not None and start >= end:
-        raise UsageError("--start must be less than --end")
+    if start is not None and end is not None:
+        for cf in column_families or [DEFAULT_CF]:
+            if not key_order(Path(path), cf).lt(start, end):
+                raise UsageError(
+                    "--start must sort before --end in the database's key order",
+                    hint="the range is [start, end); `kvtool info` shows the comparator",
+                )
     with open_db(
         path, OpenMode.READ_WRITE, wait_lock=wait_lock, io_rate=io_rate, force=force
     ) as db:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kvtool.engine import DEFAULT_CF, Database, OpenMode, key_order, open_db
+from kvtool.engine import BYTEWISE, DEFAULT_CF, Database, KeyOrder, OpenMode, key_order, open_db
 from kvtool.errors import UsageError
 from kvtool.stream import count_steps
 
@@ -35,6 +35,15 @@ def _count(db: Database, start: bytes, end: bytes, cf: str | None) -> int:
         return sum(count_steps(it))
 
 
+def _check_order(order: KeyOrder, start: bytes, end: bytes) -> None:
+    """[start, end) in the column family's key order (its comparator) must hold keys."""
+    if order.known and not order.lt(start, end):
+        raise UsageError(
+            "--start must sort before --end (the range is [start, end))"
+            + ("" if order.kind == "bytewise" else f" in this database's key order, {order.name}")
+        )
+
+
 def delete_range(
     path: Path,
     start: bytes,
@@ -50,19 +59,17 @@ def delete_range(
     The count and the deletion happen under the database's LOCK, so no other process can add
     keys in between. `dry_run` opens the database read-only, counts, and writes nothing.
     """
-    order = key_order(path, cf)  # the column family's comparator, from its OPTIONS file
-    if order.known and not order.lt(start, end):
-        raise UsageError(
-            "--start must sort before --end (the range is [start, end))"
-            + ("" if order.kind == "bytewise" else f" in this database's key order, {order.name}")
-        )
+    if key_order(path, cf).kind == "bytewise":
+        _check_order(BYTEWISE, start, end)  # at once; other orders once a write is allowed
     column = None if cf == DEFAULT_CF else cf
     started = time.monotonic()
     if dry_run:
         with open_db(path, OpenMode.READ_ONLY) as db:
+            _check_order(db.key_order(column), start, end)
             count = _count(db, start, end, column)
         return DeleteRangeResult(count, True, time.monotonic() - started)
     with open_db(path, OpenMode.READ_WRITE, wait_lock=wait_lock, force=force) as db:
+        _check_order(db.key_order(column), start, end)
         count = _count(db, start, end, column)
         if count:
             db.delete_range(start, end, column)

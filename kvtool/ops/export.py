@@ -304,6 +304,13 @@ def _export_parallel(
                 progress.close()
         stopped = result.stopped if result is not None else None
         closed = sink.closed
+        if stopped is not None and result is not None and result.cut:
+            # A worker died in the middle of a record and the parent could not complete it
+            # (export_parallel._mend): say so, rather than let a reader trust the last line.
+            stopped = StopRequested(
+                stopped.exit_code,
+                f"{stopped.reason}; the output ends in a record cut in half: drop its last line",
+            )
         cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
         if stopped is not None and cursor is None and spec.after is not None:
             cursor = spec.cursor_after(spec.after)

@@ -32,6 +32,7 @@ is cut back to the last whole batch instead. So even then no record is torn.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import select
 import signal
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool import errors
-from kvtool.engine import Entry, OpenMode, open_db
+from kvtool.engine import OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import Chunk
@@ -55,6 +56,7 @@ from kvtool.ops.range_worker import (
     Worker,
     dead_wchar,
     framed_size,
+    read_chunk_batch,
     write_fd,
 )
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
@@ -116,10 +118,7 @@ def export_parallel(
     database between their opens): the caller then exports in one process.
     """
     crew = Crew()
-    try:
-        base: int | None = os.lseek(out_fd, 0, os.SEEK_CUR) if out_fd >= 0 else None
-    except OSError:  # a pipe or a terminal: no offset
-        base = None
+    base = _offset(out_fd)
     try:
         for index in range(workers):
             status_r, status_w = os.pipe()
@@ -149,6 +148,20 @@ def export_parallel(
     return result
 
 
+def _offset(fd: int) -> int | None:
+    """Where the workers' output starts in a regular file (None for a pipe or a terminal)."""
+    if fd < 0:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_APPEND:  # `>> FILE`: writes go to its end
+            return os.fstat(fd).st_size
+        return os.lseek(fd, 0, os.SEEK_CUR)
+    except OSError:
+        return None
+
+
 def _mend(
     db_path: Path, spec: ReadSpec, render: Render, out_fd: int, base: int | None, r: ParallelResult
 ) -> None:
@@ -175,11 +188,7 @@ def _mend(
                 it.seek_for_prev(torn.first)
             else:
                 it.seek(torn.first)
-            batch: list[Entry]
-            if spec.keys_only:
-                batch = [(k, b"") for k in it.read_keys(torn.records, reverse=reverse)]
-            else:
-                batch = it.read_entries(torn.records, reverse=reverse)
+            batch = read_chunk_batch(it, spec, torn.records)  # as the worker read it
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)

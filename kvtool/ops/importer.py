@@ -21,17 +21,13 @@ removes the ones whose process (on this host) is gone, as a SIGKILL leaves them.
 from __future__ import annotations
 
 import contextlib
-import enum
 import heapq
 import itertools
 import marshal
 import operator
-import os
 import shlex
 import shutil
 import signal
-import socket
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -41,7 +37,8 @@ from typing import IO, Any
 
 import orjson
 
-from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, open_db
+from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, key_order, open_db
+from kvtool.engine.workdirs import make_owned_dir, remove_stale_dirs
 from kvtool.errors import (
     BadInputError,
     Interrupted,
@@ -51,18 +48,8 @@ from kvtool.errors import (
     UsageError,
 )
 from kvtool.formats.records import FieldFormat, decode_field
+from kvtool.ops.choices import ImportMode, OnError  # re-exported: callers name them here
 from kvtool.stream import SignalGuard
-
-
-class ImportMode(str, enum.Enum):
-    BATCH = "batch"
-    SST = "sst"
-
-
-class OnError(str, enum.Enum):
-    STOP = "stop"
-    SKIP = "skip"
-
 
 # How many skipped line numbers the stats name; the count covers them all.
 SKIPPED_LINES_SHOWN = 10
@@ -308,6 +295,8 @@ def import_records(
         raise UsageError("--batch-records and --batch-bytes must be at least 1")
     if options.mode is ImportMode.SST and options.sort_memory < 1:
         raise UsageError("--sort-memory must be at least 1 byte")
+    if options.mode is ImportMode.SST:
+        _require_bytewise(Path(path), options.cf)
     stats = ImportStats(mode=options.mode.value)
     started = time.monotonic()
     with (
@@ -506,6 +495,30 @@ def _merge_passes(runs: list[Path], work: Path) -> list[Path]:
     return runs
 
 
+def _require_bytewise(path: Path, cf: str) -> None:
+    """SST mode sorts bytewise (the external sort and its merge): refuse another key order
+    before the database is opened, so nothing is written. A column family the import creates
+    takes the default column family's options, comparator included."""
+    order = key_order(path, cf if cf in _column_families(path) else DEFAULT_CF)
+    # An order kvtool does not know is a comparator the open then checks (69 if unloadable).
+    if order.known and order.kind != "bytewise":
+        raise UnavailableError(
+            f"import --mode sst sorts keys bytewise, but column family {cf!r} is ordered by "
+            f"{order.name}",
+            hint="import it with --mode batch (the default), which writes in any key order",
+        )
+
+
+def _column_families(path: Path) -> set[str]:
+    from kvtool.engine.options_file import read_options_file
+
+    try:
+        parsed = read_options_file(path) if path.is_dir() else None
+    except OSError:
+        parsed = None
+    return set(parsed.cf_options) if parsed is not None else set()
+
+
 _first = operator.itemgetter(0)
 
 
@@ -532,16 +545,13 @@ def _work_dir(options: ImportOptions, db: Database) -> Path:
     The name carries this process's id and host (`kvtool-import-PID@HOST.XXXXXXXX`), so that a
     later run can tell a directory left by a killed run from one in use (`remove_stale_work_dirs`).
     """
-    prefix = f"{_WORK_PREFIX}{os.getpid()}@{socket.gethostname()}."
     if options.tmp_dir is not None:
         places: list[Path | None] = [options.tmp_dir]
     else:
         places = [db.path.parent, None]
     for i, place in enumerate(places):
-        if place is not None:
-            remove_stale_work_dirs(place)
         try:
-            return Path(tempfile.mkdtemp(prefix=prefix, dir=place))
+            return make_owned_dir(_WORK_PREFIX, place)
         except OSError:
             if i == len(places) - 1:
                 raise
@@ -549,41 +559,9 @@ def _work_dir(options: ImportOptions, db: Database) -> Path:
 
 
 def remove_stale_work_dirs(parent: Path) -> list[Path]:
-    """Remove the SST-mode work directories in `parent` whose process is gone; returns them.
-
-    Only directories named by this version (`kvtool-import-PID@HOST.*`) for this host are
-    touched, and only when no process PID exists: a directory of a running import (or of one on
-    another host sharing the filesystem) is left alone. Older unnamed ones are left too.
-    """
-    host = socket.gethostname()
-    removed: list[Path] = []
-    try:
-        entries = list(parent.iterdir())
-    except OSError:
-        return removed
-    for entry in entries:
-        name = entry.name
-        if not name.startswith(_WORK_PREFIX) or "@" not in name:
-            continue
-        pid_text, _, rest = name[len(_WORK_PREFIX) :].partition("@")
-        owner_host, dot, _ = rest.rpartition(".")
-        if not pid_text.isdigit() or not dot or owner_host != host:
-            continue
-        if _alive(int(pid_text)) or not entry.is_dir() or entry.is_symlink():
-            continue
-        shutil.rmtree(entry, ignore_errors=True)
-        removed.append(entry)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, owned by someone else
-        return True
-    return True
+    """Remove the SST-mode work directories in `parent` whose process is gone; returns them
+    (`kvtool.engine.workdirs`: only `kvtool-import-PID@HOST.*` of this host, PID gone)."""
+    return remove_stale_dirs(_WORK_PREFIX, parent)
 
 
 def _import_sst(

@@ -15,9 +15,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NoReturn
 
-from kvtool import errors
-from kvtool.engine import Database, Entry, OpenMode, open_db
-from kvtool.errors import STOP_SIGNALS
+from kvtool.engine import Database, EngineIterator, Entry, OpenMode, open_db
+from kvtool.errors import STOP_SIGNALS, KvtoolError
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, plan_chunks
 from kvtool.stream import ReadSpec, count_steps
@@ -25,9 +24,18 @@ from kvtool.stream import ReadSpec, count_steps
 _BATCH = 1024
 POLL = 0.05  # seconds between the parent's checks for signals and the deadline
 LEN = struct.Struct(">I")
-# Parent to worker: b"c" take chunk N, b"t" write chunk N now, b"e" no chunks left, b"x" stop.
-COMMAND = struct.Struct(">ci")
+COMMAND = struct.Struct(">ci")  # to a worker: c take chunk N, t write N now, e none left, x stop
 _first, _second = itemgetter(0), itemgetter(1)
+
+
+def read_chunk_batch(it: EngineIterator, spec: ReadSpec, limit: int) -> list[Entry]:
+    """The next batch of a chunk: what a worker renders, and what the parent's mend reads again."""
+    reverse = spec.krange.reverse
+    if spec.keys_only:
+        return [(k, b"") for k in it.read_keys(limit, reverse=reverse)]
+    if spec.columns:  # every column of wide-column entities
+        return it.read_entries(limit, reverse=reverse)
+    return list(it.read_batch(limit, reverse=reverse))
 
 
 def send(fd: int, message: Any) -> None:
@@ -238,7 +246,7 @@ class Worker:
         except OSError as exc:
             message = f"writing {self.job.where}: {exc.strerror or exc}"
             send(self.status, ("error", "StorageError", message, None))
-        except errors.KvtoolError as exc:
+        except KvtoolError as exc:
             send(self.status, ("error", type(exc).__name__, exc.message, exc.hint))
         except BaseException as exc:  # a bug: report it, never return into the parent's code
             code = 1
@@ -296,13 +304,7 @@ class Worker:
                     it.seek_to_first()
                 while True:
                     self._check()
-                    batch: list[Entry]
-                    if spec.keys_only:
-                        batch = [(k, b"") for k in it.read_keys(_BATCH, reverse=reverse)]
-                    elif spec.columns:  # every column of wide-column entities
-                        batch = it.read_entries(_BATCH, reverse=reverse)
-                    else:
-                        batch = list(it.read_batch(_BATCH, reverse=reverse))
+                    batch = read_chunk_batch(it, spec, _BATCH)
                     if not batch:
                         break
                     data = render(batch)
@@ -335,8 +337,7 @@ class Worker:
             self.waiting[number] = chunk
 
 
-# -- the parent's side of the pipes --------------------------------------------------------------
-REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
+REAP_WAIT = 5.0  # seconds a stopped worker gets to end before the parent's Crew kills it
 
 
 class Crew:
@@ -378,13 +379,12 @@ class Crew:
                 os.kill(pid, signal.SIGUSR1)
 
     def end(self, *, hurry: bool = False) -> None:
-        """Stop and reap every worker. `hurry` (the parent is being interrupted) asks twice, which
-        also ends a write blocked on a reader that stopped reading; a worker still there after
-        `REAP_WAIT` seconds is killed."""
+        """Stop and reap every worker; one still there after `REAP_WAIT` seconds is killed.
+        `hurry` (the parent failed, or a third signal asked to stop at once) kills them now: a
+        worker never abandons a write by itself, so one blocked on a reader that stopped
+        reading would wait for it forever."""
         self.stop()
-        if hurry:
-            self.stop()
-        deadline = time.monotonic() + REAP_WAIT
+        deadline = time.monotonic() + (0 if hurry else REAP_WAIT)
         for pid in self.pids:
             with contextlib.suppress(ChildProcessError):
                 while os.waitpid(pid, os.WNOHANG) == (0, 0):

@@ -103,11 +103,17 @@ class Cursor:
         return self.key
 
 
+# A token inside any text: a saved stderr ("next: kvtool scan ... --after kv2...", "resume with
+# --after kv2..."), a --stats-file or a FILE.partial.cursor (JSON), or the bare token.
+_TOKEN_IN_TEXT = re.compile(r"kv\d+\.[A-Za-z0-9_-]*")
+
+
 def read_token(argument: str) -> str:
     """The cursor an `--after` argument names: the token itself, or `@FILE` to read it from FILE.
 
-    FILE holds the bare token, or a JSON object with a "cursor" member (a `--stats-file`, or the
-    `FILE.partial.cursor` a stopped `export -o FILE` writes). A token for a huge key is too long
+    FILE may hold the bare token, a `--stats-file`, the `FILE.partial.cursor` a stopped
+    `export -o FILE` writes, or the saved stderr of the run that printed it: the one token in it
+    is used (none, or two different ones, is a usage error). A token for a huge key is too long
     for a command line (the kernel's limit on one argument is 128 KiB), hence the file.
     """
     if not argument.startswith("@"):
@@ -120,22 +126,18 @@ def read_token(argument: str) -> str:
             f"--after @{name}: cannot read the cursor file: {exc.strerror or exc}",
             hint="give the token itself or @FILE naming a file that holds it",
         ) from None
-    stripped = text.strip()
-    if stripped.startswith("{"):
-        import orjson
-
-        try:
-            document = orjson.loads(stripped)
-        except orjson.JSONDecodeError:
-            raise UsageError(f"--after @{name}: the file is not valid JSON") from None
-        cursor = document.get("cursor") if isinstance(document, dict) else None
-        if not isinstance(cursor, str):
-            raise UsageError(
-                f"--after @{name}: the file has no cursor",
-                hint="the run that wrote it completed (cursor null), or it is not kvtool's",
-            )
-        return cursor
-    return stripped
+    found: set[str] = set(_TOKEN_IN_TEXT.findall(text))
+    if not found:
+        raise UsageError(
+            f"--after @{name}: the file holds no cursor",
+            hint="the run that wrote it completed (cursor null), or it is not kvtool's",
+        )
+    if len(found) > 1:
+        raise UsageError(
+            f"--after @{name}: the file holds {len(found)} different cursors",
+            hint="keep only the one to resume from",
+        )
+    return found.pop()
 
 
 def _bad(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Sequence
@@ -350,9 +351,11 @@ class RdictDatabase(Database):
     def checkpoint(self, dest: Path) -> None:
         db = self._writable()
         checkpoint = None
+        keeper = self._options_keeper
         try:
-            checkpoint = rd.Checkpoint(db)
-            checkpoint.create_checkpoint(str(dest))
+            with keeper.as_the_engine_wrote_it() if keeper else contextlib.nullcontext():
+                checkpoint = rd.Checkpoint(db)
+                checkpoint.create_checkpoint(str(dest))
         except Exception as exc:
             raise from_native(exc, context="checkpoint") from None
         finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from kvtool.engine.ondisk import check_database_dir
 from kvtool.engine.options_file import OptionsKeeper
 from kvtool.engine.rdict.database import RdictDatabase
 from kvtool.engine.rdict.native import CONFIG_FILE, from_native, remove_config, restore_options
-from kvtool.engine.rdict.opening import open_shadow, refuse_orphan_operands
+from kvtool.engine.rdict.opening import open_shadow, refuse_damage, refuse_orphan_operands
 from kvtool.engine.rdict.options import (
     bundled_rocksdb_version,
     limit_io,
@@ -40,7 +39,6 @@ from kvtool.engine.rdict.options import (
 from kvtool.engine.shadow import ShadowDir
 from kvtool.errors import (
     DatabaseBusyError,
-    UnavailableError,
     UsageError,
 )
 
@@ -124,9 +122,7 @@ class RdictEngine(Engine):
                 # A read-write open deletes the files a damaged MANIFEST left out and drops a
                 # damaged WAL's later records for good: look first, through a read-only view.
                 # (A database another process holds is refused as busy by the open below.)
-                # What the engine cannot read (an operator it lacks) is format safety's call.
-                with contextlib.suppress(UnavailableError):
-                    self.open(path, OpenMode.READ_ONLY).close()
+                refuse_damage(path)
             opts, cfs = load_options(path, fallback=force)
             stop_at_merge_without_operator(opts)
         else:
@@ -167,6 +163,11 @@ class RdictEngine(Engine):
                 options_keeper=keeper,
             )
         )
+
+    def repair(self, path: Path) -> None:
+        from kvtool.engine.rdict.repair import repair
+
+        repair(path)
 
     def unmet_needs(self, path: Path) -> tuple[Need, ...]:
         return database_needs(path, options_round_trip)

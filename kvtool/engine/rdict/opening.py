@@ -62,6 +62,27 @@ def open_shadow(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def refuse_damage(path: Path) -> None:
+    """Raise DamagedDatabaseError if a read-only open of `path` finds damaged metadata.
+
+    No Database handle is made (a write's --trace-handles shows its own handle only). What the
+    engine cannot read (an operator it lacks) is format safety's call, not damage.
+    """
+    shadow = ShadowDir(path)
+    try:
+        native, *_ = open_shadow(path, shadow, None, allow_data_loss=False)
+        native.close()
+        del native
+    except UnavailableError:
+        pass
+    except Exception as exc:
+        error = from_native(exc, context=f"opening {path}")  # while the shadow maps its paths
+        if not isinstance(error, UnavailableError):
+            raise error from None
+    finally:
+        shadow.remove()
+
+
 def _file_vanished(exc: BaseException) -> bool:
     text = str(exc)
     return "No such file" in text or "NotFound" in text or "not found" in text.lower()
