@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from enum import IntEnum
+from pathlib import Path
 
 
 class ExitCode(IntEnum):
@@ -29,6 +31,12 @@ class KvtoolError(Exception):
     """Base of every error kvtool reports to a user; `hint` says what to do next."""
 
     exit_code: ExitCode = ExitCode.SOFTWARE
+    # Set where a native error crosses the engine boundary (`from_native`), so that no layer
+    # above reads native text: the status text itself (database paths, no context prefix), the
+    # database file it names (`000012.sst`, `000015.blob`) and whether it concerns a blob file.
+    detail: str = ""
+    file: str | None = None
+    blob: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -100,9 +108,11 @@ class UnavailableError(KvtoolError):
 
 
 class DatabaseBusyError(KvtoolError):
-    """Another process holds the database's LOCK."""
+    """Another process holds the database's LOCK; `waited` is how long the open waited for it
+    (`--wait-lock`) before giving up, 0 when it did not wait."""
 
     exit_code = ExitCode.BUSY
+    waited: float = 0.0
 
 
 class InvalidArgumentError(UsageError):
@@ -111,10 +121,6 @@ class InvalidArgumentError(UsageError):
 
 class EngineError(KvtoolError):
     """An engine failure that fits no other class; a bug in kvtool or the binding."""
-
-
-class HandleLeakError(KvtoolError):
-    """Native handles were still open when the command ended (--trace-handles)."""
 
 
 class StoppedError(KvtoolError):
@@ -165,8 +171,17 @@ def public_paths(text: str) -> str:
     return text
 
 
+_DB_FILE_IN_TEXT = re.compile(r"(?:\S*/)?(\d+\.(?:sst|blob))\b")
+
+
+def name_files_in(text: str, directory: Path) -> str:
+    """`text` with each SST or blob file it names given as a file of `directory`."""
+    return _DB_FILE_IN_TEXT.sub(lambda m: str(directory / m.group(1)), text)
+
+
 def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
-    """Map an exception raised by the native binding to kvtool's tree by its status text.
+    """Map an exception raised by the native binding to kvtool's tree by its status text, with
+    the text, the file it names and whether it concerns a blob file as fields (see KvtoolError).
 
     A KvtoolError (raised by kvtool's own checks inside a native call's `try`) passes through.
     """
@@ -176,7 +191,15 @@ def from_native(exc: BaseException, *, context: str = "") -> KvtoolError:
     # RocksDB wraps a status in another of the same code ("Corruption: Corruption: IO error").
     while text.startswith("Corruption: Corruption:"):
         text = text.removeprefix("Corruption: ")
-    where = f"{context}: " if context else ""
+    error = _classify(text, f"{context}: " if context else "")
+    error.detail = text
+    named = _DB_FILE_IN_TEXT.search(text)
+    error.file = named.group(1) if named else None
+    error.blob = "lob" in text  # "Blob", "blob file", "000015.blob"
+    return error
+
+
+def _classify(text: str, where: str) -> KvtoolError:
     if any(marker in text for marker in _BUSY_MARKERS):
         return DatabaseBusyError(
             f"{where}database is locked by another process ({text})",

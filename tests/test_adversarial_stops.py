@@ -30,7 +30,7 @@ import pytest
 from .conftest import kvtool_executable, require_tool, run_kvtool
 from .oracles import ldb_scan
 
-RECORDS = 100_000  # two chunks of range workers (export_parallel.CHUNK_RECORDS)
+RECORDS = 100_000  # two chunks of range workers (range_plan.CHUNK_RECORDS)
 F_GETPIPE_SZ = (
     1032  # fcntl.F_GETPIPE_SZ, Linux; named in fcntl only from Python 3.10 on some builds
 )

@@ -628,12 +628,13 @@ def _name_merge_operator(db: Path, name: str) -> None:
 @pytest.mark.parametrize("name", LOADABLE_MERGE_OPERATORS + UNLOADABLE_MERGE_OPERATORS)
 def test_which_merge_operators_kvtool_loads_by_name(tmp_path: Path, name: str) -> None:
     from kvtool.engine.format_safety import check_writable_safely, database_needs
+    from kvtool.engine.rdict import options_round_trip
 
     db = make_db(tmp_path / "db", {b"a": b"1"})
     _name_merge_operator(db, name)
-    needs = database_needs(db)
+    needs = database_needs(db, options_round_trip)
     if name in LOADABLE_MERGE_OPERATORS:
         assert needs == ()
-        assert check_writable_safely(db).safe
+        assert check_writable_safely(db, options_round_trip).safe
     else:
         assert [(n.cf, n.kind, n.name) for n in needs] == [("default", "merge operator", name)]

@@ -5,7 +5,7 @@ The writer is the oracle: `ldb` 7.8's own scan, RocksDB 6.14's own iteration (in
 or rocksdict with the same options. Expected ranges are cut from the writer's full read with the
 writer's definition of its order (reverse bytewise: `a` sorts before `b` when `a > b`), never
 with kvtool's key order code. Workers are forced with `--workers 2` (by default they start only
-over 64 MB of SST files, `kvtool.ops.export_parallel.MIN_SST_BYTES`).
+over 64 MB of SST files, `kvtool.ops.range_plan.MIN_SST_BYTES`).
 """
 
 from __future__ import annotations

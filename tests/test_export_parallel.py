@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from kvtool.engine import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, LiveFile
-from kvtool.ops.export_parallel import plan_chunks
+from kvtool.ops.range_plan import plan_chunks
 from kvtool.stream import KeyRange, ReadSpec
 
 from .conftest import dir_state, kvtool_executable, make_db, run_kvtool

@@ -16,6 +16,7 @@ from kvtool.engine.format_safety import (
     sst_format_version,
     sst_format_versions,
 )
+from kvtool.engine.rdict import options_round_trip
 
 from .conftest import dir_state, make_db, require_tool, run_kvtool
 
@@ -123,7 +124,7 @@ def test_a_format_6_database_stays_format_6(tmp_path: Path) -> None:
     native.close()
     del native
     assert set(sst_format_versions(db).values()) == {6}
-    assert check_writable_safely(db).safe
+    assert check_writable_safely(db, options_round_trip).safe
     data = b'{"key": "b", "value": "2"}\n'
     for mode in ("batch", "sst"):
         result = run_kvtool("import", "--mode", mode, "--tmp-dir", tmp_path, db, input=data)
@@ -133,7 +134,7 @@ def test_a_format_6_database_stays_format_6(tmp_path: Path) -> None:
 
 def test_a_kvtool_created_database_is_safe(tmp_path: Path) -> None:
     db = make_db(tmp_path / "db", {b"a": b"1"}, cf={"events": {b"e": b"2"}})
-    report = check_writable_safely(db)
+    report = check_writable_safely(db, options_round_trip)
     assert report.safe, report.problems
     assert report.owner_version == report.engine_version
     assert set(sst_format_versions(db).values()) == {5}
@@ -289,10 +290,10 @@ def test_the_engine_guards_every_read_write_open(owner_db: Path) -> None:
     pattern, replacement, _ = UNSAFE["compaction-filter"]
     _edit_options(owner_db, pattern, replacement)
     with pytest.raises(UnsafeWriteError, match="compaction_filter is MyTtlFilter"):
-        check_writable_safely(owner_db)
+        check_writable_safely(owner_db, options_round_trip)
     with pytest.raises(UnsafeWriteError):
         open_db(owner_db, OpenMode.READ_WRITE)
-    assert not check_writable_safely(owner_db, force=True).safe
+    assert not check_writable_safely(owner_db, options_round_trip, force=True).safe
     with open_db(owner_db, OpenMode.READ_WRITE, force=True) as db:
         db.put(b"forced", b"yes")
     # Reading is never refused: the options only matter to writes.

@@ -66,11 +66,16 @@ def _print_version(value: bool) -> None:
         return
     from kvtool.engine import get_engine
 
-    versions = get_engine().versions()
-    typer.echo(
-        f"kvtool {__version__} (rocksdict {versions['rocksdict']}, RocksDB {versions['rocksdb']})"
-    )
+    typer.echo(f"kvtool {__version__} ({get_engine().describe()})")
     raise typer.Exit()
+
+
+def _choose_engine(name: str | None) -> str | None:
+    # Eager, so that `--engine NAME --version` names that engine's versions.
+    from kvtool.engine import ENGINE_CHOICE, check_engine_name
+
+    ENGINE_CHOICE.name = check_engine_name(name) if name else None
+    return name
 
 
 @app.callback()
@@ -81,9 +86,21 @@ def root(
             "--version",
             callback=_print_version,
             is_eager=True,
-            help="Print kvtool's, rocksdict's and RocksDB's versions and exit.",
+            help="Print kvtool's version, the engine's and its RocksDB's, and exit.",
         ),
     ] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            metavar="NAME",
+            envvar="KVTOOL_ENGINE",
+            callback=_choose_engine,
+            is_eager=True,
+            help="The engine that opens databases: rocksdict (RocksDB 9.8, the default).",
+            show_default=False,
+        ),
+    ] = None,
     debug: Annotated[
         bool,
         typer.Option(
@@ -200,6 +217,9 @@ def run(argv: list[str] | None = None) -> int:
     """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
     STATE.reset()
+    from kvtool.engine import ENGINE_CHOICE
+
+    ENGINE_CHOICE.name = None  # `--engine` (or KVTOOL_ENGINE) chooses again for this run
     _log_to_stderr()
     code: int
     try:

@@ -62,7 +62,6 @@ def diff(
     """
     from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import emit_stats
-    from kvtool.errors import StoppedError
     from kvtool.formats.writers import TerminalSafeStream
     from kvtool.ops.diff import diff as run
 
@@ -96,10 +95,7 @@ def diff(
         stats_file=stats_file,
         quiet=quiet,
     )
-    if result.stopped is not None:
-        raise StoppedError(
-            f"{result.stopped.reason}: the diff is incomplete", exit_code=result.stopped.exit_code
-        )
+    result.raise_for_status()
 
 
 def register(app: typer.Typer) -> None:

@@ -143,7 +143,6 @@ def export(
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import emit_stats, write_stats_file
-    from kvtool.errors import StoppedError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
@@ -197,20 +196,7 @@ def export(
         stats_file=stats_file,
         quiet=quiet,
     )
-    if result.stopped is not None:
-        where = f"; records so far are in {result.output}" if result.output else ""
-        resume = (
-            f"; resume with --after {result.cursor}"
-            if result.cursor
-            else "; nothing was written: run it again"
-        )
-        if result.cursor and result.output and result.output.name.endswith(".partial"):
-            resume += f" -o {output} (it appends to {result.output.name})"
-        raise StoppedError(
-            f"{result.stopped.reason}{where}{resume}",
-            exit_code=result.stopped.exit_code,
-            cursor=result.cursor,
-        )
+    result.raise_for_status()
 
 
 def register(app: typer.Typer) -> None:

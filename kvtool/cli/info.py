@@ -48,7 +48,7 @@ def render(d: DbInfo) -> str:
     lines = [
         f"path:            {d.path}",
         f"written by:      {writer}",
-        *([f"read with:       {d.engine}"] if d.engine else []),
+        f"read with:       {d.engine}",
         f"in use by:       {holder}",
         f"SST files:       {d.sst_files} ({format_size(d.sst_bytes)})",
         f"WAL files:       {d.wal_files} ({format_size(d.wal_bytes)})",

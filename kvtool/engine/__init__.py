@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -27,7 +28,13 @@ from kvtool.engine.handles import TRACER, Handle, HandleClosedError
 from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
-ENGINES = ("rocksdict", "python-rocksdb")
+# Every engine that can open databases: its name (`--engine NAME`, KVTOOL_ENGINE) and the
+# "module:callable" that returns it, imported only when chosen. Registering one is one line here.
+ENGINES: dict[str, str] = {
+    "rocksdict": "kvtool.engine.rdict:RdictEngine",
+    "python-rocksdb": "kvtool.engine.pyrocksdb:load_engine",
+}
+DEFAULT_ENGINE = "rocksdict"
 
 log = logging.getLogger("kvtool")
 
@@ -42,19 +49,32 @@ class DamagePolicy:
 DAMAGE_POLICY = DamagePolicy()
 
 
+class EngineChoice:
+    """Which engine opens databases in this process: the CLI's root option `--engine` sets it;
+    unset, KVTOOL_ENGINE names it, else DEFAULT_ENGINE. Every open without an `engine=` (every
+    op) uses it, forked range workers included."""
+
+    name: str | None = None
+
+    def current(self) -> str:
+        return self.name or os.environ.get("KVTOOL_ENGINE") or DEFAULT_ENGINE
+
+
+ENGINE_CHOICE = EngineChoice()
+
+
+def check_engine_name(name: str) -> str:
+    """`name` if it is a registered engine, else UsageError (exit 2) listing them."""
+    if name not in ENGINES:
+        raise UsageError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    return name
+
+
 def get_engine(name: str | None = None) -> Engine:
-    """The engine `name`; by default the one KVTOOL_ENGINE names, else rocksdict."""
-    if name is None:
-        name = os.environ.get("KVTOOL_ENGINE") or "rocksdict"
-    if name == "python-rocksdb":
-        from kvtool.engine.pyrocksdb import load_engine
-
-        return load_engine()
-    if name == "rocksdict":
-        from kvtool.engine.rdict import RdictEngine
-
-        return RdictEngine()
-    raise UsageError(f"unknown engine {name!r}", hint=f"choose one of: {', '.join(ENGINES)}")
+    """The engine `name`, by default the one ENGINE_CHOICE gives."""
+    module, _, factory = ENGINES[check_engine_name(name or ENGINE_CHOICE.current())].partition(":")
+    engine: Engine = getattr(importlib.import_module(module), factory)()
+    return engine
 
 
 def open_db(
@@ -99,6 +119,7 @@ def open_db(
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if wait_lock > 0:
+                    exc.waited = wait_lock
                     exc.message += f"; gave up after waiting {wait_lock:g}s"
                 raise
             if not waited:
@@ -112,6 +133,9 @@ __all__ = [
     "BYTEWISE",
     "DAMAGE_POLICY",
     "DEFAULT_CF",
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "ENGINE_CHOICE",
     "REVERSE_BYTEWISE",
     "TRACER",
     "Bottommost",
@@ -130,6 +154,7 @@ __all__ = [
     "Snapshot",
     "SstWriter",
     "WriteBatch",
+    "check_engine_name",
     "get_engine",
     "key_order",
     "open_db",

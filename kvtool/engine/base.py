@@ -1,7 +1,8 @@
 """The engine interface: what every storage binding offers the layers above, in bytes and names.
 
 Nothing above `kvtool/engine/` sees a binding's type. A binding implements these classes; the
-rocksdict one is `kvtool.engine.rdict`.
+rocksdict one is the package `kvtool.engine.rdict`; each engine is one line of `ENGINES`
+(kvtool/engine/__init__.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kvtool.engine.handles import Handle
 from kvtool.engine.keyorder import Bounds, KeyOrder
+from kvtool.errors import UnavailableError
+
+if TYPE_CHECKING:
+    from kvtool.engine.format_safety import Need
 
 DEFAULT_CF = "default"
 
@@ -372,4 +378,22 @@ class Engine(ABC):
 
     @abstractmethod
     def versions(self) -> dict[str, str]:
-        """Binding and RocksDB versions, for `kvtool --version`."""
+        """Binding and RocksDB versions, for `kvtool --version`: the binding's under the engine's
+        `name`, RocksDB's under "rocksdb"."""
+
+    def describe(self) -> str:
+        """The engine's own name and versions, e.g. "rocksdict 0.3.29, RocksDB 9.8.4"."""
+        versions = self.versions()
+        own = versions.get(self.name)
+        return (
+            f"{self.name}{' ' + own if own else ''}, RocksDB {versions.get('rocksdb', 'unknown')}"
+        )
+
+    def repair(self, path: Path) -> None:
+        """RocksDB's repair of `path` with its own options (nobody holds its LOCK); else 69."""
+        raise UnavailableError(f"the {self.name} engine cannot repair a database")
+
+    def unmet_needs(self, path: Path) -> tuple[Need, ...]:
+        """What `path`'s OPTIONS file names that this engine cannot load (docs/design.md, Engine
+        facts 13), checked before any open; empty when `path` is not a database."""
+        return ()

@@ -9,14 +9,11 @@ database, and the first read-write open deletes them. Those files are what this 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kvtool.engine.format_safety import sst_format_version
-
-_NUMBERED = re.compile(r"^(\d+)\.(sst|log)$")
+from kvtool.engine.ondisk import file_number, sst_format_version
 
 
 @dataclass(frozen=True)
@@ -25,12 +22,6 @@ class UnreferencedFile:
 
     name: str
     size: int
-
-
-def file_number(name: str) -> int:
-    """The number in a RocksDB file name (`/000017.sst` -> 17), -1 if it has none."""
-    match = _NUMBERED.match(name.rsplit("/", 1)[-1])
-    return int(match.group(1)) if match else -1
 
 
 def unreferenced_tables(db_dir: Path, live: Iterable[str]) -> list[UnreferencedFile]:
@@ -53,12 +44,6 @@ def unreferenced_tables(db_dir: Path, live: Iterable[str]) -> list[UnreferencedF
             continue
         out.append(UnreferencedFile(entry.name, entry.stat().st_size))
     return sorted(out, key=lambda f: file_number(f.name))
-
-
-def wal_files(db_dir: Path) -> list[str]:
-    """The WAL files of `db_dir` (`000012.log`), oldest first."""
-    names = [n for n in os.listdir(db_dir) if n.endswith(".log") and file_number(n) >= 0]
-    return sorted(names, key=file_number)
 
 
 def manifest_name(db_dir: Path) -> str:

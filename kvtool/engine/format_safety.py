@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvtool.engine.ondisk import sst_format_version as sst_format_version
+from kvtool.engine.ondisk import sst_format_versions as sst_format_versions
 from kvtool.engine.options_file import OptionsFile, read_options_file
 from kvtool.errors import UnavailableError, UsageError
 
@@ -189,18 +191,16 @@ def merge_operator_cfs(path: Path) -> set[str]:
     }
 
 
-def database_needs(path: str | Path) -> tuple[Need, ...]:
-    """`unmet_needs` of the database at `path` with this engine; empty when `path` is not a
-    database (the open reports that)."""
-    from kvtool.engine.rdict import options_round_trip
-
+def database_needs(path: str | Path, round_trip: OptionsRoundTrip) -> tuple[Need, ...]:
+    """`unmet_needs` of the database at `path` with an engine's `round_trip`; empty when `path`
+    is not a database (the open reports that)."""
     path = Path(path)
     try:
         if not (path / "CURRENT").is_file():
             return ()
     except OSError:
         return ()
-    return unmet_needs(path, options_round_trip)
+    return unmet_needs(path, round_trip)
 
 
 def refuse_unmet_for_reading(path: Path, needs: tuple[Need, ...]) -> None:
@@ -301,48 +301,13 @@ def refuse_unless_forced(report: SafetyReport, *, force: bool) -> SafetyReport:
     )
 
 
-def check_writable_safely(path: str | Path, force: bool = False) -> SafetyReport:
+def check_writable_safely(
+    path: str | Path, round_trip: OptionsRoundTrip, force: bool = False
+) -> SafetyReport:
     """Raise UnsafeWriteError unless kvtool can write to `path` without changing its format.
 
     Called by the engine on every read-write open of an existing database (`open_db(...,
     force=)`), so put, delete, import, delete-range, compact and cf create/drop all pass it.
     With `force` it returns the report (its `problems` say what will not be preserved).
     """
-    from kvtool.engine.rdict import options_round_trip
-
-    return refuse_unless_forced(assess(Path(path), options_round_trip), force=force)
-
-
-# A block-based table ends with its format_version (uint32 LE) and an 8-byte magic number;
-# format_version 0 files use the legacy magic and carry no version field.
-_BLOCK_BASED_MAGIC = 0x88E241B785F4CFF7
-_LEGACY_BLOCK_BASED_MAGIC = 0xDB4775248B80FB57
-
-
-def sst_format_version(path: Path) -> int | None:
-    """The table format_version written in an SST file's footer, None if it is not block-based."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            if f.tell() < 12:
-                return None
-            f.seek(-12, 2)
-            tail = f.read(12)
-    except OSError:
-        return None
-    magic = int.from_bytes(tail[4:], "little")
-    if magic == _LEGACY_BLOCK_BASED_MAGIC:
-        return 0
-    if magic == _BLOCK_BASED_MAGIC:
-        return int.from_bytes(tail[:4], "little")
-    return None
-
-
-def sst_format_versions(db_dir: Path) -> dict[str, int]:
-    """Every SST file of `db_dir` with its table format_version (block-based files only)."""
-    out: dict[str, int] = {}
-    for entry in sorted(db_dir.glob("*.sst")):
-        version = sst_format_version(entry)
-        if version is not None:
-            out[entry.name] = version
-    return out
+    return refuse_unless_forced(assess(Path(path), round_trip), force=force)

@@ -1,5 +1,4 @@
-"""RocksDB's RepairDB through rocksdict, with the database's own options (comparator, table
-format) so that what repair rewrites stays readable by the database's owner."""
+"""RocksDB's RepairDB through the chosen engine (`Engine.repair`)."""
 
 from __future__ import annotations
 
@@ -7,23 +6,8 @@ from pathlib import Path
 
 
 def repair(path: Path) -> None:
-    """Run RocksDB's repair on `path` (the caller has checked nobody holds its LOCK).
+    """Run RocksDB's repair on `path` with the engine `--engine` chose (the caller has checked
+    nobody holds its LOCK); see the engine's `repair`."""
+    from kvtool.engine import get_engine
 
-    Repair rebuilds the MANIFEST from the SST files it finds, turns WAL files into SST files
-    and moves what it cannot read into `lost/`. It uses the options of the newest OPTIONS file
-    (or defaults that keep the SST files' format_version): fresh defaults would rewrite WAL
-    data in table format_version 6 (docs/design.md, Engine facts 5).
-    """
-    import rocksdict as rd
-
-    from kvtool.engine.rdict import _load_options, from_native
-
-    opts, cfs = _load_options(path, fallback=True)
-    # The table format is a column family option: rocksdict's DB-wide options object from
-    # load_latest carries the default table factory (format_version 6), so repair gets the
-    # default column family's options (measured: with the DB-wide ones, the SST file repair
-    # made of an ldb 7.8 WAL was format_version 6, which ldb 7.8 cannot read).
-    try:
-        rd.Rdict.repair(str(path), cfs.get("default", opts))
-    except Exception as exc:
-        raise from_native(exc, context="repairing the database") from None
+    get_engine().repair(path)

@@ -129,6 +129,11 @@ def is_terminal(path: Path) -> bool:
         os.close(probe)
 
 
+def compressed(path: Path) -> bool:
+    """Whether `OutputFile(path)` compresses what it is given (gzip when the name ends in .gz)."""
+    return path.suffix == ".gz"
+
+
 class OutputFile:
     """The sink of `export -o PATH` (see the module's rules); gzip when the name ends in .gz.
 
@@ -177,7 +182,7 @@ class OutputFile:
             raise _io_error(str(path), exc) from None
         self._raw: BinaryIO = raw
         self.stream: BinaryIO = raw
-        if gzip_by_name and path.suffix == ".gz":
+        if gzip_by_name and compressed(path):
             self.stream = gzip.GzipFile(  # type: ignore[assignment]
                 filename=path.name[:-3], fileobj=raw, mode="wb", compresslevel=6
             )

@@ -43,7 +43,6 @@ class KeyFormat(str, enum.Enum):
 
 
 Encoder = Callable[[bytes], Any]
-Decoder = Callable[[Any], bytes]
 
 # The keys of the json format's wrappers: an object with exactly one of them, holding a string.
 _WRAPPERS = ("text", "base64")

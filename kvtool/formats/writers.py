@@ -1,5 +1,5 @@
 """Record renderers for every output format (jsonl, csv, tsv, table) and the writer that streams
-rendered batches to a byte sink."""
+the helpers that write rendered bytes whole; kvtool.formats.sink owns where they go."""
 
 from __future__ import annotations
 
@@ -118,6 +118,13 @@ def header(fmt: OutputFormat | str, *, keys_only: bool = False) -> bytes:
     return b""
 
 
+def footer(fmt: OutputFormat | str, *, keys_only: bool = False) -> bytes:
+    """What ends a complete file in `fmt`, after its last record (none of today's formats has one;
+    a format with a footer, such as a JSON array or Parquet, is written by one process)."""
+    OutputFormat(fmt)
+    return b""
+
+
 def render_table(
     records: Sequence[Record],
     key_format: FieldFormat | str = FieldFormat.AUTO,
@@ -226,28 +233,6 @@ class TerminalSafeStream:
     def write(self, data: bytes) -> int:
         self._out.write(terminal_safe(bytes(data)))
         return len(data)
-
-    def flush(self) -> None:
-        self._out.flush()
-
-
-class RecordWriter:
-    """Streams rendered batches to a binary sink; counts the bytes it wrote."""
-
-    def __init__(self, out: BinaryIO, render: Render, *, head: bytes = b"") -> None:
-        self._out = out
-        self._render = render
-        self.bytes_written = 0
-        if head:
-            self._put(head)
-
-    def _put(self, data: bytes) -> None:
-        write_all(self._out, data)
-        self.bytes_written += len(data)
-
-    def write(self, batch: Sequence[Record]) -> None:
-        if batch:
-            self._put(self._render(batch))
 
     def flush(self) -> None:
         self._out.flush()

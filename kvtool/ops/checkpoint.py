@@ -55,7 +55,7 @@ def checkpoint(
         raise DatabaseBusyError(
             f"{path} is in use by {by}, and a checkpoint needs the read-write handle: one taken "
             "through a read-only handle would miss data that is still only in the owner's WAL"
-            + (f" ({exc.message.split('; ', 1)[1]})" if "; gave up" in exc.message else ""),
+            + (f" (gave up after waiting {exc.waited:g}s)" if exc.waited else ""),
             hint="retry later or with --wait-lock DURATION, or take the checkpoint from the "
             "owner application",
         ) from None

@@ -191,7 +191,7 @@ def compact(
             try:
                 db.close()
             except StorageError as exc:
-                detail = f": {exc.message.removeprefix('closing the database: ')}"
+                detail = f": {exc.detail or exc.message}"
             result.failure = StorageError(
                 f"the compaction hit {new_errors} background error(s){detail}",
                 hint="run `kvtool verify`; the database stopped accepting writes until reopened",

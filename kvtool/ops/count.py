@@ -3,16 +3,13 @@ engine's estimate for a whole column family."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StoppedError, UsageError
-from kvtool.stream import ReadSpec, Stopper, StopRequested
-
-_STEP = 1 << 16
+from kvtool.stream import ReadSpec, Stopper, StopRequested, count_steps
 
 
 @dataclass
@@ -83,16 +80,9 @@ def count_records(
             return CountResult(0, False, time.monotonic() - began)
         with db.bounded(krange.cf, bounds) as it:
             it.seek_to_first()
-            left = spec.limit
             try:
-                while True:
-                    step = _STEP if left is None else min(_STEP, left - total)
-                    if step <= 0:
-                        break
-                    n = it.count(step)
+                for n in count_steps(it, spec.limit):
                     total += n
-                    if n < step:
-                        break
                     stopper.check()
             except StopRequested as exc:
                 raise StoppedError(
@@ -106,12 +96,6 @@ def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: 
     """How many processes count this range (see `count_records`)."""
     if (workers is not None and workers <= 1) or estimate or spec.limit is not None:
         return 1
-    if not hasattr(os, "fork"):
-        return 1
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
+    from kvtool.ops.range_plan import worker_count
 
-    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
-        return 1
-    if not range_workers_apply(db_path, spec):
-        return 1
-    return workers or WORKERS
+    return worker_count(workers, db_path, spec)

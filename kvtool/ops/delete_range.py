@@ -9,8 +9,7 @@ from typing import Any
 
 from kvtool.engine import BYTEWISE, DEFAULT_CF, Database, KeyOrder, OpenMode, key_order, open_db
 from kvtool.errors import UsageError
-
-_COUNT_STEP = 65_536
+from kvtool.stream import count_steps
 
 
 @dataclass(frozen=True)
@@ -31,12 +30,9 @@ class DeleteRangeResult:
 
 
 def _count(db: Database, start: bytes, end: bytes, cf: str | None) -> int:
-    total = 0
     with db.iterator(cf, lower=start, upper=end) as it:
         it.seek(start)
-        while step := it.count(_COUNT_STEP):
-            total += step
-    return total
+        return sum(count_steps(it))
 
 
 def _check_order(order: KeyOrder, start: bytes, end: bytes) -> None:

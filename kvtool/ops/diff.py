@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from kvtool.engine import Database, Entity, Entry, OpenMode, open_db
-from kvtool.errors import UnavailableError
+from kvtool.errors import StoppedError, UnavailableError
 from kvtool.formats.jsonl import columns_field
 from kvtool.formats.records import Encoder, FieldFormat, encoder
 from kvtool.formats.writers import write_all
@@ -28,6 +28,13 @@ class DiffResult:
     same: int = 0
     stopped: StopRequested | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+
+    def raise_for_status(self) -> None:
+        """Raise StoppedError if a deadline or a signal stopped the diff (after its stats)."""
+        if self.stopped is not None:
+            raise StoppedError(
+                f"{self.stopped.reason}: the diff is incomplete", exit_code=self.stopped.exit_code
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {

@@ -4,19 +4,18 @@ signals) with a cursor to resume."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
-from kvtool.errors import StorageError
+from kvtool.errors import StoppedError
 from kvtool.formats.jsonl import Render
-from kvtool.formats.output_file import OutputFile
 from kvtool.formats.records import FieldCounts, FieldFormat
+from kvtool.formats.sink import ExportSink
 from kvtool.formats.writers import (
     OutputFormat,
-    RecordWriter,
+    footer,
     header,
     renderer,
     terminal_safe_render,
@@ -44,23 +43,50 @@ class ExportResult:
     stopped: StopRequested | None = None
     output: Path | None = None  # the file holding the records (`.partial` when stopped)
     output_closed: bool = False  # the reader closed the pipe (`| head`): a quiet, normal end
-    extra: dict[str, Any] = field(default_factory=dict)
+    requested: Path | None = None  # the file asked for (`-o PATH`)
+
+    def raise_for_status(self) -> None:
+        """Raise StoppedError if a deadline or a signal stopped the run, saying where its records
+        are and how to resume (docs/design.md, Cursors, stops and stats); callers report the
+        stats first."""
+        if self.stopped is None:
+            return
+        where = f"; records so far are in {self.output}" if self.output else ""
+        resume = (
+            f"; resume with --after {self.cursor}"
+            if self.cursor
+            else "; nothing was written: run it again"
+        )
+        if self.cursor and self.output and self.output.name.endswith(".partial"):
+            resume += f" -o {self.requested} (it appends to {self.output.name})"
+        raise StoppedError(
+            f"{self.stopped.reason}{where}{resume}",
+            exit_code=self.stopped.exit_code,
+            cursor=self.cursor,
+        )
 
 
 def _open_sink(
-    path: Path | None, out: BinaryIO | None, spec: ReadSpec, options: dict[str, Any]
-) -> tuple[OutputFile | None, BinaryIO]:
-    """Where records go: an OutputFile at `path` (and its stream), or the stream `out`.
-
-    A run continuing after a cursor into the same `path` appends to the `.partial` a stopped run
-    left (see kvtool.formats.output_file), when that cursor and `options` match.
-    """
-    if path is not None:
-        resume = spec.cursor_after(spec.after)
-        target = OutputFile(path, resume_from=resume, options=options)
-        return target, target.stream
-    assert out is not None, "export needs out= or path="
-    return None, out
+    path: Path | None,
+    out: BinaryIO | None,
+    spec: ReadSpec,
+    render: Render,
+    head: bytes,
+    fmt: OutputFormat | str,
+    options: dict[str, Any],
+) -> ExportSink:
+    """Where records go: the file `path` or the stream `out`. A run continuing after a cursor
+    into the same `path` appends to the `.partial` a stopped run left (see
+    kvtool.formats.output_file), when that cursor and `options` match."""
+    return ExportSink(
+        path=path,
+        out=out,
+        render=render,
+        head=head,
+        footer=footer(fmt, keys_only=spec.keys_only),
+        resume_from=spec.cursor_after(spec.after) if path is not None else None,
+        options=options,
+    )
 
 
 def export(
@@ -114,7 +140,7 @@ def export(
         "keys_only": spec.keys_only,
     }
     head = header(fmt, keys_only=spec.keys_only) if spec.after is None else b""
-    count = _worker_count(workers, Path(db_path), spec, out, path, flush_each_batch)
+    count = _worker_count(workers, Path(db_path), spec, out, path, fmt, flush_each_batch)
     if counts is not None:
         count = 1
     if count > 1:
@@ -124,6 +150,7 @@ def export(
             count,
             render=render,
             head=head,
+            fmt=fmt,
             out=out,
             path=path,
             progress=progress,
@@ -136,8 +163,6 @@ def export(
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
     stopped: StopRequested | None = None
-    closed = False
-    target: OutputFile | None = None
     with stopper:
         with open_db(db_path, OpenMode.READ_ONLY) as db:
             if progress is not None:
@@ -149,52 +174,43 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                target, sink = _open_sink(path, out, spec, options)
-                writer = RecordWriter(sink, render, head=head)
-                with record_stream(db, spec, stats, stopper) as batches:
-                    try:
-                        for batch in batches:
-                            writer.write(batch)
-                            if flush_each_batch:
-                                writer.flush()
-                            if progress is not None:
-                                progress.update(len(batch))
-                    except StopRequested as exc:
-                        stopped = exc
-                    except BrokenPipeError:
-                        closed = True  # `export | head`: the reader has all it wanted
-                    except OSError as exc:  # e.g. a full disk: not a bug, an I/O error
-                        where = path if path is not None else "stdout"
-                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-                if not closed:
-                    try:
-                        writer.flush()
-                    except BrokenPipeError:
-                        closed = True
-                    except OSError as exc:
-                        where = path if path is not None else "stdout"
-                        raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-            except BaseException:
-                if target is not None:
-                    target.discard()
-                raise
+                with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+                    with record_stream(db, spec, stats, stopper) as batches:
+                        try:
+                            sink.write_head()
+                            for batch in batches:
+                                sink.write(batch)
+                                if flush_each_batch:
+                                    sink.flush()
+                                    if sink.closed:
+                                        break
+                                if progress is not None:
+                                    progress.update(len(batch))
+                        except StopRequested as exc:
+                            stopped = exc
+                        except BrokenPipeError:
+                            sink.closed = True  # `export | head`: the reader has all it wanted
+                    if stopped is None:
+                        sink.finish()
+                    else:
+                        sink.flush()
             finally:
                 stats.finish()
                 if progress is not None:
                     progress.close()
+        closed = sink.closed
         limit_hit = spec.limit is not None and stats.records >= spec.limit
         cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit or closed) else None
         if stopped is not None and cursor is None and spec.after is not None:
             cursor = spec.cursor_after(spec.after)  # nothing new written: resume where we began
-        written: Path | None = None
-        if target is not None:
-            written = target.keep_partial(cursor) if stopped is not None else target.commit()
+        written = sink.end(stopped=stopped is not None, cursor=cursor)
     extra = {"values_not_json": counts.not_json} if counts is not None else {}
     return ExportResult(
-        stats=stats.as_dict(output_bytes=writer.bytes_written, cursor=cursor, **extra),
+        stats=stats.as_dict(output_bytes=sink.bytes_written, cursor=cursor, **extra),
         cursor=cursor,
         stopped=stopped,
         output=written,
+        requested=path,
         output_closed=closed,
     )
 
@@ -205,6 +221,7 @@ def _worker_count(
     spec: ReadSpec,
     out: BinaryIO | None,
     path: Path | None,
+    fmt: OutputFormat | str,
     flush_each_batch: bool,
 ) -> int:
     """How many processes read this export (see `export`)."""
@@ -212,22 +229,16 @@ def _worker_count(
         return 1
     if spec.limit is not None or spec.rate or spec.bytes_rate or flush_each_batch:
         return 1
-    if path is not None and path.suffix == ".gz":
+    if not ExportSink.concatenable(path, footer=footer(fmt, keys_only=spec.keys_only)):
         return 1
     if out is not None:
         try:
             out.fileno()
         except (AttributeError, OSError, ValueError):
             return 1
-    if not hasattr(os, "fork"):
-        return 1
-    from kvtool.ops.export_parallel import MIN_SST_BYTES, WORKERS, range_workers_apply, sst_bytes
+    from kvtool.ops.range_plan import worker_count
 
-    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
-        return 1
-    if not range_workers_apply(db_path, spec):
-        return 1
-    return workers or WORKERS
+    return worker_count(workers, db_path, spec)
 
 
 def _export_parallel(
@@ -237,6 +248,7 @@ def _export_parallel(
     *,
     render: Render,
     head: bytes,
+    fmt: OutputFormat | str,
     out: BinaryIO | None,
     path: Path | None,
     progress: Progress | None,
@@ -247,9 +259,7 @@ def _export_parallel(
 
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
-    target: OutputFile | None = None
-    where = str(path) if path is not None else "stdout"
-    closed = False
+    result = None
     started = False
 
     def start(total: int | None) -> None:
@@ -262,45 +272,38 @@ def _export_parallel(
 
     with stopper:
         try:
-            target, sink = _open_sink(path, out, spec, options)
-            try:
-                if head:
-                    sink.write(head)
+            with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+                try:
+                    sink.write_head()
+                except BrokenPipeError:
+                    sink.closed = True
                 sink.flush()
-            except BrokenPipeError:
-                closed = True
-            except OSError as exc:
-                raise StorageError(f"writing {where}: {exc.strerror or exc}") from None
-            result = None
-            if not closed:
-                result = export_parallel(
-                    db_path,
-                    spec,
-                    render,
-                    sink.fileno(),
-                    workers=workers,
-                    where=where,
-                    stopper=stopper,
-                    stats=stats,
-                    started=start,
-                    progressed=progress.update if progress is not None else None,
-                )
-                if result is None:  # the views differed: nothing was written
-                    if target is not None:
-                        target.discard()
-                    return None
-                if result.error is not None:
-                    raise result.error
-                closed = result.closed
-        except BaseException:
-            if target is not None:
-                target.discard()
-            raise
+                if not sink.closed:
+                    result = export_parallel(
+                        db_path,
+                        spec,
+                        render,
+                        sink.fileno(),
+                        workers=workers,
+                        where=sink.where,
+                        stopper=stopper,
+                        stats=stats,
+                        started=start,
+                        progressed=progress.update if progress is not None else None,
+                    )
+                    if result is None:  # the views differed: nothing was written
+                        sink.discard()
+                        return None
+                    if result.error is not None:
+                        raise result.error
+                    sink.closed = result.closed
+                    sink.written_elsewhere(result.output_bytes)
         finally:
             stats.finish()
             if progress is not None and started:
                 progress.close()
         stopped = result.stopped if result is not None else None
+        closed = sink.closed
         if stopped is not None and result is not None and result.cut:
             # A worker died in the middle of a record and the parent could not complete it
             # (export_parallel._mend): say so, rather than let a reader trust the last line.
@@ -311,14 +314,12 @@ def _export_parallel(
         cursor = spec.cursor_after(stats.last_key) if (stopped or closed) else None
         if stopped is not None and cursor is None and spec.after is not None:
             cursor = spec.cursor_after(spec.after)
-        written: Path | None = None
-        if target is not None:
-            written = target.keep_partial(cursor) if stopped is not None else target.commit()
-    output_bytes = len(head) + (result.output_bytes if result is not None else 0)
+        written = sink.end(stopped=stopped is not None, cursor=cursor)
     return ExportResult(
-        stats=stats.as_dict(output_bytes=output_bytes, cursor=cursor),
+        stats=stats.as_dict(output_bytes=sink.bytes_written, cursor=cursor),
         cursor=cursor,
         stopped=stopped,
         output=written,
+        requested=path,
         output_closed=closed,
     )

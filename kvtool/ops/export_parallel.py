@@ -33,438 +33,33 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import itertools
-import math
 import os
-import pickle
 import select
 import signal
 import stat
-import struct
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from kvtool import errors
-from kvtool.engine import (
-    Bounds,
-    Database,
-    EngineIterator,
-    Entry,
-    KeyOrder,
-    LiveFile,
-    OpenMode,
-    key_order,
-    open_db,
-)
-from kvtool.errors import STOP_SIGNALS, ExitCode
+from kvtool.engine import OpenMode, open_db
+from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
+from kvtool.ops.range_plan import Chunk
+from kvtool.ops.range_worker import (
+    POLL,
+    Crew,
+    Inbox,
+    Job,
+    Worker,
+    dead_wchar,
+    framed_size,
+    read_chunk_batch,
+    write_fd,
+)
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
-
-WORKERS = 2  # measured on 2 cores; more workers than cores only adds switching
-MIN_SST_BYTES = 64 << 20  # below this one process is about as fast (startup dominates)
-CHUNK_RECORDS = 50_000  # about 7 MB of JSON Lines at 140 bytes a record
-BUFFER_LIMIT = 32 << 20  # bytes a worker renders ahead of its turn
-_BATCH = 1024
-_COUNT_STEP = 1 << 16
-_POLL = 0.05  # seconds between the parent's checks for signals and the deadline
-_REAP_WAIT = 5.0  # seconds a stopped worker gets to end before it is killed
-
-Chunk = Bounds
-_LEN = struct.Struct(">I")
-# Parent to worker: b"c" take chunk N, b"t" write chunk N now, b"e" no chunks left, b"x" stop.
-_COMMAND = struct.Struct(">ci")
-_first, _second = itemgetter(0), itemgetter(1)
-
-
-def sst_bytes(path: Path) -> int:
-    """Bytes of SST files in the database directory (read without opening the database)."""
-    try:
-        with os.scandir(path) as entries:
-            return sum(e.stat().st_size for e in entries if e.name.endswith(".sst"))
-    except OSError:
-        return 0
-
-
-def range_workers_apply(db_path: Path, spec: ReadSpec) -> bool:
-    """Whether range workers can read `spec`: the range is not empty and the key order is known
-    (workers split the range at keys that only a known order can sort). The order comes from
-    the OPTIONS file: the parent never opens the database before it forks."""
-    order = key_order(db_path, spec.krange.cf)
-    return order.known and not order.is_empty(spec.krange.bounds(order))
-
-
-def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
-    """Up to `parts - 1` keys spread between `a` and `b`, reading the 8 bytes after their common
-    prefix as a number. Only a hint of where records lie: any keys are correct split points."""
-    prefix = 0
-    while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
-        prefix += 1
-    low = int.from_bytes(a[prefix : prefix + 8].ljust(8, b"\0"), "big")
-    high = int.from_bytes(b[prefix : prefix + 8].ljust(8, b"\0"), "big")
-    if high - low < parts:
-        return []
-    head = a[:prefix]
-    return [head + (low + (high - low) * i // parts).to_bytes(8, "big") for i in range(1, parts)]
-
-
-def effective_bounds(spec: ReadSpec, order: KeyOrder) -> Bounds:
-    """The range's bounds in `order` with `after` folded in."""
-    bounds = spec.krange.bounds(order)
-    if spec.after is not None:
-        bounds = order.after(bounds, spec.after, reverse=spec.krange.reverse)
-    return bounds
-
-
-def plan_chunks(
-    files: Sequence[LiveFile], spec: ReadSpec, order: KeyOrder, *, target: int = CHUNK_RECORDS
-) -> list[Chunk]:
-    """The range cut into chunks of about `target` records, in output order; keys sort in
-    `order` (the column family's key order: a file's smallest key is smallest in it).
-
-    Cut points are the SST files' first keys and keys spread inside each file by its entry
-    count; chunk sizes follow the data only as well as those hints do, never correctness.
-    Inner chunk edges are plain [lower, upper) keys; the range's own edges keep their kind.
-    """
-    bounds = effective_bounds(spec, order)
-    cf = spec.krange.cf
-    cuts: set[bytes] = set()
-    for f in files:
-        if f.column_family not in (cf, None) or not f.smallest_key:
-            continue
-        cuts.add(f.smallest_key)
-        parts = math.ceil(f.entries / target)
-        if parts > 1:
-            low, high = sorted((f.smallest_key, f.largest_key))
-            cuts.update(_between(low, high, parts))
-    lt = order.lt
-    lower, upper = bounds.lower, bounds.upper
-    inside = order.sorted(
-        c for c in cuts if (lower is None or lt(lower, c)) and (upper is None or lt(c, upper))
-    )
-    if not inside:
-        return [bounds]
-    chunks = [Bounds(lower, inside[0], bounds.lower_open)]
-    chunks += [Bounds(a, b) for a, b in itertools.pairwise(inside)]
-    chunks.append(Bounds(inside[-1], upper, upper_closed=bounds.upper_closed))
-    return chunks[::-1] if spec.krange.reverse else chunks
-
-
-# -- messages between workers and the parent ------------------------------------------------------
-def _send(fd: int, message: Any) -> None:
-    data = pickle.dumps(message)
-    _write_all(fd, _LEN.pack(len(data)) + data)
-
-
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _parse_wchar(io: bytes) -> int:
-    """The `wchar` figure of a /proc/.../io text (-1 if absent)."""
-    for line in io.splitlines():
-        if line.startswith(b"wchar:"):
-            return int(line.split()[1])
-    return -1
-
-
-def _dead_wchar(pid: int) -> int:
-    """What a worker's main thread wrote in all, read after it died and before it is reaped."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/io", "rb") as f:
-            return _parse_wchar(f.read())
-    except OSError:
-        return -1
-
-
-def _framed_size(message: Any) -> int:
-    return _LEN.size + len(pickle.dumps(message))
-
-
-class _Inbox:
-    """Framed messages from one worker's status pipe."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.buffer = b""
-        self.closed = False
-
-    def read(self) -> list[Any]:
-        chunk = os.read(self.fd, 1 << 16)
-        if not chunk:
-            self.closed = True
-        self.buffer += chunk
-        out = []
-        while len(self.buffer) >= _LEN.size:
-            (size,) = _LEN.unpack_from(self.buffer)
-            if len(self.buffer) < _LEN.size + size:
-                break
-            out.append(pickle.loads(self.buffer[_LEN.size : _LEN.size + size]))
-            self.buffer = self.buffer[_LEN.size + size :]
-        return out
-
-
-# -- the worker -----------------------------------------------------------------------------------
-@dataclass
-class _Job:
-    db_path: Path
-    spec: ReadSpec
-    render: Render | None  # None: count the chunks instead
-    out_fd: int
-    workers: int
-    where: str
-
-
-class _Stop(Exception):
-    """The parent asked this worker to stop."""
-
-
-@dataclass
-class _Part:
-    """One rendered batch (whole records) and its stats: the unit a worker writes and reports."""
-
-    data: bytes
-    records: int
-    key_bytes: int
-    value_bytes: int
-    first: bytes
-    last: bytes
-
-
-@dataclass
-class _Written:
-    """What a chunk (or the first part of one) holds: rendered batches waiting to be written."""
-
-    parts: list[_Part] = field(default_factory=list)
-    size: int = 0
-
-
-class _Worker:
-    """One forked worker: takes chunks from the parent, reads and renders each, and writes each
-    when the parent gives it that chunk's turn (once every earlier chunk is written).
-
-    It does not wait for a turn to read on: finished chunks wait in memory while it reads the
-    next, up to BUFFER_LIMIT bytes; only then does it wait. The chunk that holds the turn is
-    written as it is read.
-    """
-
-    def __init__(self, job: _Job, index: int, commands: int, status: int) -> None:
-        self.job, self.index = job, index
-        self.commands, self.status = commands, status
-        self.stop = False
-        self.parent = os.getppid()
-        self.inbox = b""
-        self.assigned: int | None = None
-        self.no_more = False
-        self.current: int | None = None  # the chunk being read
-        self.turn: int | None = None  # the chunk of ours that may be written now
-        self.waiting: dict[int, _Written] = {}  # read chunks waiting for their turn
-        self.buffered = 0
-        self.io_fd: int | None = None  # /proc/self/task/TID/io, for `wchar` (see the module doc)
-
-    def _note_stop(self, signum: int, frame: Any) -> None:
-        # Never raises: a batch being written is finished (a blocked write too), never torn.
-        self.stop = True
-
-    def _wchar(self) -> int:
-        """Bytes this thread has written so far, by the kernel's count (-1 if unknown)."""
-        if self.io_fd is None:
-            return -1
-        try:
-            return _parse_wchar(os.pread(self.io_fd, 4096, 0))
-        except OSError:
-            return -1
-
-    def _check(self) -> None:
-        if self.stop or os.getppid() != self.parent:
-            raise _Stop
-
-    def _poll(self, block: bool) -> None:
-        """Act on the parent's commands; with `block`, wait for at least one."""
-        while True:
-            self._check()
-            ready, _, _ = select.select([self.commands], [], [], _POLL if block else 0)
-            if ready:
-                data = os.read(self.commands, 4096)
-                if not data:
-                    raise _Stop
-                self.inbox += data
-            handled = False
-            while len(self.inbox) >= _COMMAND.size:
-                kind, number = _COMMAND.unpack_from(self.inbox)
-                self.inbox = self.inbox[_COMMAND.size :]
-                handled = True
-                if kind == b"x":
-                    raise _Stop
-                if kind == b"c":
-                    self.assigned = number
-                elif kind == b"e":
-                    self.no_more = True
-                elif kind == b"t":
-                    self._grant(number)
-            if handled or not block:
-                return
-
-    def _grant(self, number: int) -> None:
-        if number in (self.current, self.assigned):  # being read, or about to be
-            self.turn = number
-            return
-        chunk = self.waiting.pop(number)
-        self.buffered -= chunk.size
-        self._write(number, chunk, final=True)
-
-    def _write(self, number: int, chunk: _Written, *, final: bool) -> None:
-        """Write the chunk's batches in order, each announced before and reported after it is
-        written; a stop between two batches ends the chunk there (the parent has the cursor)."""
-        parts = chunk.parts
-        for i, part in enumerate(parts):
-            if self.stop:
-                raise _Stop
-            last = final and i == len(parts) - 1
-            before = self._wchar()
-            _send(
-                self.status, ("writing", number, part.first, part.records, len(part.data), before)
-            )
-            _write_all(self.job.out_fd, part.data)
-            _send(
-                self.status,
-                (
-                    "wrote",
-                    number,
-                    last,
-                    part.records,
-                    part.key_bytes,
-                    part.value_bytes,
-                    1,
-                    part.last,
-                    len(part.data),
-                ),
-            )
-        if final and not parts:
-            _send(self.status, ("wrote", number, True, 0, 0, 0, 0, None, 0))
-
-    def run(self) -> NoReturn:
-        code = 0
-        try:
-            for sig in STOP_SIGNALS:  # the parent decides how to stop
-                signal.signal(sig, signal.SIG_IGN)
-            signal.signal(signal.SIGUSR1, self._note_stop)
-            with contextlib.suppress(OSError):
-                self.io_fd = os.open(f"/proc/self/task/{os.getpid()}/io", os.O_RDONLY)
-            self._run()
-        except _Stop:
-            pass
-        except BrokenPipeError:
-            _send(self.status, ("closed",))
-        except OSError as exc:
-            message = f"writing {self.job.where}: {exc.strerror or exc}"
-            _send(self.status, ("error", "StorageError", message, None))
-        except errors.KvtoolError as exc:
-            _send(self.status, ("error", type(exc).__name__, exc.message, exc.hint))
-        except BaseException as exc:  # a bug: report it, never return into the parent's code
-            code = 1
-            with contextlib.suppress(BaseException):
-                _send(self.status, ("bug", f"{type(exc).__name__}: {exc}"))
-        finally:
-            os._exit(code)
-
-    def _run(self) -> None:
-        job = self.job
-        spec = job.spec
-        with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            chunks = plan_chunks(db.live_files(), spec, db.key_order(spec.krange.cf))
-            estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
-            _send(self.status, ("ready", db.sequence_number(), chunks, estimate))
-            while True:
-                while self.assigned is None and not self.no_more:
-                    self._poll(block=True)
-                if self.assigned is None:
-                    break
-                number, self.assigned = self.assigned, None
-                if job.render is None:
-                    _send(self.status, ("counted", self._count(db, chunks[number])))
-                else:
-                    self._chunk(db, number, chunks[number])
-                while self.buffered >= BUFFER_LIMIT:
-                    self._poll(block=True)
-                _send(self.status, ("next",))
-        while self.waiting:  # the database is closed: only writes are left
-            self._poll(block=True)
-        _send(self.status, ("done",))
-
-    def _count(self, db: Database, bounds: Chunk) -> int:
-        """The records of one chunk (stepped forward: a count has no direction)."""
-        total = 0
-        with db.bounded(self.job.spec.krange.cf, bounds) as it:
-            it.seek_to_first()
-            while True:
-                self._check()
-                n: int = it.count(_COUNT_STEP)
-                total += n
-                if n < _COUNT_STEP:
-                    return total
-
-    def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
-        spec, render = self.job.spec, self.job.render
-        assert render is not None
-        reverse = spec.krange.reverse
-        self.current = number
-        chunk = _Written()
-        try:
-            with db.bounded(spec.krange.cf, bounds) as it:
-                if reverse:
-                    it.seek_to_last()
-                else:
-                    it.seek_to_first()
-                while True:
-                    self._check()
-                    batch = _read(it, spec, _BATCH)
-                    if not batch:
-                        break
-                    data = render(batch)
-                    chunk.parts.append(
-                        _Part(
-                            data,
-                            len(batch),
-                            sum(map(len, map(_first, batch))),
-                            sum(map(len, map(_second, batch))),
-                            batch[0][0],
-                            batch[-1][0],
-                        )
-                    )
-                    chunk.size += len(data)
-                    self.buffered += len(data)
-                    self._poll(block=False)
-                    while self.turn != number and self.buffered >= BUFFER_LIMIT:
-                        self._poll(block=True)
-                    if self.turn == number:
-                        self._write(number, chunk, final=False)
-                        self.buffered -= chunk.size
-                        chunk = _Written()
-        except _Stop:
-            raise  # what was read and not yet written is dropped: the cursor is before it
-        self.current = None
-        if self.turn == number:
-            self.buffered -= chunk.size
-            self._write(number, chunk, final=True)
-        else:
-            self.waiting[number] = chunk
-
-
-def _read(it: EngineIterator, spec: ReadSpec, limit: int) -> list[Entry]:
-    """The next batch of a chunk: what a worker renders, and what `_mend` reads again."""
-    reverse = spec.krange.reverse
-    if spec.keys_only:
-        return [(k, b"") for k in it.read_keys(limit, reverse=reverse)]
-    if spec.columns:  # every column of wide-column entities
-        return it.read_entries(limit, reverse=reverse)
-    return list(it.read_batch(limit, reverse=reverse))
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -522,7 +117,7 @@ def export_parallel(
     Returns None, having written nothing, when the workers' views differ (a writer changed the
     database between their opens): the caller then exports in one process.
     """
-    crew = _Crew()
+    crew = Crew()
     base = _offset(out_fd)
     try:
         for index in range(workers):
@@ -536,13 +131,13 @@ def export_parallel(
                     os.close(commands_w)
                     for fd in crew.fds():
                         os.close(fd)
-                    job = _Job(db_path, spec, render, out_fd, workers, where)
-                    _Worker(job, index, commands_r, status_w).run()
+                    job = Job(db_path, spec, render, out_fd, workers, where)
+                    Worker(job, index, commands_r, status_w).run()
                 finally:
                     os._exit(1)
             os.close(status_w)
             os.close(commands_r)
-            crew.add(pid, _Inbox(status_r), commands_w)
+            crew.add(pid, Inbox(status_r), commands_w)
         result = _coordinate(crew, stopper, stats, started, progressed, ordered=render is not None)
     except BaseException:
         crew.end(hurry=True)
@@ -593,13 +188,13 @@ def _mend(
                 it.seek_for_prev(torn.first)
             else:
                 it.seek(torn.first)
-            batch = _read(it, spec, torn.records)  # as the worker read it
+            batch = read_chunk_batch(it, spec, torn.records)  # as the worker read it
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
     if len(data) != torn.size:
         return
-    _write_all(out_fd, memoryview(data)[torn.written :])
+    write_fd(out_fd, memoryview(data)[torn.written :])
     r.cut = False
     r.output_bytes += len(data)
     r.stats.add(batch)
@@ -613,66 +208,6 @@ def count_parallel(
     return export_parallel(
         db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
     )
-
-
-class _Crew:
-    """The parent's side of the workers: pids, status pipes, command pipes."""
-
-    def __init__(self) -> None:
-        self.pids: list[int] = []  # not yet reaped
-        self.pid_of: dict[int, int] = {}  # status fd -> pid
-        self.inboxes: dict[int, _Inbox] = {}  # by status fd
-        self.commands: dict[int, int] = {}  # status fd -> command fd
-
-    def add(self, pid: int, inbox: _Inbox, commands: int) -> None:
-        self.pids.append(pid)
-        self.pid_of[inbox.fd] = pid
-        self.inboxes[inbox.fd] = inbox
-        self.commands[inbox.fd] = commands
-
-    def reap(self, worker: int) -> int:
-        """Wait for the worker whose status pipe has ended; its wait status."""
-        pid = self.pid_of[worker]
-        if pid not in self.pids:
-            return 0
-        self.pids.remove(pid)  # never signal a reaped pid: the number may be reused
-        try:
-            return os.waitpid(pid, 0)[1]
-        except ChildProcessError:
-            return 0
-
-    def fds(self) -> list[int]:
-        return [*self.inboxes, *self.commands.values()]
-
-    def command(self, worker: int, kind: bytes, number: int = 0) -> None:
-        with contextlib.suppress(BrokenPipeError):  # the worker has gone: its status says why
-            _write_all(self.commands[worker], _COMMAND.pack(kind, number))
-
-    def stop(self) -> None:
-        for pid in self.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGUSR1)
-
-    def end(self, *, hurry: bool = False) -> None:
-        """Stop and reap every worker; one still there after `_REAP_WAIT` seconds is killed.
-        `hurry` (the parent failed, or a third signal asked to stop at once) kills them now: a
-        worker never abandons a write by itself, so one blocked on a reader that stopped
-        reading would wait for it forever."""
-        self.stop()
-        deadline = time.monotonic() + (0 if hurry else _REAP_WAIT)
-        for pid in self.pids:
-            with contextlib.suppress(ChildProcessError):
-                while os.waitpid(pid, os.WNOHANG) == (0, 0):
-                    if time.monotonic() > deadline:
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                        break
-                    time.sleep(0.01)
-        for fd in self.fds():
-            os.close(fd)
-        self.pids.clear()
-        self.inboxes.clear()
-        self.commands.clear()
 
 
 def _worker_died(result: ParallelResult, pid: int, status: int, *, ordered: bool) -> None:
@@ -696,7 +231,7 @@ def _worker_died(result: ParallelResult, pid: int, status: int, *, ordered: bool
 
 
 def _coordinate(
-    crew: _Crew,
+    crew: Crew,
     stopper: Stopper,
     stats: ScanStats,
     started: Callable[[int | None], None] | None,
@@ -743,7 +278,7 @@ def _coordinate(
         open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
         if not open_fds:
             break
-        readable, _, _ = select.select(open_fds, [], [], _POLL)
+        readable, _, _ = select.select(open_fds, [], [], POLL)
         for fd in readable:
             inbox = crew.inboxes[fd]
             for message in inbox.read():
@@ -751,7 +286,7 @@ def _coordinate(
                 if kind in ("done", "closed", "error", "bug"):
                     last_word.add(fd)
                 if kind == "writing":
-                    writing[fd] = (message, _framed_size(message))
+                    writing[fd] = (message, framed_size(message))
                 elif kind == "ready":
                     ready[fd] = (message[1], message[2], message[3])
                 elif kind == "next":
@@ -792,7 +327,7 @@ def _coordinate(
                 ended.add(fd)
                 announced = writing.pop(fd, None)
                 # Read what the dead thread wrote before reaping it: then /proc forgets it.
-                total = _dead_wchar(crew.pid_of[fd]) if announced is not None else -1
+                total = dead_wchar(crew.pid_of[fd]) if announced is not None else -1
                 status = crew.reap(fd)
                 if announced is not None:
                     (_, number, first, records, size, before), framed = announced

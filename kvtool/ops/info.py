@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import OpenMode, get_engine, open_db
-from kvtool.engine.format_safety import Need, database_needs
+from kvtool.engine.format_safety import Need
 from kvtool.engine.lockfile import lock_holder
+from kvtool.engine.ondisk import wal_sizes
 from kvtool.engine.options_file import OptionsFile, read_options_file
 from kvtool.errors import DamagedDatabaseError, UnavailableError
 from kvtool.formats.units import format_size
@@ -57,7 +58,8 @@ class DbInfo:
     wal_bytes: int
     held_by_pid: int | None
     attention: list[str] = field(default_factory=list)
-    engine: str | None = None  # the engine that read it, with its RocksDB version
+    # The engine that read it, e.g. "rocksdict 0.3.29, RocksDB 9.8.4" (`--engine`).
+    engine: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -88,7 +90,7 @@ def describe(path: Path) -> DbInfo:
     A database whose metadata lost data is described as RocksDB recovers it, the loss first
     under attention (reads and `verify` refuse it with exit 74).
     """
-    needs = database_needs(path)
+    needs = get_engine().unmet_needs(path)
     if needs:
         return _describe_unopened(path, [_unmet_note(need) for need in needs])
     try:
@@ -135,7 +137,7 @@ def describe(path: Path) -> DbInfo:
                     merge_operator=_merge_operator(options, name),
                 )
             )
-    wal = _wal_sizes(path)
+    wal = wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -146,17 +148,11 @@ def describe(path: Path) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
-        engine=_engine_label(),
+        engine=get_engine().describe(),
     )
     info.attention.extend(f"data loss: {note}" for note in damage)
     info.attention.extend(_attention(info))
     return info
-
-
-def _engine_label() -> str:
-    """The engine kvtool reads with, e.g. "python-rocksdb (RocksDB 6.14.6)"."""
-    engine = get_engine()
-    return f"{engine.name} (RocksDB {engine.versions()['rocksdb']})"
 
 
 def _unmet_note(need: Need) -> str:
@@ -193,7 +189,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         for name, settings in (options.cf_options.items() if options else ())
     ]
     sst = [p for p in path.iterdir() if p.suffix == ".sst"]
-    wal = _wal_sizes(path)
+    wal = wal_sizes(path)
     info = DbInfo(
         path=str(path),
         rocksdb_version=options.rocksdb_version if options else None,
@@ -204,7 +200,7 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
         wal_files=len(wal),
         wal_bytes=sum(wal),
         held_by_pid=lock_holder(path),
-        engine=_engine_label(),
+        engine=get_engine().describe(),
     )
     info.attention.extend(notes)
     info.attention.append(
@@ -213,18 +209,6 @@ def _describe_unopened(path: Path, notes: list[str]) -> DbInfo:
     )
     info.attention.extend(_attention(info))
     return info
-
-
-def _wal_sizes(path: Path) -> list[int]:
-    """The sizes of the directory's WAL files; one a live owner deletes meanwhile is left out."""
-    sizes = []
-    for p in path.iterdir():
-        if p.suffix == ".log" and p.name[:-4].isdigit():
-            try:
-                sizes.append(p.stat().st_size)
-            except FileNotFoundError:
-                continue
-    return sizes
 
 
 def _attention(info: DbInfo) -> list[str]:

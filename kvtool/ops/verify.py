@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import struct
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,12 @@ from kvtool.engine import (
     open_db,
     position,
 )
-from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError
+from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError, name_files_in
 from kvtool.formats.codecs import printable
 from kvtool.stream.memory import collect_less
 
 _BATCH = 4096
 _READAHEAD = 2 << 20
-# RocksDB names the damaged file in most corruption messages; through a read-only open it is the
-# engine's private symlink directory, which the message must not send an operator to.
-_SST_IN_TEXT = re.compile(r"(?:\S*/)?(\d+\.sst)\b")
 _LENGTHS = struct.Struct(">QQ")
 _COUNT = struct.Struct(">Q")
 _ENTITY = 2**64 - 1
@@ -63,7 +59,6 @@ class VerifyResult:
     corrupt_file: str | None = None
     last_good_key: bytes | None = None
     failed_column_family: str | None = None
-    candidates: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -143,8 +138,8 @@ def verify(path: Path, *, digest: bool = False) -> VerifyResult:
                 cf_files = [f for f in files if f.column_family == name]
                 # A value in a blob file: the SST only points there, and RocksDB's message
                 # names neither.
-                blob = db.blob_file_after(name, check.last_key) if "lob" in exc.message else None
-                result.failure, result.corrupt_file, result.candidates = _located(
+                blob = db.blob_file_after(name, check.last_key) if exc.blob else None
+                result.failure, result.corrupt_file, _ = _located(
                     exc, path, name, check.last_key, cf_files, blob=blob
                 )
                 result.failed_column_family = name
@@ -219,15 +214,14 @@ def _located(
     """The error rewritten to name the damaged file in the database directory and the position;
     with the file (when known) and the candidate files (when the message named none). `blob`
     is the blob file that holds the damaged value, when the engine found it."""
-    text = exc.message
-    named = _SST_IN_TEXT.search(text)
+    text = exc.detail or exc.message  # the engine's status, without the "reading" context
     corrupt_file: str | None = None
     candidates: list[str] = []
     if blob is not None:
         corrupt_file = str(path / blob)
-    elif named:
-        corrupt_file = str(path / named.group(1))
-        text = _SST_IN_TEXT.sub(lambda m: str(path / m.group(1)), text)
+    elif exc.file is not None and exc.file.endswith(".sst"):
+        corrupt_file = str(path / exc.file)
+        text = name_files_in(text, path)
     else:
         order = key_order(path, cf or DEFAULT_CF)
         candidates = [str(path / f.name) for f in _files_after(files, last_good, order)]
@@ -249,7 +243,7 @@ def _located(
         located = f"{where}{position_text}"
     cls = CorruptionError if isinstance(exc, CorruptionError) else StorageError
     error = cls(
-        f"{located}: {text.removeprefix('reading: ')}",
+        f"{located}: {text}",
         hint="restore the database from a good copy; `kvtool checkpoint` makes them",
     )
     return error, corrupt_file, candidates

@@ -3,10 +3,19 @@
 from kvtool.stream.cursor import Cursor
 from kvtool.stream.keyrange import KeyRange
 from kvtool.stream.pacing import SignalGuard, Stopper, StopRequested, TokenBucket
-from kvtool.stream.pipeline import ScanStats, limited, paced, read_batches, tapped
+from kvtool.stream.pipeline import (
+    COUNT_STEP,
+    ScanStats,
+    count_steps,
+    limited,
+    paced,
+    read_batches,
+    tapped,
+)
 from kvtool.stream.source import ReadSpec, record_stream
 
 __all__ = [
+    "COUNT_STEP",
     "Cursor",
     "KeyRange",
     "ReadSpec",
@@ -15,6 +24,7 @@ __all__ = [
     "StopRequested",
     "Stopper",
     "TokenBucket",
+    "count_steps",
     "limited",
     "paced",
     "read_batches",

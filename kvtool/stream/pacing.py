@@ -111,11 +111,6 @@ class Stopper:
                 b"(a third signal stops at once and may cut a record)\n",
             )
 
-    def note_interrupt(self, exc: Interrupted) -> None:
-        """Record a signal that arrived as `Interrupted` (before our handlers were installed)."""
-        if self.signum is None:
-            self.signum = exc.signum
-
     def check(self) -> None:
         if self.signum is not None:
             stop = Interrupted(self.signum)

@@ -20,6 +20,26 @@ _first, _second = itemgetter(0), itemgetter(1)
 _PACED_SLICES_PER_SECOND = 50
 
 
+# Records a count steps natively between checks for a stop (deadline, signals).
+COUNT_STEP = 1 << 16
+
+
+def count_steps(it: EngineIterator, limit: int | None = None) -> Iterator[int]:
+    """The one count loop: the records forward from `it`'s position (the caller places it), up to
+    `limit` in all, counted natively COUNT_STEP at a time (a count copies nothing out); yields
+    each step's count, so the caller checks for a stop between steps."""
+    left = limit
+    while left is None or left > 0:
+        step = COUNT_STEP if left is None else min(COUNT_STEP, left)
+        n = it.count(step)
+        if n:
+            yield n
+        if n < step:
+            return
+        if left is not None:
+            left -= n
+
+
 def read_batches(
     it: EngineIterator,
     *,

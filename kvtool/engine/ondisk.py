@@ -1,0 +1,110 @@
+"""Engine-neutral facts about a database directory on disk: is it a database, its SST and WAL
+files, their table format versions (docs/design.md, Engine facts)."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+from kvtool.errors import DatabaseNotFoundError, PermissionDeniedError
+
+
+def check_database_dir(path: Path) -> None:
+    """Raise DatabaseNotFoundError unless `path` is a RocksDB dir, PermissionDeniedError (77)
+    unless this user may read it and every directory on its path; creates nothing."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise DatabaseNotFoundError(
+            f"no database at {path}", hint="check the path; nothing was created"
+        ) from None
+    except PermissionError:
+        raise PermissionDeniedError(
+            f"cannot reach {path}: permission denied on a directory on its path",
+            hint="run as a user who may read it, e.g. the database's owner",
+        ) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DatabaseNotFoundError(f"{path} is not a directory", hint="give a RocksDB directory")
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise PermissionDeniedError(
+            f"cannot read {path}: permission denied",
+            hint="run as a user who may read it, e.g. the database's owner",
+        )
+    if not (path / "CURRENT").is_file():
+        raise DatabaseNotFoundError(
+            f"{path} is not a RocksDB database (it has no CURRENT file)",
+            hint="give the directory that holds CURRENT, MANIFEST-* and *.sst",
+        )
+
+
+_NUMBERED = re.compile(r"^(\d+)\.(sst|log)$")
+
+
+def file_number(name: str) -> int:
+    """The number in a RocksDB file name (`/000017.sst` -> 17), -1 if it has none."""
+    match = _NUMBERED.match(name.rsplit("/", 1)[-1])
+    return int(match.group(1)) if match else -1
+
+
+def wal_files(db_dir: Path) -> list[str]:
+    """The WAL files of `db_dir` (`000012.log`), oldest first."""
+    names = [n for n in os.listdir(db_dir) if n.endswith(".log") and file_number(n) >= 0]
+    return sorted(names, key=file_number)
+
+
+def wal_sizes(path: Path) -> list[int]:
+    """The sizes of the directory's WAL files; one a live owner deletes meanwhile is left out."""
+    sizes = []
+    for p in path.iterdir():
+        if p.suffix == ".log" and p.name[:-4].isdigit():
+            try:
+                sizes.append(p.stat().st_size)
+            except FileNotFoundError:
+                continue
+    return sizes
+
+
+def sst_bytes(path: Path) -> int:
+    """Bytes of SST files in the database directory (read without opening the database)."""
+    try:
+        with os.scandir(path) as entries:
+            return sum(e.stat().st_size for e in entries if e.name.endswith(".sst"))
+    except OSError:
+        return 0
+
+
+# A block-based table ends with its format_version (uint32 LE) and an 8-byte magic number;
+# format_version 0 files use the legacy magic and carry no version field.
+_BLOCK_BASED_MAGIC = 0x88E241B785F4CFF7
+_LEGACY_BLOCK_BASED_MAGIC = 0xDB4775248B80FB57
+
+
+def sst_format_version(path: Path) -> int | None:
+    """The table format_version written in an SST file's footer, None if it is not block-based."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            if f.tell() < 12:
+                return None
+            f.seek(-12, 2)
+            tail = f.read(12)
+    except OSError:
+        return None
+    magic = int.from_bytes(tail[4:], "little")
+    if magic == _LEGACY_BLOCK_BASED_MAGIC:
+        return 0
+    if magic == _BLOCK_BASED_MAGIC:
+        return int.from_bytes(tail[:4], "little")
+    return None
+
+
+def sst_format_versions(db_dir: Path) -> dict[str, int]:
+    """Every SST file of `db_dir` with its table format_version (block-based files only)."""
+    out: dict[str, int] = {}
+    for entry in sorted(db_dir.glob("*.sst")):
+        version = sst_format_version(entry)
+        if version is not None:
+            out[entry.name] = version
+    return out

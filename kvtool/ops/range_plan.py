@@ -1,0 +1,102 @@
+"""Range workers' plan: whether workers read a range (the one worker policy of export and
+count), and the chunks they split it into (see kvtool.ops.export_parallel)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from kvtool.engine import Bounds, KeyOrder, LiveFile, key_order
+from kvtool.engine.ondisk import sst_bytes
+from kvtool.stream import ReadSpec
+
+WORKERS = 2  # measured on 2 cores; more workers than cores only adds switching
+MIN_SST_BYTES = 64 << 20  # below this one process is about as fast (startup dominates)
+CHUNK_RECORDS = 50_000  # about 7 MB of JSON Lines at 140 bytes a record
+BUFFER_LIMIT = 32 << 20  # bytes a worker renders ahead of its turn
+
+Chunk = Bounds
+
+
+def worker_count(workers: int | None, db_path: Path, spec: ReadSpec) -> int:
+    """The one worker policy of export and count, once a caller's own reasons for one process
+    are ruled out: `workers` when given (1 or less: one process), else WORKERS on a machine with
+    two cores or more and MIN_SST_BYTES of SST files; one process where workers cannot split the
+    range (see `range_workers_apply`) or cannot fork."""
+    if (workers is not None and workers <= 1) or not hasattr(os, "fork"):
+        return 1
+    if workers is None and ((os.cpu_count() or 1) < 2 or sst_bytes(db_path) < MIN_SST_BYTES):
+        return 1
+    if not range_workers_apply(db_path, spec):
+        return 1
+    return workers or WORKERS
+
+
+def range_workers_apply(db_path: Path, spec: ReadSpec) -> bool:
+    """Whether range workers can read `spec`: the range is not empty and the key order is known
+    (workers split the range at keys that only a known order can sort). The order comes from
+    the OPTIONS file: the parent never opens the database before it forks."""
+    order = key_order(db_path, spec.krange.cf)
+    return order.known and not order.is_empty(spec.krange.bounds(order))
+
+
+def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
+    """Up to `parts - 1` keys spread between `a` and `b`, reading the 8 bytes after their common
+    prefix as a number. Only a hint of where records lie: any keys are correct split points."""
+    prefix = 0
+    while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
+        prefix += 1
+    low = int.from_bytes(a[prefix : prefix + 8].ljust(8, b"\0"), "big")
+    high = int.from_bytes(b[prefix : prefix + 8].ljust(8, b"\0"), "big")
+    if high - low < parts:
+        return []
+    head = a[:prefix]
+    return [head + (low + (high - low) * i // parts).to_bytes(8, "big") for i in range(1, parts)]
+
+
+def effective_bounds(spec: ReadSpec, order: KeyOrder) -> Bounds:
+    """The range's bounds in `order` with `after` folded in."""
+    bounds = spec.krange.bounds(order)
+    if spec.after is not None:
+        bounds = order.after(bounds, spec.after, reverse=spec.krange.reverse)
+    return bounds
+
+
+def plan_chunks(
+    files: Sequence[LiveFile], spec: ReadSpec, order: KeyOrder, *, target: int = CHUNK_RECORDS
+) -> list[Chunk]:
+    """The range cut into chunks of about `target` records, in output order; keys sort in
+    `order` (the column family's key order: a file's smallest key is smallest in it).
+
+    Cut points are the SST files' first keys and keys spread inside each file by its entry
+    count; chunk sizes follow the data only as well as those hints do, never correctness.
+    Inner chunk edges are plain [lower, upper) keys; the range's own edges keep their kind.
+    """
+    bounds = effective_bounds(spec, order)
+    cf = spec.krange.cf
+    cuts: set[bytes] = set()
+    for f in files:
+        if f.column_family not in (cf, None) or not f.smallest_key:
+            continue
+        cuts.add(f.smallest_key)
+        parts = math.ceil(f.entries / target)
+        if parts > 1:
+            low, high = sorted((f.smallest_key, f.largest_key))
+            cuts.update(_between(low, high, parts))
+    lt = order.lt
+    lower, upper = bounds.lower, bounds.upper
+    inside = order.sorted(
+        c for c in cuts if (lower is None or lt(lower, c)) and (upper is None or lt(c, upper))
+    )
+    if not inside:
+        return [bounds]
+    chunks = [Bounds(lower, inside[0], bounds.lower_open)]
+    chunks += [Bounds(a, b) for a, b in itertools.pairwise(inside)]
+    chunks.append(Bounds(inside[-1], upper, upper_closed=bounds.upper_closed))
+    return chunks[::-1] if spec.krange.reverse else chunks
+
+
+# -- messages between workers and the parent ------------------------------------------------------
