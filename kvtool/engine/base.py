@@ -12,11 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kvtool.engine.handles import Handle
 from kvtool.engine.keyorder import Bounds, KeyOrder
-from kvtool.errors import UnavailableError
+from kvtool.errors import UnavailableError, UsageError
 
 if TYPE_CHECKING:
     from kvtool.engine.format_safety import Need
@@ -192,6 +192,12 @@ class Database(Handle, ABC):
     # a WAL damaged before its end), one sentence each. An open raises instead of returning a
     # database with damage unless it was asked to allow data loss.
     damage: tuple[str, ...] = ()
+
+    def _writable(self) -> Any:
+        """The native database, for an operation that writes (a usage error on other modes)."""
+        if self.mode is not OpenMode.READ_WRITE:
+            raise UsageError(f"database opened {self.mode.value}; this operation writes")
+        return self._require()
 
     @property
     @abstractmethod

@@ -253,11 +253,6 @@ class PyRocksdbDatabase(Database):
             self._cf_handles[cf] = handle
         return handle
 
-    def _writable(self) -> Any:
-        if self.mode is not OpenMode.READ_WRITE:
-            raise UsageError(f"database opened {self.mode.value}; this operation writes")
-        return self._require()
-
     # -- reading ----------------------------------------------------------------------------------
     @property
     def column_families(self) -> list[str]:

@@ -122,11 +122,6 @@ class RdictDatabase(Database):
             self._cf_handles[name] = handle
         return handle
 
-    def _writable(self) -> Any:
-        if self.mode is not OpenMode.READ_WRITE:
-            raise UsageError(f"database opened {self.mode.value}; this operation writes")
-        return self._require()
-
     # -- reading ----------------------------------------------------------------------------------
     @property
     def column_families(self) -> list[str]:
