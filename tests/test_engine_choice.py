@@ -61,7 +61,7 @@ def test_an_unknown_engine_is_a_usage_error_listing_the_engines(ldb_db: Path) ->
         assert result.returncode == 2, result.stderr
         assert result.stdout == b""
         assert result.stderr.decode().splitlines() == [
-            "kvtool: error: unknown engine 'nope' (choose one of: rocksdict)"
+            "kvtool: error: unknown engine 'nope' (choose one of: rocksdict, python-rocksdb)"
         ]
     assert dir_state(ldb_db) == before
 

@@ -6,6 +6,7 @@ ending a run crashes it (the binding segfaults on a close under a live iterator 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,11 +322,10 @@ def test_version_and_info_name_the_engine_and_rocksdb_614(tmp_path: Path) -> Non
     db = _written_by_614(tmp_path)
     info = _kv("info", db)
     assert info.returncode == 0, info.stderr.decode()
-    assert "read with:       python-rocksdb (RocksDB 6.14.6)\n" in info.stdout.decode()
-    assert (
-        "read with:       rocksdict (RocksDB 9."
-        in _kv("info", db, engine="rocksdict").stdout.decode()
+    assert re.search(
+        r"^read with: +python-rocksdb \S+, RocksDB 6\.14\.6$", info.stdout.decode(), re.M
     )
+    assert "read with:       rocksdict 0." in _kv("info", db, engine="rocksdict").stdout.decode()
 
 
 # -- the same write safety rules as the default engine ---------------------------------------------

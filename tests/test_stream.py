@@ -201,13 +201,16 @@ def test_count_library_call(db_path: Path) -> None:
 
 def test_an_abandoned_stream_releases_its_iterator(db_path: Path) -> None:
     TRACER.enable(io.StringIO())
+    # Handles other tests of this process keep on purpose (e.g. a close deferred to the last
+    # holder of a python-rocksdb database) are not this test's.
+    before = set(TRACER.open_handles())
     try:
         stats = ScanStats()
         with open_db(db_path, OpenMode.READ_ONLY) as db:
             with record_stream(db, ReadSpec(batch_size=10), stats, Stopper()) as batches:
                 next(batches)  # stop after one batch, mid-stream
-            assert [h.kind for h in TRACER.open_handles()] == ["db"]
-        assert TRACER.open_handles() == []
+            assert [h.kind for h in TRACER.open_handles() if h not in before] == ["db"]
+        assert set(TRACER.open_handles()) == before
         assert stats.records == 0  # the consumer never came back for more
     finally:
         TRACER.disable()

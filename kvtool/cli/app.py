@@ -268,6 +268,7 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        ENGINE_CHOICE.name = None  # a library caller in the same process chooses for itself
     return _check_handles(code)
 
 

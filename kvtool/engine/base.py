@@ -346,23 +346,14 @@ class Database(Handle, ABC):
 def position(it: EngineIterator, *, reverse: bool, after: bytes | None) -> None:
     """Seek to the first record of a scan, strictly after `after` in the scan's direction."""
     if after is None:
-        if reverse:
-            it.seek_to_last()
-        else:
-            it.seek_to_first()
+        it.seek_to_last() if reverse else it.seek_to_first()
         return
     # One step past `after` is done by the first read: skip the boundary record if it is `after`.
-    if reverse:
-        it.seek_for_prev(after)
-    else:
-        it.seek(after)
+    seek = it.seek_for_prev if reverse else it.seek
+    seek(after)
     first = it.read_keys(1, reverse=reverse)
     if first and first[0] != after:
-        # `after` itself is gone; step back so the record we just passed is read again.
-        if reverse:
-            it.seek_for_prev(first[0])
-        else:
-            it.seek(first[0])
+        seek(first[0])  # `after` itself is gone: step back so the record passed is read again
 
 
 class Engine(ABC):

@@ -507,10 +507,11 @@ def _damage(path: Path, *, allow_data_loss: bool) -> tuple[str, ...]:
     open looks for exactly that (kvtool.engine.damage), on the same WAL and MANIFEST formats,
     and raises DamagedDatabaseError (74) unless `allow_data_loss`. RocksDB 6.14's recovery
     drops the same records (point in time) and its binding cannot choose another mode."""
-    from kvtool.engine.rdict import RdictEngine
+    from kvtool.engine import get_engine
 
     try:
-        with RdictEngine().open(path, OpenMode.READ_ONLY, allow_data_loss=allow_data_loss) as db:
+        default = get_engine("rocksdict")
+        with default.open(path, OpenMode.READ_ONLY, allow_data_loss=allow_data_loss) as db:
             return db.damage
     except UnavailableError:  # what rocksdict cannot load: this engine's open says its own
         return ()
@@ -565,7 +566,7 @@ class PyRocksdbEngine(Engine):
             )
         if create:
             raise UsageError("only a read-write open can create a database")
-        from kvtool.engine.rdict import check_database_dir
+        from kvtool.engine.ondisk import check_database_dir
 
         check_database_dir(path)
         refuse_unreadable_files(path)
@@ -599,7 +600,7 @@ class PyRocksdbEngine(Engine):
     def _open_read_write(
         self, path: Path, *, create: bool, force: bool, allow_data_loss: bool
     ) -> Database:
-        from kvtool.engine.rdict import check_database_dir
+        from kvtool.engine.ondisk import check_database_dir
 
         exists = (path / "CURRENT").is_file()
         if not exists and not create:
