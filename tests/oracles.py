@@ -32,7 +32,7 @@ Record = tuple[bytes, bytes]
 def ldb(
     *args: str | os.PathLike[str], input: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run plain `ldb` (never with --ignore_unknown_options: that flag hid a real break)."""
+    """Run plain `ldb`, with no flag that skips unknown options (one hid a real break)."""
     return subprocess.run(
         [require_tool("ldb"), *map(str, args)],
         input=input if input is not None else b"",
