@@ -416,6 +416,8 @@ def test_sigint_stops_then_a_resume_with_workers_completes_the_file(
                 "-q",
                 "-j",
                 workers,
+                "--rate",
+                "20000",  # ten seconds for the whole run: the stop always lands mid-run
                 "-o",
                 str(target),
                 *after,
@@ -438,6 +440,7 @@ def test_sigint_stops_then_a_resume_with_workers_completes_the_file(
             ):
                 break
             threading.Event().wait(0.01)
+        assert proc.poll() is None, "the export ended before it could be stopped"
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 130, stderr
