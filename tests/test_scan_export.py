@@ -259,7 +259,8 @@ def test_stopped_export_resumes_exactly(paced_db: Path, how: str, code: int) -> 
 def test_stopped_reverse_prefix_export_resumes_exactly(paced_db: Path) -> None:
     args = ["--reverse", "--prefix", b"r:03".hex(), "--key-format", "hex"]
     full = export(paced_db, *args)
-    proc = _start_export(paced_db, "--rate", "1000", *args)
+    # 1,000 records (53 KB, less than a pipe holds) at 100 a second: the stop lands mid-run.
+    proc = _start_export(paced_db, "--rate", "100", *args)
     head = _read_some(proc, 500)
     proc.send_signal(signal.SIGINT)
     rest, stderr = proc.communicate(timeout=60)
