@@ -185,6 +185,7 @@ def run_stopped_by_deadline(
     rate: float,
     timeout: float,
     wrote: Callable[[subprocess.CompletedProcess[bytes]], bool] = _wrote_a_record,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the installed `kvtool ARGS --rate RATE --timeout TIMEOUTs`: a deadline that must stop
     the run after at least one record, and before the end (at most RATE * TIMEOUT records pass).
@@ -195,7 +196,12 @@ def run_stopped_by_deadline(
     it runs again with twice the time at half the rate (no more records), a few times."""
     for attempt in range(5):
         result = run_kvtool(
-            *args, "--rate", f"{rate / 2**attempt:g}", "--timeout", f"{timeout * 2**attempt:g}s"
+            *args,
+            "--rate",
+            f"{rate / 2**attempt:g}",
+            "--timeout",
+            f"{timeout * 2**attempt:g}s",
+            env=env,
         )
         if wrote(result):
             break
