@@ -14,7 +14,6 @@ LAYERS = ["cli", "ops", "stream", "formats", "engine"]  # top to bottom
 OVERSIZE = {
     "ops/importer.py",
     "ops/du.py",
-    "engine/options_file.py",
     "engine/pyrocksdb/binding.py",
 }
 

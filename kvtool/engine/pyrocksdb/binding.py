@@ -48,7 +48,9 @@ from kvtool.engine.format_safety import (
 from kvtool.engine.handles import TRACER
 from kvtool.engine.keyorder import KeyOrder, key_order
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.options_file import OptionsKeeper, portable_text, read_options_file
+from kvtool.engine.options_file import read_options_file
+from kvtool.engine.options_keeper import OptionsKeeper
+from kvtool.engine.options_text import portable_text
 from kvtool.engine.pyrocksdb.options import (
     ENGINE,
     build_options,
