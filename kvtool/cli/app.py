@@ -45,6 +45,7 @@ from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
 from kvtool.cli.typer_compat import plain_required_arguments
+from kvtool.engine import EngineName
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 app = typer.Typer(
@@ -70,11 +71,11 @@ def _print_version(value: bool) -> None:
     raise typer.Exit()
 
 
-def _choose_engine(name: str | None) -> str | None:
+def _choose_engine(name: EngineName | None) -> EngineName | None:
     # Eager, so that `--engine NAME --version` names that engine's versions.
-    from kvtool.engine import ENGINE_CHOICE, check_engine_name
+    from kvtool.engine import ENGINE_CHOICE
 
-    ENGINE_CHOICE.name = check_engine_name(name) if name else None
+    ENGINE_CHOICE.name = name.value if name is not None else None
     return name
 
 
@@ -90,14 +91,14 @@ def root(
         ),
     ] = False,
     engine: Annotated[
-        str | None,
+        EngineName | None,
         typer.Option(
             "--engine",
-            metavar="NAME",
             envvar="KVTOOL_ENGINE",
             callback=_choose_engine,
             is_eager=True,
-            help="The engine that opens databases: rocksdict (RocksDB 9.8, the default).",
+            help="The engine that opens databases: rocksdict (RocksDB 9.8, the default) or "
+            "python-rocksdb (RocksDB 6.14, when the rocksdb module is installed).",
             show_default=False,
         ),
     ] = None,
