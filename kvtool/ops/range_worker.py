@@ -19,7 +19,7 @@ from kvtool.engine import Database, EngineIterator, Entry, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, KvtoolError
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, plan_chunks
-from kvtool.stream import ReadSpec, count_steps
+from kvtool.stream import ReadSpec, TokenBucket, count_marked, count_step
 
 _BATCH = 1024
 POLL = 0.05  # seconds between the parent's checks for signals and the deadline
@@ -269,7 +269,7 @@ class Worker:
                     break
                 number, self.assigned = self.assigned, None
                 if job.render is None:
-                    send(self.status, ("counted", self._count(db, chunks[number])))
+                    self._count(db, number, chunks[number])
                 else:
                     self._chunk(db, number, chunks[number])
                 while self.buffered >= BUFFER_LIMIT:
@@ -279,16 +279,37 @@ class Worker:
             self._poll(block=True)
         send(self.status, ("done",))
 
-    def _count(self, db: Database, bounds: Chunk) -> int:
-        """The records of one chunk (stepped forward: a count has no direction)."""
-        total = 0
-        with db.bounded(self.job.spec.krange.cf, bounds) as it:
-            it.seek_to_first()
-            self._check()
-            for n in count_steps(it):
-                total += n
+    def _count(self, db: Database, number: int, bounds: Chunk) -> None:
+        """Count one chunk in the scan's direction and report it, with the key of the last
+        record counted; a stop reports how far it got (the parent's cursor resumes there)."""
+        spec = self.job.spec
+        reverse = spec.krange.reverse
+        total, last = 0, None
+        rate = spec.rate / self.job.workers if spec.rate else None  # the workers share --rate
+        bucket = TokenBucket(rate) if rate else None
+        with db.bounded(spec.krange.cf, bounds) as it:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
+            try:
                 self._check()
-        return total
+                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
+                    total, last = total + n, key
+                    if bucket is not None:
+                        self._sleep(bucket.take(n))
+                    self._check()
+            except Stop:
+                send(self.status, ("counted", number, total, last, False))
+                raise
+        send(self.status, ("counted", number, total, last, True))
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` (pacing), waking at once when the parent asks to stop."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self._check()
+            time.sleep(min(left, POLL))
 
     def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
         spec, render = self.job.spec, self.job.render
