@@ -120,7 +120,8 @@ def count_records(
             else:
                 it.seek_to_first()
             try:
-                stopper.check()
+                # The first step is taken before any check: a stop counts at least that much,
+                # so that it has a cursor to print.
                 steps = count_marked(
                     it, spec.limit, reverse=krange.reverse, step=count_step(spec.rate)
                 )

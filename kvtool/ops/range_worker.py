@@ -293,7 +293,7 @@ class Worker:
             else:
                 it.seek_to_first()
             try:
-                self._check()
+                # The first step comes before any check: a stopped chunk counted something.
                 for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
                     total, last = total + n, key
                     if bucket is not None:
