@@ -68,8 +68,9 @@ def render(
     helps: dict[str, str] = {}
     for key, figure in figures.items():
         for path, extra, value in _numbers(key, figure):
-            name = f"{PREFIX}last_run_{_metric_name(path)}"
-            grouped.setdefault(name, []).append(({**labels, **extra}, value))
+            metric, factor, side = _metric_name(path)
+            name = f"{PREFIX}last_run_{metric}"
+            grouped.setdefault(name, []).append(({**labels, **extra, **side}, value * factor))
             helps.setdefault(name, f"The last run's {'.'.join(path)} (docs/cron.md: Monitoring).")
     for name, samples in grouped.items():
         lines += _family(name, helps[name], samples)
@@ -108,12 +109,30 @@ def _numbers(key: str, value: Any) -> Iterator[tuple[list[str], dict[str, str], 
                     yield [part, *path], {label: str(item[field]), **labels}, number
 
 
-def _metric_name(path: list[str]) -> str:
-    # Prometheus spells units out: elapsed_s -> elapsed_seconds, records_per_s -> ..._per_second.
+# Prometheus wants base units, spelled out (promtool's lint): the figures' short suffixes become
+# these, with the value multiplied by the factor.
+_UNITS = (
+    ("mb_per_s", "bytes_per_second", 1_000_000),
+    ("_per_s", "_per_second", 1),
+    ("_s", "_seconds", 1),
+)
+
+
+def _metric_name(path: list[str]) -> tuple[str, int, dict[str, str]]:
+    """The metric name of a figure's path, the factor its value is scaled by, and a label that
+    takes the place of a part of the name: diff's records_a and records_b are `records` with
+    side="a" and side="b" (a name part `_b` reads as an abbreviated "bytes")."""
     name = "_".join(path)
-    name = re.sub(r"_per_s$", "_per_second", name)
-    name = re.sub(r"_s$", "_seconds", name)
-    return _NAME_UNSAFE.sub("_", name)
+    side = {}
+    if match := re.fullmatch(r"(.+)_([ab])", name):
+        name, side = match.group(1), {"side": match.group(2)}
+    for suffix, spelled, factor in _UNITS:
+        if name.endswith(suffix):
+            name, scale = name[: -len(suffix)] + spelled, factor
+            break
+    else:
+        scale = 1
+    return _NAME_UNSAFE.sub("_", name), scale, side
 
 
 def escape_label(value: str) -> str:
