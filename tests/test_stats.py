@@ -443,3 +443,18 @@ def test_sigterm_and_a_closed_pipe_are_stops(
     stats = json.loads((where / "closed.json").read_text())
     check(stats)
     assert stats["status"] == "stopped" and stats["exit_code"] == 0 and stats["cursor"]
+
+
+def test_a_stats_file_that_cannot_be_written_leaves_the_runs_own_error_last(dbs: Dbs) -> None:
+    from .test_adversarial_outputs import full_device
+
+    where = fresh(dbs, "full")
+    where.mkdir()
+    full = full_device(where)  # every write fails with ENOSPC
+
+    result = run_kvtool("verify", "--stats-file", full, where / "no.db")
+
+    assert result.returncode == 66  # the run's own code, not the stats file's
+    note, error = result.stderr.decode().splitlines()
+    assert note.startswith(f"kvtool: --stats-file {full}: ") and note.endswith("(not written)")
+    assert error.startswith("kvtool: error: no database at ")

@@ -308,8 +308,8 @@ def _finish_stats(
         )
     except Interrupted as exc:  # a second signal while the stats were written: stop there
         return (code or int(exc.exit_code)), failure or _Failure(exc.reason)
-    if failure is None and message is not None:
-        return new_code, _Failure(message)
+    if message is not None and (failure is None or message != failure.message):
+        return new_code, _Failure(message)  # the stats file could not be written
     return new_code, failure
 
 

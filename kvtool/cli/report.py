@@ -215,7 +215,7 @@ def finish_stats(
     a run that failed or stopped (`ended_early`: an exception ended it, `output_closed` among
     them) gets its envelope too, so monitoring hears of a busy, missing or corrupt database.
     Returns the exit code and error, which a stats file
-    that cannot be written changes on an otherwise successful run (exit 74)."""
+    that cannot be written changes on a run that did not fail otherwise (exit 74)."""
     recorded = STATE.stats
     if recorded is None and not ended_early:
         return code, error  # nothing to report (--help, a command without stats)
@@ -235,10 +235,12 @@ def finish_stats(
 
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
             message = f"--stats-file {invocation.stats_file}: {reason or exc}"
-            if error is not None:
+            if data["status"] == FAILED:
                 # The run's own error stays the one error line, and its exit code the exit code.
                 print(f"kvtool: {message} (not written)", file=sys.stderr, flush=True)
             else:
+                # A done or stopped run whose record is lost: an I/O error (74), whose line
+                # keeps what resumes the run.
                 cursor = data.get("cursor")
                 if cursor:
                     message += f"; the run stopped at cursor {cursor}"
