@@ -299,7 +299,7 @@ def _finish_stats(
 
     try:
         new_code, message = finish_stats(
-            typer.main.get_command(app),
+            lambda: typer.main.get_command(app),  # built only when there are stats to report
             args,
             code=code,
             error=failure.message if failure is not None else None,

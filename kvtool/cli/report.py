@@ -8,7 +8,7 @@ import enum
 import os
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -202,7 +202,7 @@ def envelope(
 
 
 def finish_stats(
-    root: Command,
+    root: Callable[[], Command],
     argv: Sequence[str],
     *,
     code: int,
@@ -221,7 +221,7 @@ def finish_stats(
         return code, error  # nothing to report (--help, a command without stats)
     if recorded is None and not any(arg.startswith("--stats") for arg in argv):
         return code, error  # no stats asked for: text shows nothing without figures
-    invocation = find_invocation(root, argv)
+    invocation = find_invocation(root(), argv)
     if invocation is None:
         return code, error
     closed = output_closed or (recorded is not None and recorded.output_closed)
