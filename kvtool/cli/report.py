@@ -97,14 +97,16 @@ def record_stats(
     *,
     text: Mapping[str, Any] | None = None,
     output_closed: bool = False,
+    shown: bool = True,
 ) -> None:
     """Record the command's figures; the root command prints and writes them when the run ends
-    (`finish_stats`), when the exit code is known."""
+    (`finish_stats`), when the exit code is known. `shown=False`: the stats file only."""
     STATE.stats = RecordedStats(
         title=title,
         figures=dict(figures),
         text=dict(text) if text is not None else None,
         output_closed=output_closed,
+        shown=shown,
     )
 
 
@@ -248,7 +250,7 @@ def finish_stats(
                 error = message
                 data.update(status=status_of(code, error, output_closed=False), exit_code=code)
                 data["error"] = error
-    if not invocation.quiet and not closed:
+    if not invocation.quiet and not closed and (recorded is None or recorded.shown):
         if invocation.fmt is StatsFormat.JSON:
             _write_stderr(stats_json(data).decode() + "\n")
         elif recorded is not None:

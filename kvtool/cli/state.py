@@ -12,12 +12,15 @@ from typing import Any
 class RecordedStats:
     """What a command recorded for its stats: the block's title, the figures (stable names: the
     stats file and `--stats json`), and the text view (`--stats text`; None shows the figures).
-    `output_closed`: the reader ended the run (`| head`), so nothing is printed; the file is."""
+    `output_closed`: the reader ended the run (`| head`), so nothing is printed; the file is.
+    `shown`: False for a command whose answer is its output (count): its figures go to the
+    stats file only, never to stderr."""
 
     title: str
     figures: dict[str, Any]
     text: dict[str, Any] | None = None
     output_closed: bool = False
+    shown: bool = True
 
 
 @dataclass
