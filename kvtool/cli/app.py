@@ -216,6 +216,13 @@ def _error(message: str) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
+    # This process is kvtool: streams stop at record boundaries on a signal and tune the
+    # allocator (settings a library caller's process keeps as they are; docs/library.md).
+    from kvtool.stream.memory import allow_process_tuning
+    from kvtool.stream.pacing import handle_stop_signals
+
+    allow_process_tuning()
+    handle_stop_signals(True)
     STATE.reset()
     from kvtool.engine import ENGINE_CHOICE
 
@@ -269,6 +276,7 @@ def run(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         ENGINE_CHOICE.name = None  # a library caller in the same process chooses for itself
+        handle_stop_signals(False)
     return _check_handles(code)
 
 
