@@ -8,8 +8,6 @@ caller's process keeps its own allocator and garbage-collector settings.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import sys
 
@@ -62,6 +60,9 @@ def keep_freed_memory(trim_threshold: int = 64 << 20, top_pad: int = 16 << 20) -
     if _done or not _allowed or not sys.platform.startswith("linux"):
         return
     _done = True
+    import ctypes  # here: only a CLI run that streams pays for loading it
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
