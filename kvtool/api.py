@@ -186,7 +186,10 @@ class RecordStream(Generic[V]):
             stack.close()
 
     def __del__(self) -> None:
-        self.close()
+        # Dropped unclosed (a `break` out of a plain loop): release now. At interpreter exit
+        # the engine may be gone already; its own exit hook releases what is left.
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 @overload
@@ -547,11 +550,12 @@ def compact(
     wait_lock: float = 0.0,
 ) -> CompactResult:
     """Compact [start, end) (everything by default) of the column families (all by default).
-    The result carries the sizes before and after; `raise_for_status()` raises if it failed or
-    a KeyboardInterrupt cancelled it (the database stays intact)."""
+    The result carries the sizes before and after; `raise_for_status()` raises if it failed.
+    A KeyboardInterrupt cancels RocksDB's compaction (the database stays intact: unfinished work
+    is discarded) and then reaches the caller."""
     from kvtool.ops.compact import compact as run
 
-    return run(
+    result = run(
         Path(db),
         column_families=column_families,
         start=_bytes(start),
@@ -560,6 +564,11 @@ def compact(
         io_rate=io_rate,
         wait_lock=wait_lock,
     )
+    if result.interrupted is not None:
+        # Only a KeyboardInterrupt gets here in a library caller's process (no kvtool signal
+        # handlers): the compaction is cancelled, and the interrupt goes on to the caller.
+        raise KeyboardInterrupt
+    return result
 
 
 def info(db: PathLike) -> DbInfo:
