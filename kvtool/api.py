@@ -204,6 +204,7 @@ def scan(
     limit: int | None = None,
     keys_only: bool = False,
     cf: str = DEFAULT_CF,
+    rate: float | None = None,
     timeout: float | None = None,
     columns: Literal[False] = False,
 ) -> RecordStream[bytes]: ...
@@ -221,6 +222,7 @@ def scan(
     limit: int | None = None,
     keys_only: bool = False,
     cf: str = DEFAULT_CF,
+    rate: float | None = None,
     timeout: float | None = None,
     columns: Literal[True],
 ) -> RecordStream[bytes | Entity]: ...
@@ -237,6 +239,7 @@ def scan(
     limit: int | None = None,
     keys_only: bool = False,
     cf: str = DEFAULT_CF,
+    rate: float | None = None,
     timeout: float | None = None,
     columns: bool = False,
 ) -> RecordStream[bytes] | RecordStream[bytes | Entity]:
@@ -245,7 +248,8 @@ def scan(
     `prefix`, `start` (inclusive) and `end` (exclusive) choose the keys, `after` (a cursor)
     continues a stopped read, `limit` caps the count, `keys_only` gives b"" values. A
     wide-column entity's value is its default column unless `columns`, which gives its `Entity`.
-    `timeout` (seconds) raises StoppedError, whose `cursor` resumes, once it is reached.
+    `rate` paces the read (records per second); `timeout` (seconds) raises StoppedError, whose
+    `cursor` resumes, once it is reached.
     """
     spec = _spec(
         cf=cf,
@@ -257,6 +261,7 @@ def scan(
         limit=limit,
         keys_only=keys_only,
         timeout=timeout,
+        rate=rate,
         columns=columns,
     )
     if columns:

@@ -96,7 +96,7 @@ def test_a_stream_releases_its_handles_however_it_ends(ldb_db: Path) -> None:
     assert not (ldb_db.parent / "missing.db").exists()
 
 
-def test_scan_cursor_resumes_after_a_break_and_a_timeout(ldb_db: Path) -> None:
+def test_scan_cursor_resumes_after_a_break(ldb_db: Path) -> None:
     taken = []
     with kvtool.scan(ldb_db, prefix="k") as stream:
         for record in stream:
@@ -109,11 +109,26 @@ def test_scan_cursor_resumes_after_a_break_and_a_timeout(ldb_db: Path) -> None:
         list(kvtool.scan(ldb_db, prefix="x", after=stream.cursor))  # another range's cursor
 
 
+def test_scan_stopped_by_its_timeout_resumes_exactly(ldb_db: Path) -> None:
+    # Paced at 50 records/s, 201 records take 4 s: the 1 s timeout always stops the scan (if
+    # the open alone took that second, nothing was taken and the cursor is None: start over).
+    taken = []
+    with pytest.raises(kvtool.StoppedError) as caught:
+        for record in kvtool.scan(ldb_db, rate=50, timeout=1.0):
+            taken.append(record)
+    assert caught.value.exit_code == kvtool.ExitCode.TIMEOUT
+    assert TRACER.open_handles() == []
+    rest = list(kvtool.scan(ldb_db, after=caught.value.cursor))
+    assert taken + rest == ldb_scan(ldb_db)
+
+
 def test_export_stopped_by_its_timeout_resumes_exactly(ldb_db: Path, tmp_path: Path) -> None:
-    # Paced at 100 records/s, the 201 records take 2 s: the 0.3 s timeout always lands mid-run.
+    # Paced at 50 records/s, the 201 records take 4 s: the 1 s timeout always stops the run.
+    # (On a loaded machine the open alone may take that second: then nothing was written, the
+    # cursor is None, and the resume starts from the beginning.)
     target = tmp_path / "out.jsonl"
-    first = kvtool.export(ldb_db, target, rate=100, timeout=0.3, key_format="hex")
-    assert first.stopped is not None and first.cursor is not None
+    first = kvtool.export(ldb_db, target, rate=50, timeout=1.0, key_format="hex")
+    assert first.stopped is not None
     with pytest.raises(kvtool.StoppedError) as caught:
         first.raise_for_status()
     assert caught.value.exit_code == kvtool.ExitCode.TIMEOUT
