@@ -55,6 +55,23 @@ def test_import_cheap_and_lazy() -> None:
         assert getattr(kvtool, name) is not None
 
 
+def test_every_public_name_is_typed_and_lazy() -> None:
+    """What mypy sees (the TYPE_CHECKING imports) is what runs (the lazy table) and is __all__."""
+    import ast
+
+    tree = ast.parse((ROOT / "kvtool" / "__init__.py").read_text())
+    typed = {
+        alias.asname or alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for stmt in node.body
+        if isinstance(stmt, ast.ImportFrom)
+        for alias in stmt.names
+    }
+    assert typed == set(kvtool.__all__) - {"__version__"}
+    assert typed == set(kvtool._HOMES)
+
+
 def test_reads_match_the_writer_and_leave_the_db_as_it_was(ldb_db: Path) -> None:
     before = tree(ldb_db)
     assert list(kvtool.scan(ldb_db)) == ldb_scan(ldb_db)
