@@ -20,15 +20,16 @@ from typing import Any
 
 import pytest
 
-from .conftest import kvtool_executable, run_kvtool
+from .conftest import kvtool_executable, run_kvtool, run_stopped_by_deadline
 from .oracles import Record, ldb_load, ldb_scan
 
 FILES = 8  # SST files, one per `ldb load`: range workers get a chunk of each
 PER_FILE = 300
 RECORDS = FILES * PER_FILE
-# --timeout runs: the whole range takes 6 s at RATE, the timeout stops it after 1 s.
-RATE = "400"
-TIMEOUT = "1s"
+# --timeout runs: the whole range takes 6 s at RATE, the timeout stops it after 1 s (longer at a
+# slower rate when a loaded machine's open outlasts it: conftest.run_stopped_by_deadline).
+RATE = 400
+TIMEOUT = 1
 SLOW = "40"  # signalled counts: a minute for the whole range; each step is one record
 
 
@@ -131,8 +132,8 @@ def test_count_stopped_by_timeout_resumes_to_the_whole(
     a, _ = dbs
     stats = tmp_path / "count.json"
     args = ["-j", workers, *reverse]
-    first = run_kvtool(
-        "count", a, *args, "--rate", RATE, "--timeout", TIMEOUT, "--stats-file", stats
+    first = run_stopped_by_deadline(
+        "count", a, *args, "--stats-file", stats, rate=RATE, timeout=TIMEOUT
     )
     assert first.returncode == 124, first.stderr
     assert first.stdout == b""  # a partial count is not the answer
@@ -212,8 +213,8 @@ def test_diff_stopped_by_timeout_resumes_exactly(
 ) -> None:
     a, b = dbs
     stats = tmp_path / "diff.json"
-    first = run_kvtool(
-        "diff", a, b, "--rate", RATE, "--timeout", TIMEOUT, "--stats-file", stats, "-q"
+    first = run_stopped_by_deadline(
+        "diff", a, b, "--stats-file", stats, "-q", rate=RATE, timeout=TIMEOUT
     )
     assert first.returncode == 124, first.stderr
     cursor = _cursor(first.stderr)

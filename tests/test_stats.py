@@ -22,7 +22,7 @@ import pytest
 import kvtool
 from kvtool.cli.app import app
 
-from .conftest import IN_CI, dir_state, kvtool_executable, run_kvtool
+from .conftest import IN_CI, dir_state, kvtool_executable, run_kvtool, run_stopped_by_deadline
 from .oracles import ldb_load, ldb_scan
 
 SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "stats.schema.json"
@@ -393,9 +393,10 @@ def test_a_timeout_stops_with_a_cursor_that_resumes(
 ) -> None:
     where = fresh(dbs, "timeout")
     where.mkdir()
-    # 300 records at 100/s take 3 s: a 1 s --timeout lands mid-run.
-    first = run_kvtool(
-        "export", "-q", "--rate", "100", "--timeout", "1s", "--stats-file", where / "s.json", dbs.a
+    # 300 records at 100/s take 3 s: a 1 s --timeout lands mid-run (and after the first record:
+    # conftest.run_stopped_by_deadline runs it again, slower, when the open outlasted it).
+    first = run_stopped_by_deadline(
+        "export", "-q", "--stats-file", where / "s.json", dbs.a, rate=100, timeout=1
     )
 
     assert first.returncode == 124
