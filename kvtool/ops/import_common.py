@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine import DEFAULT_CF
-from kvtool.errors import Interrupted
+from kvtool.errors import BadInputError, Interrupted
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import ImportMode, OnError
 
@@ -33,6 +33,7 @@ class ImportStats:
     first_error: str | None = None
     sorted_runs: int = 0  # sst mode: runs spilled to disk by the external sort
     elapsed: float = 0.0
+    unit: str = "line"  # what a record's number counts: JSON Lines lines, Parquet rows
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.records / self.elapsed if self.elapsed > 0 else 0.0
@@ -101,4 +102,11 @@ def count_skipped(stats: ImportStats, number: int, reason: str) -> None:
     if len(stats.skipped_lines) < SKIPPED_LINES_SHOWN:
         stats.skipped_lines.append(number)
     if stats.first_error is None:
-        stats.first_error = f"line {number}: {reason}"
+        stats.first_error = f"{stats.unit} {number}: {reason}"
+
+
+def bad_input(stats: ImportStats, exc: LineError, message: str, hint: str) -> BadInputError:
+    """The error (exit 65) for the bad record `exc`, numbered as a line or a row."""
+    if stats.unit == "line":
+        return BadInputError(message, line=exc.line, hint=hint)
+    return BadInputError(f"{stats.unit} {exc.line}: {message}", hint=hint)

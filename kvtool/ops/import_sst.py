@@ -20,13 +20,18 @@ from pathlib import Path
 from kvtool.engine import DEFAULT_CF, Database, Entity, key_order
 from kvtool.engine.workdirs import make_owned_dir, remove_stale_dirs
 from kvtool.errors import (
-    BadInputError,
     Interrupted,
     StoppedError,
     UnavailableError,
     UsageError,
 )
-from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, as_interrupted
+from kvtool.ops.import_common import (
+    ImportOptions,
+    ImportStats,
+    LineError,
+    as_interrupted,
+    bad_input,
+)
 from kvtool.stream import SignalGuard
 
 # Python's cost of holding one (key, value) record in a sort run, beyond the bytes themselves.
@@ -189,7 +194,7 @@ def import_sst(
                     # rocksdict's SstFileWriter has no put_entity: refuse before anything is
                     # written rather than drop the columns.
                     raise UnavailableError(
-                        f'line {line}: a wide-column entity (a record with "columns") '
+                        f'{stats.unit} {line}: a wide-column entity (a record with "columns") '
                         "cannot be written by --mode sst: rocksdict's SST writer has no "
                         "entities; nothing was imported",
                         hint="import it with --mode batch, the default",
@@ -207,10 +212,11 @@ def import_sst(
                     run, used = [], 0
                     append = run.append
         except LineError as exc:
-            raise BadInputError(
+            raise bad_input(
+                stats,
+                exc,
                 f"{exc.reason}; nothing was committed",
-                line=exc.line,
-                hint="--mode sst ingests only after the whole input is read: nothing was imported",
+                "--mode sst ingests only after the whole input is read: nothing was imported",
             ) from None
         count += len(run)
         run.sort(key=_first)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import contextlib
 import shlex
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, open_db
-from kvtool.errors import BadInputError, Interrupted, KvtoolError, StoppedError, UsageError
+from kvtool.errors import Interrupted, KvtoolError, StoppedError, UsageError
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import ImportMode, OnError  # re-exported: callers name them here
 from kvtool.ops.import_common import (  # re-exported: callers name them here
@@ -34,6 +34,7 @@ from kvtool.ops.import_common import (  # re-exported: callers name them here
     LineError,
     Progress,
     as_interrupted,
+    bad_input,
 )
 from kvtool.ops.import_jsonl import parse_records
 from kvtool.ops.import_sst import import_sst, remove_stale_work_dirs, require_bytewise
@@ -44,6 +45,7 @@ __all__ = [
     "ImportOptions",
     "ImportStats",
     "OnError",
+    "import_parquet",
     "import_records",
     "remove_stale_work_dirs",
     "resume_command",
@@ -65,6 +67,26 @@ def import_records(
     Raises BadInputError (exit 65) for the first bad line under `--on-error stop`, naming what
     was committed and where to resume; StoppedError for SIGINT/SIGTERM, likewise.
     """
+    return _import(
+        path, options, lambda stats: parse_records(stream, options, stats, progress), unit="line"
+    )
+
+
+def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS) -> ImportStats:
+    """Import the Parquet file or dataset directory `source` (kvtool.ops.import_parquet) into
+    the database at `path`, as `import_records` does JSON Lines; rows stand for lines."""
+    from kvtool.ops.import_parquet import parquet_records
+
+    return _import(path, options, lambda stats: parquet_records(source, options, stats), unit="row")
+
+
+def _import(
+    path: Path,
+    options: ImportOptions,
+    source: Callable[[ImportStats], Iterator[tuple[int, bytes, bytes | Entity]]],
+    *,
+    unit: str,
+) -> ImportStats:
     if options.key_format is FieldFormat.JSON:
         raise UsageError("--key-format json is not supported: keys must be byte-exact")
     if options.batch_records < 1 or options.batch_bytes < 1:
@@ -73,7 +95,7 @@ def import_records(
         raise UsageError("--sort-memory must be at least 1 byte")
     if options.mode is ImportMode.SST:
         require_bytewise(Path(path), options.cf)
-    stats = ImportStats(mode=options.mode.value)
+    stats = ImportStats(mode=options.mode.value, unit=unit)
     started = time.monotonic()
     with (
         SignalGuard() as guard,
@@ -92,7 +114,7 @@ def import_records(
                     hint=f"this database has: {', '.join(db.column_families)}; --create creates it",
                 )
             db.create_column_family(options.cf)
-        records = parse_records(stream, options, stats, progress)
+        records = source(stats)
         try:
             if options.mode is ImportMode.SST:
                 import_sst(db, records, options, stats, guard)
@@ -132,15 +154,20 @@ def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -
         return "--mode sst ingests only after the whole input is read, so nothing was imported"
     if resume_line <= 1:
         return "fix the input and run the import again"
+    if stats.unit == "row":
+        # A Parquet input has no lines for `tail`; importing it again rewrites the committed
+        # rows with the same bytes.
+        return "fix the input and run the import again (the committed rows are rewritten as is)"
     return f"resume from line {resume_line}: {resume_command(resume_line, options)}"
 
 
 def _committed(stats: ImportStats, last_line: int) -> str:
     if stats.records == 0:
         return "nothing was committed"
+    unit = stats.unit
     return (
-        f"committed {stats.records} records from lines 1-{last_line}, "
-        f"nothing after line {last_line}"
+        f"committed {stats.records} records from {unit}s 1-{last_line}, "
+        f"nothing after {unit} {last_line}"
     )
 
 
@@ -192,10 +219,11 @@ def _import_batches(
                 db.flush(cf)
         except LineError as exc:
             _drop(batch, count)  # records of the unfinished batch are never written
-            raise BadInputError(
+            raise bad_input(
+                stats,
+                exc,
                 f"{exc.reason}; {_committed(stats, committed_line)}",
-                line=exc.line,
-                hint=_resume_hint(stats, committed_line + 1, options),
+                _resume_hint(stats, committed_line + 1, options),
             ) from None
         except KvtoolError as exc:
             # A failed write (I/O error, full disk): say what is safely in the database.
