@@ -139,12 +139,12 @@ class Dataset:
             raise UsageError(
                 f"{root} is not empty and holds no kvtool manifest to resume", hint="remove it"
             ) from None
+        if old.get("cursor") is None:
+            raise UsageError(f"{root} holds a complete export: nothing to resume")
         if old.get("cursor") != resume_from:
             raise UsageError(
                 f"{root} stopped at another cursor than --after gives",
-                hint=f"resume it with --after {old.get('cursor')}"
-                if old.get("cursor")
-                else "it is complete: nothing to resume",
+                hint=f"resume it with --after {old['cursor']}",
             )
         if old.get("options") != self._manifest["options"] or old.get("format") != FORMAT:
             raise UsageError(

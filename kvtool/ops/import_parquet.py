@@ -26,13 +26,13 @@ def parquet_files(source: Path) -> list[Path]:
 
 
 def parquet_records(
-    source: Path, options: ImportOptions, stats: ImportStats
+    files: list[Path], options: ImportOptions, stats: ImportStats
 ) -> Iterator[tuple[int, bytes, bytes | Entity]]:
-    """(row, key, value) for each row of the Parquet file or dataset `source`."""
+    """(row, key, value) for each row of the Parquet `files` (see `parquet_files`)."""
     skip = options.on_error is OnError.SKIP
     row = 0
     try:
-        for item in read_records(parquet_files(source), options.key_format, options.value_format):
+        for item in read_records(files, options.key_format, options.value_format):
             row = item[0]
             if len(item) == 2:
                 reason = item[1].message

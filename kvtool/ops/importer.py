@@ -75,9 +75,12 @@ def import_records(
 def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS) -> ImportStats:
     """Import the Parquet file or dataset directory `source` (kvtool.ops.import_parquet) into
     the database at `path`, as `import_records` does JSON Lines; rows stand for lines."""
-    from kvtool.ops.import_parquet import parquet_records
+    from kvtool.formats.parquet import pyarrow
+    from kvtool.ops.import_parquet import parquet_files, parquet_records
 
-    return _import(path, options, lambda stats: parquet_records(source, options, stats), unit="row")
+    pyarrow()  # 69 without it, before the database is opened (or created)
+    files = parquet_files(source)
+    return _import(path, options, lambda stats: parquet_records(files, options, stats), unit="row")
 
 
 def _import(
