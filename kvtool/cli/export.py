@@ -121,7 +121,7 @@ def export(
         str,
         typer.Option(
             "--part-size",
-            help="parquet: start a new part file past this many key+value bytes.",
+            help="parquet: start a new part file past this many bytes of data (keys and values, as Arrow holds them).",
             metavar="SIZE",
             rich_help_panel="Output",
         ),

@@ -33,20 +33,20 @@ SUCCESS = "_SUCCESS"
 FORMAT = "kvtool-parquet/1"
 IN_PROGRESS = ".inprogress"
 _PART = re.compile(r"^part-\d{5,}\.parquet(?:\.inprogress)?$")
-# A row group is flushed when it holds this many key+value bytes: memory holds about one.
+# A row group is flushed when it holds this many bytes of Arrow data: memory holds about one.
 ROW_GROUP_BYTES = 16 * 2**20
-# A part file is closed and the next one begun past this many key+value bytes (--part-size).
+# A part file is closed and the next one begun past this many bytes of Arrow data (--part-size).
 PART_BYTES = 256 * 2**20
 
 
 @dataclass
 class Part:
-    """One closed part file: its path under DIR, its records, their key+value bytes, the file's
-    size and its key range (hex)."""
+    """One closed part file: its path under DIR, its records, their size in memory as Arrow data
+    (key and value bytes, and offsets), the file's size, and its key range (hex)."""
 
     path: str
     records: int
-    data_bytes: int
+    arrow_bytes: int
     file_bytes: int
     first_key: str
     last_key: str
@@ -105,8 +105,11 @@ class Dataset:
         self._next = max((_number(p.path) + 1 for p in self.parts), default=0)
         self._writer: PartWriter | None = None
         self._partition: str | None = None
-        self._buffer: list[Record] = []
-        self._buffered = 0
+        # Record batches already in Arrow form (the Python records are gone), up to a row group.
+        self._pending: list[Any] = []
+        self._pending_rows = 0
+        self._buffered = 0  # their Arrow bytes
+        self._first_key = self._last_key = b""
         self._part: dict[str, Any] = {}
         self._save()
 
@@ -184,16 +187,24 @@ class Dataset:
                 start = i
 
     def _append(self, batch: Sequence[Record]) -> None:
-        for key, value in batch:
-            self._buffer.append((key, value))
-            self._buffered += len(key) + len(value)
-            if self._buffered >= self._row_group_bytes:
-                self._flush()
-                if self._part.get("data_bytes", 0) >= self._part_bytes:
-                    self._close_part()
+        if not batch:
+            return
+        arrow = self._schema.batch(batch)
+        size = arrow.nbytes  # the data, plus 4 bytes of offsets a cell: cheaper than len() each
+        if not self._pending:
+            self._first_key = batch[0][0]
+        self._pending.append(arrow)
+        self._last_key = batch[-1][0]
+        self._pending_rows += len(batch)
+        self._buffered += size
+        if self._buffered >= self._row_group_bytes:
+            self._flush()
+            if self._part.get("arrow_bytes", 0) >= self._part_bytes:
+                self._close_part()
 
     def _flush(self) -> None:
-        if not self._buffer:
+        """Write the pending batches as one row group of the open part (opening one if none)."""
+        if not self._pending:
             return
         if self._writer is None:
             name = f"part-{self._next:05d}.parquet"
@@ -205,16 +216,16 @@ class Dataset:
             self._part = {
                 "path": relative,
                 "records": 0,
-                "data_bytes": 0,
+                "arrow_bytes": 0,
                 "file_bytes": 0,
-                "first_key": self._buffer[0][0].hex(),
+                "first_key": self._first_key.hex(),
             }
-        self._writer.write(self._buffer)
-        self._part["records"] += len(self._buffer)
-        self._part["data_bytes"] += self._buffered
-        self._part["last_key"] = self._buffer[-1][0].hex()
-        self._buffer = []
-        self._buffered = 0
+        self._writer.write(self._pending)
+        self._part["records"] += self._pending_rows
+        self._part["arrow_bytes"] += self._buffered
+        self._part["last_key"] = self._last_key.hex()
+        self._pending = []
+        self._pending_rows = self._buffered = 0
 
     def _close_part(self) -> None:
         """Close the open part (after its last row group) and list it in the manifest."""
