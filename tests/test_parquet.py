@@ -69,7 +69,7 @@ def test_duckdb_counts_what_kvtool_counts_and_sees_ldbs_range(db: Path, dataset:
 
 def test_pyarrow_reads_back_every_record_byte_exact(db: Path, dataset: Path) -> None:
     manifest = json.loads((dataset / "_kvtool_manifest.json").read_text())
-    assert len(manifest["parts"]) > 3 and manifest["state"] == "complete"
+    assert len(manifest["parts"]) >= 3 and manifest["state"] == "complete"
     assert manifest["records"] == len(RECORDS) and manifest["sequence"] > 0
     assert manifest["rocksdb"] and manifest["kvtool"]
     names = sorted(p.name for p in dataset.iterdir())
