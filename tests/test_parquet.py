@@ -191,10 +191,11 @@ def test_a_stopped_export_resumes_into_the_same_directory_without_duplicates(
     db: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "ds"
-    # Paced: 3000 records at 4000/s take 0.75 s at least, so the 0.3 s deadline lands mid-run.
+    # Paced: 3000 records at 1000/s take 3 s at least, so the 1.5 s deadline lands mid-run
+    # (and after the start-up, however loaded the machine: the deadline counts from the open).
     stopped = run_kvtool(
         "export", db, "--format", "parquet", "-o", out, "--part-size", "20KB",
-        "--rate", "4000", "--timeout", "0.3", "-q",
+        "--rate", "1000", "--timeout", "1.5", "-q",
     )  # fmt: skip
     assert stopped.returncode == 124, stopped.stderr
     manifest = json.loads((out / "_kvtool_manifest.json").read_text())
