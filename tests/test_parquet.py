@@ -290,3 +290,39 @@ def test_import_reads_any_parquet_with_key_and_value_and_names_a_bad_row(tmp_pat
     assert ldb_scan(tmp_path / "other") == [(b"a", b"1")]
     skipped = run_kvtool("import", "--on-error", "skip", tmp_path / "other", bad)
     assert skipped.returncode == 0 and ldb_scan(tmp_path / "other")[-1] == (b"c", b"3")
+
+
+def test_the_fleet_recipe_in_docs_analytics_runs(tmp_path: Path) -> None:
+    """docs/analytics.md's DuckDB code, run as written over three hosts' exports on two days."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "analytics.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    code = next(b for b in blocks if "glob.glob" in b and "duckdb" in b)
+    fleet = {
+        ("2026-11-23", "web1"): {"acme": 2, "beta": 3},
+        ("2026-11-30", "web1"): {"acme": 5, "beta": 3},
+        ("2026-11-30", "web2"): {"gamma": 1},
+    }
+    for (day, host), tenants in fleet.items():
+        records = sorted(
+            (b"tenant:%s:%d" % (name.encode(), i), b"x")
+            for name, n in tenants.items()
+            for i in range(n)
+        )
+        db = ldb_load(tmp_path / f"{day}-{host}.db", records)
+        out = tmp_path / "kvstate" / f"date={day}" / f"host={host}"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        assert run_kvtool("export", db, "--format", "parquet", "-o", out).returncode == 0
+    # A dataset still being written (no _SUCCESS) is left out.
+    (tmp_path / "kvstate" / "date=2026-11-30" / "host=web3").mkdir()
+    pq.write_table(
+        pa.table({"key": [b"tenant:zeta:1"], "value": [b"x"]}),
+        tmp_path / "kvstate" / "date=2026-11-30" / "host=web3" / "part-00000.parquet",
+    )
+    scope: dict[str, Any] = {}
+    cwd = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(code, "docs/analytics.md", "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    assert scope["growth"] == [("acme", 3), ("gamma", 1)]
