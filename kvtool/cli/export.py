@@ -121,7 +121,8 @@ def export(
         str,
         typer.Option(
             "--part-size",
-            help="parquet: start a new part file past this many bytes of data (keys and values, as Arrow holds them).",
+            help="parquet: start a new part file past this many bytes of data (keys and "
+            "values, as Arrow holds them).",
             metavar="SIZE",
             rich_help_panel="Output",
         ),
