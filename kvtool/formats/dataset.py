@@ -19,7 +19,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -212,7 +212,8 @@ class Dataset:
             relative = f"{self._partition}/{name}" if self._partition else name
             path = self.root / relative
             path.parent.mkdir(exist_ok=True)
-            self._writer = PartWriter(path.with_name(name + IN_PROGRESS), self._schema)
+            with _storage(path):
+                self._writer = PartWriter(path.with_name(name + IN_PROGRESS), self._schema)
             self._part = {
                 "path": relative,
                 "records": 0,
@@ -220,7 +221,8 @@ class Dataset:
                 "file_bytes": 0,
                 "first_key": self._first_key.hex(),
             }
-        self._writer.write(self._pending)
+        with _storage(self.root / self._part["path"]):
+            self._writer.write(self._pending)
         self._part["records"] += self._pending_rows
         self._part["arrow_bytes"] += self._buffered
         self._part["last_key"] = self._last_key.hex()
@@ -232,9 +234,10 @@ class Dataset:
         self._flush()
         if self._writer is None:
             return
-        self._writer.close()
         final = self.root / self._part["path"]
-        os.replace(self._writer.path, final)
+        with _storage(final):
+            self._writer.close()
+            os.replace(self._writer.path, final)
         self._writer = None
         self._part["file_bytes"] = final.stat().st_size
         part = Part(**self._part)
@@ -269,8 +272,7 @@ class Dataset:
         """A failed run: drop the open part; the closed ones stay, resumable from the manifest's
         cursor (a directory this run created and left no part in is removed)."""
         if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
+            self._writer.discard()
             with contextlib.suppress(OSError):
                 self._writer.path.unlink()
             self._writer = None
@@ -281,6 +283,15 @@ class Dataset:
     def bytes_written(self) -> int:
         """The size of the part files this run closed."""
         return self._bytes_this_run
+
+
+@contextlib.contextmanager
+def _storage(path: Path) -> Iterator[None]:
+    """An I/O error writing `path` (a full disk) as a StorageError (exit 74) naming it."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"writing {path}: {exc.strerror or exc}") from None
 
 
 def _number(relative: str) -> int:

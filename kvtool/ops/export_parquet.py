@@ -12,7 +12,7 @@ from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.errors import StoppedError, UsageError
 from kvtool.formats.dataset import PART_BYTES, Dataset
-from kvtool.formats.parquet import PartSchema
+from kvtool.formats.parquet import PartSchema, use_system_allocator
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.export import ExportResult, Progress
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
@@ -73,6 +73,7 @@ def export_parquet(
     if part_bytes < 1:
         raise UsageError("--part-size must be at least 1 byte")
     schema = PartSchema(key_format, value_format, keys_only=spec.keys_only)  # 69 without pyarrow
+    use_system_allocator()
     keep_freed_memory()
     collect_less()
     options = {
