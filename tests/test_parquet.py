@@ -326,3 +326,13 @@ def test_the_fleet_recipe_in_docs_analytics_runs(tmp_path: Path) -> None:
     finally:
         os.chdir(cwd)
     assert scope["growth"] == [("acme", 3), ("gamma", 1)]
+
+
+def test_an_empty_range_is_one_empty_part_that_engines_count_as_zero(
+    db: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    result = run_kvtool("export", db, "--format", "parquet", "-o", out, "--prefix", "nothing")
+    assert result.returncode == 0, result.stderr
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}/*.parquet'").fetchall() == [(0,)]
+    assert (out / "_SUCCESS").exists()

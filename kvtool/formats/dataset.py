@@ -262,11 +262,25 @@ class Dataset:
         """Close the open part and record how the run ended: "complete" writes `_SUCCESS` last;
         "stopped" keeps `cursor` for the resume."""
         self._close_part()
+        if state == "complete" and not self.parts:
+            self._empty_part()
         self._manifest["state"] = self._run["state"] = state
         self._manifest["cursor"] = self._run["cursor"] = cursor
         self._save()
         if state == "complete":
             (self.root / SUCCESS).write_bytes(b"")
+
+    def _empty_part(self) -> None:
+        """A part with the schema and no rows, for an empty range: engines refuse a glob that
+        matches no file (DuckDB: "No files found"), but count an empty file as zero rows."""
+        name = f"part-{self._next:05d}.parquet"
+        self._next += 1
+        final = self.root / name
+        with _storage(final):
+            writer = PartWriter(final.with_name(name + IN_PROGRESS), self._schema)
+            writer.close()
+            os.replace(writer.path, final)
+        self.parts.append(Part(name, 0, 0, final.stat().st_size, "", ""))
 
     def abandon(self) -> None:
         """A failed run: drop the open part; the closed ones stay, resumable from the manifest's
