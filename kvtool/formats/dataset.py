@@ -19,42 +19,28 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from kvtool.errors import StorageError, UsageError
 from kvtool.formats.jsonl import Record
 from kvtool.formats.parquet import PartSchema, PartWriter
+from kvtool.formats.parts import (
+    IN_PROGRESS,
+    PART_BYTES,
+    ROW_GROUP_BYTES,
+    Part,
+    PartSeries,
+    storage,
+)
 
 MANIFEST = "_kvtool_manifest.json"
 SUCCESS = "_SUCCESS"
 FORMAT = "kvtool-parquet/1"
-IN_PROGRESS = ".inprogress"
-_PART = re.compile(r"^part-\d{5,}\.parquet(?:\.inprogress)?$")
-# A row group is flushed when it holds this many bytes of Arrow data: memory holds about one.
-ROW_GROUP_BYTES = 16 * 2**20
-# A part file is closed and the next one begun past this many bytes of Arrow data (--part-size).
-PART_BYTES = 256 * 2**20
-
-
-@dataclass
-class Part:
-    """One closed part file: its path under DIR, its records, their size in memory as Arrow data
-    (key and value bytes, and offsets), the file's size, and its key range (hex)."""
-
-    path: str
-    records: int
-    arrow_bytes: int
-    file_bytes: int
-    first_key: str
-    last_key: str
-
-
-def partition_of(key: bytes, width: int) -> str:
-    """The hive-style directory of `key`: `prefix=` and the hex of its first `width` bytes."""
-    return "prefix=" + key[:width].hex()
+# Part files this module or a range worker names: a resume deletes those the manifest does not list.
+_PART = re.compile(r"^(?:part|chunk)-[\d-]+\.parquet(?:\.inprogress)?$")
 
 
 class Dataset:
@@ -76,9 +62,6 @@ class Dataset:
         self.root = root
         self._schema = schema
         self._cursor_after = cursor_after
-        self._part_bytes = part_bytes
-        self._row_group_bytes = min(row_group_bytes, part_bytes)
-        self._width = partition_by_prefix
         self._created = False
         self._bytes_this_run = 0
         self.parts: list[Part] = []
@@ -103,14 +86,15 @@ class Dataset:
         }
         self._manifest["runs"].append(self._run)
         self._next = max((_number(p.path) + 1 for p in self.parts), default=0)
-        self._writer: PartWriter | None = None
-        self._partition: str | None = None
-        # Record batches already in Arrow form (the Python records are gone), up to a row group.
-        self._pending: list[Any] = []
-        self._pending_rows = 0
-        self._buffered = 0  # their Arrow bytes
-        self._first_key = self._last_key = b""
-        self._part: dict[str, Any] = {}
+        self._series = PartSeries(
+            root,
+            schema,
+            name=self._new_name,
+            closed=self.add,
+            part_bytes=part_bytes,
+            row_group_bytes=row_group_bytes,
+            partition_by_prefix=partition_by_prefix,
+        )
         self._save()
 
     # -- opening ----------------------------------------------------------------------------------
@@ -162,85 +146,23 @@ class Dataset:
         # listed (its records come again after the manifest's cursor): ours by name, so removed.
         with contextlib.suppress(FileNotFoundError):
             (root / SUCCESS).unlink()
-        for path in root.rglob("part-*"):
+        for path in [*root.rglob("part-*"), *root.rglob("chunk-*")]:
             relative = str(path.relative_to(root))
             if _PART.match(path.name) and relative not in listed:
                 path.unlink()
 
     # -- writing ----------------------------------------------------------------------------------
+    def _new_name(self) -> str:
+        name = f"part-{self._next:05d}.parquet"
+        self._next += 1
+        return name
+
     def write(self, batch: Sequence[Record]) -> None:
-        """Append a batch (in key order) to the open part, flushing row groups and starting new
-        parts (or partitions) as they fill."""
-        if self._width is None:
-            self._append(batch)
-            return
-        width = self._width
-        start = 0
-        for i in range(1, len(batch) + 1):
-            if i == len(batch) or batch[i][0][:width] != batch[start][0][:width]:
-                run = batch[start:i]
-                partition = partition_of(run[0][0], width)
-                if partition != self._partition:
-                    self._close_part()
-                    self._partition = partition
-                self._append(run)
-                start = i
+        """Append a batch (in key order): see `PartSeries.write`."""
+        self._series.write(batch)
 
-    def _append(self, batch: Sequence[Record]) -> None:
-        if not batch:
-            return
-        arrow = self._schema.batch(batch)
-        size = arrow.nbytes  # the data, plus 4 bytes of offsets a cell: cheaper than len() each
-        if not self._pending:
-            self._first_key = batch[0][0]
-        self._pending.append(arrow)
-        self._last_key = batch[-1][0]
-        self._pending_rows += len(batch)
-        self._buffered += size
-        if self._buffered >= self._row_group_bytes:
-            self._flush()
-            if self._part.get("arrow_bytes", 0) >= self._part_bytes:
-                self._close_part()
-
-    def _flush(self) -> None:
-        """Write the pending batches as one row group of the open part (opening one if none)."""
-        if not self._pending:
-            return
-        if self._writer is None:
-            name = f"part-{self._next:05d}.parquet"
-            self._next += 1
-            relative = f"{self._partition}/{name}" if self._partition else name
-            path = self.root / relative
-            path.parent.mkdir(exist_ok=True)
-            with _storage(path):
-                self._writer = PartWriter(path.with_name(name + IN_PROGRESS), self._schema)
-            self._part = {
-                "path": relative,
-                "records": 0,
-                "arrow_bytes": 0,
-                "file_bytes": 0,
-                "first_key": self._first_key.hex(),
-            }
-        with _storage(self.root / self._part["path"]):
-            self._writer.write(self._pending)
-        self._part["records"] += self._pending_rows
-        self._part["arrow_bytes"] += self._buffered
-        self._part["last_key"] = self._last_key.hex()
-        self._pending = []
-        self._pending_rows = self._buffered = 0
-
-    def _close_part(self) -> None:
-        """Close the open part (after its last row group) and list it in the manifest."""
-        self._flush()
-        if self._writer is None:
-            return
-        final = self.root / self._part["path"]
-        with _storage(final):
-            self._writer.close()
-            os.replace(self._writer.path, final)
-        self._writer = None
-        self._part["file_bytes"] = final.stat().st_size
-        part = Part(**self._part)
+    def add(self, part: Part) -> None:
+        """List a closed part (in key order) in the manifest; its last key is the new cursor."""
         self.parts.append(part)
         self._run["records"] += part.records
         self._bytes_this_run += part.file_bytes
@@ -249,6 +171,15 @@ class Dataset:
             bytes.fromhex(part.last_key)
         )
         self._save()
+
+    def adopt(self, path: Path, part: Part) -> None:
+        """List `part`, written by a range worker as `path` (under root), as the next part."""
+        name = self._new_name()
+        relative = str(Path(part.path).with_name(name))
+        with storage(self.root / relative):
+            os.replace(path, self.root / relative)
+        part.path = relative
+        self.add(part)
 
     def _save(self) -> None:
         """Rewrite the manifest atomically (a temp file renamed over it)."""
@@ -261,7 +192,7 @@ class Dataset:
     def end(self, *, state: str, cursor: str | None) -> None:
         """Close the open part and record how the run ended: "complete" writes `_SUCCESS` last;
         "stopped" keeps `cursor` for the resume."""
-        self._close_part()
+        self._series.close()
         if state == "complete" and not self.parts:
             self._empty_part()
         self._manifest["state"] = self._run["state"] = state
@@ -276,7 +207,7 @@ class Dataset:
         name = f"part-{self._next:05d}.parquet"
         self._next += 1
         final = self.root / name
-        with _storage(final):
+        with storage(final):
             writer = PartWriter(final.with_name(name + IN_PROGRESS), self._schema)
             writer.close()
             os.replace(writer.path, final)
@@ -285,11 +216,7 @@ class Dataset:
     def abandon(self) -> None:
         """A failed run: drop the open part; the closed ones stay, resumable from the manifest's
         cursor (a directory this run created and left no part in is removed)."""
-        if self._writer is not None:
-            self._writer.discard()
-            with contextlib.suppress(OSError):
-                self._writer.path.unlink()
-            self._writer = None
+        self._series.discard()
         if self._created and not self.parts:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -297,15 +224,6 @@ class Dataset:
     def bytes_written(self) -> int:
         """The size of the part files this run closed."""
         return self._bytes_this_run
-
-
-@contextlib.contextmanager
-def _storage(path: Path) -> Iterator[None]:
-    """An I/O error writing `path` (a full disk) as a StorageError (exit 74) naming it."""
-    try:
-        yield
-    except OSError as exc:
-        raise StorageError(f"writing {path}: {exc.strerror or exc}") from None
 
 
 def _number(relative: str) -> int:

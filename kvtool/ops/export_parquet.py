@@ -11,8 +11,9 @@ from typing import Any
 from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.errors import StoppedError, UsageError
-from kvtool.formats.dataset import PART_BYTES, Dataset
+from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema, use_system_allocator
+from kvtool.formats.parts import PART_BYTES
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.export import ExportResult, Progress
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
