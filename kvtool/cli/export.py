@@ -186,7 +186,7 @@ def export(
     to_stdout = output is None or str(output) == "-"
     if fmt is ExportFormat.PARQUET:
         _export_parquet(db, spec, output, to_stdout, key_format, value_format, partition_by_prefix,
-                        part_size, stats, stats_file, quiet)  # fmt: skip
+                        part_size, workers, stats, stats_file, quiet)  # fmt: skip
         return
     if partition_by_prefix is not None:
         from kvtool.errors import UsageError
@@ -239,6 +239,7 @@ def _export_parquet(
     value_format: FieldFormat,
     partition_by_prefix: int | None,
     part_size: str,
+    workers: int | None,
     stats: StatsFormat,
     stats_file: Path | None,
     quiet: bool,
@@ -261,6 +262,7 @@ def _export_parquet(
         partition_by_prefix=partition_by_prefix,
         part_bytes=parse_size(part_size, option="--part-size"),
         progress=_Bar() if (not quiet and sys.stderr.isatty()) else None,
+        workers=workers,
     )
     emit_stats(
         "export stopped" if result.stopped else "export done",

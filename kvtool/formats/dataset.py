@@ -76,6 +76,7 @@ class Dataset:
             "state": "running",
             "cursor": resume_from,
         }
+        self._original: str | None = None  # the manifest as this run found it
         self._open(resume_from)
         self._run: dict[str, Any] = {
             "after": resume_from,
@@ -121,7 +122,8 @@ class Dataset:
                 hint="remove it, or resume a stopped export with --after CURSOR",
             )
         try:
-            old = json.loads(manifest.read_text())
+            self._original = manifest.read_text()
+            old = json.loads(self._original)
         except (OSError, ValueError):
             raise UsageError(
                 f"{root} is not empty and holds no kvtool manifest to resume", hint="remove it"
@@ -193,6 +195,9 @@ class Dataset:
         """Close the open part and record how the run ended: "complete" writes `_SUCCESS` last;
         "stopped" keeps `cursor` for the resume."""
         self._series.close()
+        if state != "complete" and not self.parts and cursor is None:
+            self.withdraw()  # stopped before its first record: run the same command again
+            return
         if state == "complete" and not self.parts:
             self._empty_part()
         self._manifest["state"] = self._run["state"] = state
@@ -212,6 +217,21 @@ class Dataset:
             writer.close()
             os.replace(writer.path, final)
         self.parts.append(Part(name, 0, 0, final.stat().st_size, "", ""))
+
+    def note_sequence(self, sequence: int) -> None:
+        """The sequence number of this run's view, once range workers have agreed on one."""
+        self._manifest["sequence"] = self._run["sequence"] = sequence
+        self._save()
+
+    def withdraw(self) -> None:
+        """Undo the opening (no part was written): the directory as this run found it."""
+        if self._created:
+            shutil.rmtree(self.root, ignore_errors=True)
+        elif self._original is None:
+            with contextlib.suppress(OSError):
+                (self.root / MANIFEST).unlink()
+        else:
+            (self.root / MANIFEST).write_text(self._original)
 
     def abandon(self) -> None:
         """A failed run: drop the open part; the closed ones stay, resumable from the manifest's

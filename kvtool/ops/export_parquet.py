@@ -10,7 +10,7 @@ from typing import Any
 
 from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
-from kvtool.errors import StoppedError, UsageError
+from kvtool.errors import KvtoolError, StoppedError, UsageError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema, use_system_allocator
 from kvtool.formats.parts import PART_BYTES
@@ -62,12 +62,17 @@ def export_parquet(
     partition_by_prefix: int | None = None,
     part_bytes: int = PART_BYTES,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> DatasetResult:
     """Write the records of `spec` as a Parquet dataset in the directory `path`.
 
     A new export needs a new or empty `path`. A stop (deadline, signal) closes the open part
     file and records the cursor in the manifest; the same command with `--after CURSOR` adds
     the rest as new part files. `_SUCCESS` is written last, when the range is complete.
+
+    `workers` > 1 reads with that many forked range workers, each chunk of the range its own
+    part files (kvtool.ops.export_parquet_parallel); None chooses as JSON Lines export does
+    (kvtool.ops.range_plan.worker_count). A run with --limit or pacing is read by one process.
     """
     if partition_by_prefix is not None and partition_by_prefix < 1:
         raise UsageError("--partition-by-prefix must be at least 1 byte")
@@ -85,6 +90,27 @@ def export_parquet(
         "range": _range(spec),
     }
     engine = get_engine()
+    count = 1
+    if spec.limit is None and not spec.rate and not spec.bytes_rate:
+        from kvtool.ops.range_plan import worker_count
+
+        count = worker_count(workers, Path(db_path), spec)
+    if count > 1:
+        parallel = _export_parallel(
+            Path(db_path),
+            spec,
+            path,
+            schema,
+            count,
+            options=options,
+            meta={"kvtool": __version__, "engine": engine.describe(),
+                  "rocksdb": engine.versions().get("rocksdb"), "sequence": None},
+            part_bytes=part_bytes,
+            partition_by_prefix=partition_by_prefix,
+            progress=progress,
+        )  # fmt: skip
+        if parallel is not None:
+            return parallel
     stats = ScanStats()
     stopper = Stopper(spec.timeout)
     stopped: StopRequested | None = None
@@ -140,6 +166,93 @@ def export_parquet(
             output_bytes=dataset.bytes_written,
             parts=len(dataset.parts),
             cursor=cursor,
+        ),
+        cursor=cursor,
+        stopped=stopped,
+        output=path,
+        requested=path,
+    )
+
+
+def _export_parallel(
+    db_path: Path,
+    spec: ReadSpec,
+    path: Path,
+    schema: PartSchema,
+    workers: int,
+    *,
+    options: dict[str, Any],
+    meta: dict[str, Any],
+    part_bytes: int,
+    partition_by_prefix: int | None,
+    progress: Progress | None,
+) -> DatasetResult | None:
+    """`export_parquet` by range workers; None when their views differed (nothing written)."""
+    from kvtool.ops.export_parquet_parallel import export_parquet_parallel, keep_prefix
+
+    stats = ScanStats()
+    stopper = Stopper(spec.timeout)
+    resume_from = spec.cursor_after(spec.after)
+    dataset = Dataset(
+        path,
+        schema,
+        options=options,
+        meta=meta,
+        resume_from=resume_from,
+        cursor_after=spec.cursor_after,
+        part_bytes=part_bytes,
+        partition_by_prefix=partition_by_prefix,
+    )
+    began = False
+
+    def started(estimate: int | None, sequence: int) -> None:
+        nonlocal began
+        dataset.note_sequence(sequence)
+        if progress is not None:
+            began = True
+            bounded = spec.krange.bounded or spec.after is not None
+            progress.start(None if bounded else estimate)
+
+    with stopper:
+        try:
+            outcome = export_parquet_parallel(
+                db_path,
+                spec,
+                schema,
+                path,
+                workers=workers,
+                stopper=stopper,
+                part_bytes=part_bytes,
+                partition_by_prefix=partition_by_prefix,
+                started=started,
+                progressed=progress.update if progress is not None else None,
+            )
+            if outcome is None:
+                dataset.withdraw()
+                return None
+            whole = keep_prefix(dataset, outcome, stats)
+            stopped = outcome.stopped
+            if whole:
+                stopped, cursor, state = None, None, "complete"
+            else:
+                cursor = spec.cursor_after(stats.last_key) or resume_from
+                state = "failed" if outcome.error is not None else "stopped"
+                if outcome.error is None and stopped is None:
+                    outcome.error = KvtoolError("a worker process ended without reporting")
+                    state = "failed"
+            dataset.end(state=state, cursor=cursor)
+            if outcome.error is not None:
+                raise outcome.error
+        except BaseException:
+            dataset.abandon()
+            raise
+        finally:
+            stats.finish()
+            if progress is not None and began:
+                progress.close()
+    return DatasetResult(
+        stats=stats.as_dict(
+            output_bytes=dataset.bytes_written, parts=len(dataset.parts), cursor=cursor
         ),
         cursor=cursor,
         stopped=stopped,
