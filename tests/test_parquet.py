@@ -336,3 +336,81 @@ def test_an_empty_range_is_one_empty_part_that_engines_count_as_zero(
     assert result.returncode == 0, result.stderr
     assert duckdb.sql(f"SELECT count(*) FROM '{out}/*.parquet'").fetchall() == [(0,)]
     assert (out / "_SUCCESS").exists()
+
+
+@pytest.fixture(scope="module")
+def multi_sst_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RECORDS in three SST files (one ldb load each), so range workers get three chunks."""
+    db = tmp_path_factory.mktemp("pq-multi") / "db"
+    for first in (b"a", b"b", b"\xff"):
+        ldb_load(db, [r for r in RECORDS if r[0][:1] == first])
+    return db
+
+
+def test_range_workers_write_each_chunk_as_parts_in_key_order(
+    multi_sst_db: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "ds"
+    result = run_kvtool("export", multi_sst_db, "--format", "parquet", "-o", out, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "_kvtool_manifest.json").read_text())
+    assert len(manifest["parts"]) == 3 and manifest["sequence"] > 0  # one part a chunk
+    assert [p["path"] for p in manifest["parts"]] == [f"part-{i:05d}.parquet" for i in range(3)]
+    assert not list(out.glob("chunk-*"))
+    assert [(r["key"], r["value"]) for r in rows(out)] == ldb_scan(multi_sst_db) == RECORDS
+    assert duckdb.sql(f"SELECT count(*) FROM '{out}/*.parquet'").fetchall() == [(len(RECORDS),)]
+
+
+def test_a_stop_keeps_the_chunks_from_the_start_and_the_resume_adds_the_rest(
+    multi_sst_db: Path, tmp_path: Path
+) -> None:
+    """What the parent keeps when workers stop out of order: chunk 0 stopped part-way (one of
+    its parts closed), chunk 1 whole. Only chunk 0's closed part may stay; chunk 1's files go,
+    and the cursor resumes right after chunk 0's part."""
+    from kvtool.formats.dataset import Dataset
+    from kvtool.formats.parquet import PartSchema
+    from kvtool.formats.parts import Part, PartSeries
+    from kvtool.ops.export_parquet_parallel import ParallelOutcome, _Chunk, keep_prefix
+    from kvtool.stream import KeyRange, ReadSpec, ScanStats
+
+    spec = ReadSpec(krange=KeyRange())
+    schema = PartSchema("auto", "auto", keys_only=False)
+    options = {
+        "key_format": "auto",
+        "value_format": "auto",
+        "keys_only": False,
+        "partition_by_prefix": None,
+        "range": {"cf": "default", "start": None, "end": None, "prefix": None, "reverse": False},
+    }
+    out = tmp_path / "ds"
+    dataset = Dataset(
+        out, schema, options=options, meta={"sequence": 1}, resume_from=None,
+        cursor_after=spec.cursor_after,
+    )  # fmt: skip
+    outcome = ParallelOutcome(plan=[None, None, None])  # type: ignore[list-item]
+    chunks = {0: RECORDS[:1500], 1: RECORDS[1500:2700]}
+    for number, records in chunks.items():
+        parts: list[Part] = []
+        names = iter(f"chunk-{number:05d}-{k:03d}.parquet" for k in range(1, 9))
+        series = PartSeries(out, schema, name=lambda names=names: next(names), closed=parts.append)
+        series.write(records[:1000])
+        series.close()
+        series.write(records[1000:])
+        series.close()
+        outcome.chunks[number] = _Chunk(
+            parts=parts[:1] if number == 0 else parts, whole=number == 1
+        )
+    stats = ScanStats()
+    assert not keep_prefix(dataset, outcome, stats)
+    cursor = spec.cursor_after(stats.last_key)
+    dataset.end(state="stopped", cursor=cursor)
+    assert stats.records == 1000 and stats.last_key == RECORDS[999][0]
+    assert sorted(p.name for p in out.iterdir()) == ["_kvtool_manifest.json", "part-00000.parquet"]
+    # What a killed parent would leave: a worker's chunk file nobody listed.
+    (out / "chunk-00001-001.parquet").write_bytes(b"junk")
+    # The resume (range workers again) deletes the unlisted chunk file and adds the rest.
+    resumed = run_kvtool("export", multi_sst_db, "--format", "parquet", "-o", out,
+                         "--after", cursor, "--workers", "2")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert [(r["key"], r["value"]) for r in rows(out)] == RECORDS
+    assert not list(out.glob("chunk-*"))
