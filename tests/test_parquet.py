@@ -136,7 +136,7 @@ db.close()
 """
 
 
-@pytest.mark.slow  # several kvtool runs (about 2 s on an idle machine)
+@pytest.mark.slow  # several kvtool runs
 def test_wide_column_entities_are_a_columns_list_and_import_back(tmp_path: Path) -> None:
     db = tmp_path / "db"
     rocksdict_script(WRITE_ENTITY, db)
@@ -188,7 +188,7 @@ def test_partition_by_prefix_writes_hive_directories_engines_prune(
     assert ldb_scan(copy) == RECORDS
 
 
-@pytest.mark.slow  # several kvtool runs (about 2 s on an idle machine)
+@pytest.mark.slow  # several kvtool runs
 def test_a_stopped_export_resumes_into_the_same_directory_without_duplicates(
     db: Path, tmp_path: Path
 ) -> None:
@@ -265,7 +265,7 @@ def test_without_pyarrow_it_says_how_to_install_it(db: Path, dataset: Path, tmp_
     assert not (tmp_path / "ds").exists() and not (tmp_path / "copy").exists()
 
 
-@pytest.mark.slow  # several kvtool runs (about 2 s on an idle machine)
+@pytest.mark.slow  # several kvtool runs
 def test_import_reads_any_parquet_with_key_and_value_and_names_a_bad_row(tmp_path: Path) -> None:
     # Written by pyarrow, not kvtool: large strings and binaries, an extra column, no manifest.
     table = pa.table(
@@ -295,7 +295,7 @@ def test_import_reads_any_parquet_with_key_and_value_and_names_a_bad_row(tmp_pat
     assert skipped.returncode == 0 and ldb_scan(tmp_path / "other")[-1] == (b"c", b"3")
 
 
-@pytest.mark.slow  # several kvtool runs (about 2 s on an idle machine)
+@pytest.mark.slow  # several kvtool runs
 def test_the_fleet_recipe_in_docs_analytics_runs(tmp_path: Path) -> None:
     """docs/analytics.md's DuckDB code, run as written over three hosts' exports on two days."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "analytics.md").read_text()
