@@ -235,10 +235,10 @@ class Dataset:
 
     def abandon(self) -> None:
         """A failed run: drop the open part; the closed ones stay, resumable from the manifest's
-        cursor (a directory this run created and left no part in is removed)."""
+        cursor (without any, the directory is left as this run found it)."""
         self._series.discard()
-        if self._created and not self.parts:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if not self.parts:
+            self.withdraw()
 
     @property
     def bytes_written(self) -> int:
