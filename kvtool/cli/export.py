@@ -165,7 +165,7 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import emit_stats, write_stats_file
+    from kvtool.cli.report import record_stats
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
@@ -186,7 +186,7 @@ def export(
     to_stdout = output is None or str(output) == "-"
     if fmt is ExportFormat.PARQUET:
         _export_parquet(db, spec, output, to_stdout, key_format, value_format, partition_by_prefix,
-                        part_size, workers, stats, stats_file, quiet)  # fmt: skip
+                        part_size, workers, quiet)  # fmt: skip
         return
     if partition_by_prefix is not None:
         from kvtool.errors import UsageError
@@ -217,16 +217,9 @@ def export(
         # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on
         # stderr, as `cat` does); a --stats-file still records it, cursor included.
         silence_stdout()
-        if stats_file is not None:
-            write_stats_file(stats_file, result.stats)
+        record_stats("export stopped", result.stats, output_closed=True)
         return
-    emit_stats(
-        "export stopped" if result.stopped else "export done",
-        result.stats,
-        fmt=stats,
-        stats_file=stats_file,
-        quiet=quiet,
-    )
+    record_stats("export stopped" if result.stopped else "export done", result.stats)
     result.raise_for_status()
 
 
@@ -240,12 +233,10 @@ def _export_parquet(
     partition_by_prefix: int | None,
     part_size: str,
     workers: int | None,
-    stats: StatsFormat,
-    stats_file: Path | None,
     quiet: bool,
 ) -> None:
     """`export --format parquet -o DIR` (kvtool.ops.export_parquet)."""
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import record_stats
     from kvtool.errors import UsageError
     from kvtool.formats.units import parse_size
     from kvtool.ops.export_parquet import export_parquet
@@ -264,13 +255,7 @@ def _export_parquet(
         progress=_Bar() if (not quiet and sys.stderr.isatty()) else None,
         workers=workers,
     )
-    emit_stats(
-        "export stopped" if result.stopped else "export done",
-        result.stats,
-        fmt=stats,
-        stats_file=stats_file,
-        quiet=quiet,
-    )
+    record_stats("export stopped" if result.stopped else "export done", result.stats)
     result.raise_for_status()
 
 

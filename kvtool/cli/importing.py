@@ -171,7 +171,7 @@ def import_(
 
         kvtool import --mode sst --create copy.db dataset-dir/
     """
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import record_stats
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.importer import ImportOptions, import_records
 
@@ -205,7 +205,7 @@ def import_(
             result = import_records(db, src, options)
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
-    emit_stats("import", result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
+    record_stats("import", result.as_dict())
 
 
 def _is_parquet(path: Path) -> bool:

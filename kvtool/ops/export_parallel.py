@@ -82,11 +82,29 @@ class ParallelResult:
     stopped: StopRequested | None = None
     closed: bool = False
     error: errors.KvtoolError | None = None
-    counted: int = 0  # count_parallel: records in the chunks counted
+    # count_parallel: chunk number -> (records counted, the last one's key, whether the chunk
+    # was counted to its end); a stopped worker reports how far it got
+    counts: dict[int, tuple[int, bytes | None, bool]] = field(default_factory=dict)
     plan: list[Chunk] = field(default_factory=list)
     sequence: int = -1  # the workers' common view
     torn: _Torn | None = None
     cut: bool = False  # the output ends in a record cut in half (could not be mended)
+
+    def count_prefix(self) -> tuple[int, bytes | None]:
+        """What count_parallel counted as a prefix of the scan: the chunks counted to their end
+        in output order, then what was counted of the first one that was not; and the key of
+        the last record of that prefix (None: nothing), after which the rest of a stopped count
+        begins. Counts of later chunks are left out: a cursor resumes after a prefix only."""
+        total, last = 0, None
+        for number in range(len(self.plan)):
+            if number not in self.counts:
+                break
+            n, key, complete = self.counts[number]
+            total += n
+            last = key if key is not None else last
+            if not complete:
+                break
+        return total, last
 
 
 def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
@@ -207,8 +225,9 @@ def _mend(
 def count_parallel(
     db_path: Path, spec: ReadSpec, *, workers: int, stopper: Stopper
 ) -> ParallelResult | None:
-    """Count `spec`'s records with `workers` forked processes, chunks side by side; the total is
-    `counted`. None when the workers' views differ (the caller counts in one process)."""
+    """Count `spec`'s records with `workers` forked processes, chunks side by side (`rate`
+    shared among them); the total is `count_prefix()`. None when the workers' views differ (the
+    caller counts in one process)."""
     return export_parallel(
         db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
     )
@@ -307,7 +326,8 @@ def _coordinate(
                         if turn in owner:
                             crew.command(owner[turn], b"t", turn)
                 elif kind == "counted":
-                    result.counted += message[1]
+                    _, number, records, last, complete = message
+                    result.counts[number] = (records, last, complete)
                 elif kind == "done":
                     finished += 1
                 elif kind == "closed":

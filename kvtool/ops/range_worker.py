@@ -19,7 +19,7 @@ from kvtool.engine import Database, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, KvtoolError
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, plan_chunks
-from kvtool.stream import ReadSpec, ScanStats, count_steps, read_stage
+from kvtool.stream import ReadSpec, ScanStats, TokenBucket, count_marked, count_step, read_stage
 from kvtool.stream.pipeline import Batch
 
 POLL = 0.05  # seconds between the parent's checks for signals and the deadline
@@ -249,7 +249,7 @@ class Worker:
                     break
                 number, self.assigned = self.assigned, None
                 if job.render is None:
-                    send(self.status, ("counted", self._count(db, chunks[number])))
+                    self._count(db, number, chunks[number])
                 else:
                     self._chunk(db, number, chunks[number])
                 while self.buffered >= BUFFER_LIMIT:
@@ -259,16 +259,37 @@ class Worker:
             self._poll(block=True)
         send(self.status, ("done",))
 
-    def _count(self, db: Database, bounds: Chunk) -> int:
-        """The records of one chunk (stepped forward: a count has no direction)."""
-        total = 0
-        with db.bounded(self.job.spec.krange.cf, bounds) as it:
-            it.seek_to_first()
+    def _count(self, db: Database, number: int, bounds: Chunk) -> None:
+        """Count one chunk in the scan's direction and report it, with the key of the last
+        record counted; a stop reports how far it got (the parent's cursor resumes there)."""
+        spec = self.job.spec
+        reverse = spec.krange.reverse
+        total, last = 0, None
+        rate = spec.rate / self.job.workers if spec.rate else None  # the workers share --rate
+        bucket = TokenBucket(rate) if rate else None
+        with db.bounded(spec.krange.cf, bounds) as it:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
+            try:
+                # The first step comes before any check: a stopped chunk counted something.
+                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
+                    total, last = total + n, key
+                    if bucket is not None:
+                        self._sleep(bucket.take(n))
+                    self._check()
+            except Stop:
+                send(self.status, ("counted", number, total, last, False))
+                raise
+        send(self.status, ("counted", number, total, last, True))
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` (pacing), waking at once when the parent asks to stop."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
             self._check()
-            for n in count_steps(it):
-                total += n
-                self._check()
-        return total
+            time.sleep(min(left, POLL))
 
     def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
         render = self.job.render

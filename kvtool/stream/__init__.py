@@ -6,6 +6,8 @@ from kvtool.stream.pacing import SignalGuard, Stopper, StopRequested, TokenBucke
 from kvtool.stream.pipeline import (
     COUNT_STEP,
     ScanStats,
+    count_marked,
+    count_step,
     count_steps,
     limited,
     paced,
@@ -24,6 +26,8 @@ __all__ = [
     "StopRequested",
     "Stopper",
     "TokenBucket",
+    "count_marked",
+    "count_step",
     "count_steps",
     "limited",
     "paced",

@@ -40,6 +40,50 @@ def count_steps(it: EngineIterator, limit: int | None = None) -> Iterator[int]:
             left -= n
 
 
+def count_step(rate: float | None) -> int:
+    """How many records a count steps between checks for a stop: COUNT_STEP, or under `rate`
+    (records per second) a fiftieth of a second's worth, so waits stay short and even."""
+    if not rate:
+        return COUNT_STEP
+    return max(1, min(COUNT_STEP, int(rate / _PACED_SLICES_PER_SECOND)))
+
+
+def count_marked(
+    it: EngineIterator, limit: int | None = None, *, reverse: bool = False, step: int = COUNT_STEP
+) -> Iterator[tuple[int, bytes]]:
+    """`count_steps` that also says where each step ended, so that a count stopped between two
+    steps resumes exactly after what it counted (a cursor): yields `(n, last)`, `last` the key
+    of the step's last record. The records are counted in the scan's direction (`reverse`) from
+    `it`'s position (the caller places it at the range's first record in that direction).
+
+    Each step counts all but one record natively and reads the last one's key out: one key
+    copied per step. When the range ends inside a step, its last key is read by a seek to the
+    range's end (once per range).
+    """
+    left = limit
+    while left is None or left > 0:
+        size = step if left is None else min(step, left)
+        n = it.count(size - 1, reverse=reverse)
+        last = it.read_keys(1, reverse=reverse) if n == size - 1 else []
+        if not last:
+            if n:
+                yield n, _range_end(it, reverse=reverse)
+            return
+        yield n + 1, last[0]
+        if left is not None:
+            left -= n + 1
+
+
+def _range_end(it: EngineIterator, *, reverse: bool) -> bytes:
+    """The key of the last record of `it`'s range in the scan's direction (which holds one)."""
+    if reverse:
+        it.seek_to_first()
+    else:
+        it.seek_to_last()
+    (key,) = it.read_keys(1, reverse=not reverse)
+    return key
+
+
 def read_batches(
     it: EngineIterator,
     *,
