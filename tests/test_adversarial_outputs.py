@@ -24,7 +24,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import dir_state, kvtool_executable, require_tool, run_kvtool
+from .conftest import (
+    dir_state,
+    kvtool_executable,
+    require_tool,
+    run_kvtool,
+    run_stopped_by_deadline,
+)
 from .oracles import ldb_load, ldb_scan
 
 Record = tuple[bytes, bytes]
@@ -312,9 +318,10 @@ def test_stats_file_on_a_device_is_written_in_place(db: Path, tmp_path: Path) ->
 def test_a_full_stats_file_still_names_the_cursor(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     stats = full_device(tmp_path)
-    result = run_kvtool(
-        "export", db, "-q", "-o", out, "--rate", "2000", "--timeout", "0.5s", "--stats-file", stats
-    )
+    result = run_stopped_by_deadline(
+        "export", db, "-q", "-o", out, "--stats-file", stats, rate=2000, timeout=0.5,
+        wrote=lambda _: (tmp_path / "out.jsonl.partial").exists(),
+    )  # fmt: skip
     assert result.returncode == 74
     line = one_error_line(result.stderr)
     cursor = re.search(r"cursor (kv2\.\S+)", line)
@@ -327,9 +334,10 @@ def test_a_full_stats_file_still_names_the_cursor(db: Path, tmp_path: Path) -> N
 
 
 def stop_after(db: Path, target: Path, *args: str) -> str:
-    """Run a paced export into `target` that --timeout stops; return the cursor it printed."""
-    result = run_kvtool(
-        "export", db, "-o", target, "--rate", "2000", "--timeout", "0.5s", "--stats", "json", *args
+    """Run a paced export into `target` that --timeout stops after some of the 3,000 records (at
+    most 1,000 a run); return the cursor it printed."""
+    result = run_stopped_by_deadline(
+        "export", db, "-o", target, "--stats", "json", *args, rate=2000, timeout=0.5
     )
     assert result.returncode == 124, result.stderr
     cursor = orjson.loads(result.stderr.splitlines()[0])["cursor"]
