@@ -68,7 +68,7 @@ def diff(
 
         kvtool diff a.db b.db --prefix user: --keys-only
 
-        kvtool diff a.db b.db -q > changes.jsonl || echo "they differ (or an error)"
+        kvtool diff a.db b.db -q > changes.jsonl || echo "differ (or failed)"
     """
     from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import emit_stats
