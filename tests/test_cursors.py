@@ -220,9 +220,12 @@ def test_diff_stopped_by_timeout_resumes_exactly(
     assert json.loads(stats.read_text())["cursor"] == cursor
     got = _diff_ops(first.stdout)
     assert 0 < len(got) < len(oracle[1])
-    rest = run_kvtool("diff", a, b, "--after", f"@{stats}", "-q")
+    before = json.loads(stats.read_text())
+    rest = run_kvtool("diff", a, b, "--after", f"@{stats}", "-q", "--stats-file", stats)
     assert rest.returncode == 1, rest.stderr  # the rest differs too
     assert got + _diff_ops(rest.stdout) == oracle[1]
+    # Each record of A is compared once: in the stopped run or in the rest.
+    assert before["records_a"] + json.loads(stats.read_text())["records_a"] == RECORDS
 
 
 def test_diff_stopped_by_a_signal_resumes_exactly(
