@@ -86,7 +86,7 @@ def count(
         kvtool count demo.db --after @count.json
     """
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import record_stats
     from kvtool.ops.count import CountStoppedError, count_records
 
     spec = read_spec(
@@ -105,9 +105,10 @@ def count(
         result = count_records(db, spec, estimate=estimate, workers=workers)
     except CountStoppedError as stop:
         # The partial count and the cursor that resumes it; the error line says them too.
-        emit_stats("count stopped", stop.result.stats(), stats_file=stats_file, quiet=True)
+        record_stats("count stopped", stop.result.stats(), shown=False)
         raise
-    emit_stats("count done", result.stats(), stats_file=stats_file, quiet=True)
+    # The count is the answer (stdout); its figures go to --stats-file only.
+    record_stats("count done", result.stats(), shown=False)
     if json or fmt is StatsFormat.JSON:
         import orjson
 

@@ -68,10 +68,10 @@ def diff(
 
         kvtool diff a.db b.db --prefix user: --keys-only
 
-        kvtool diff a.db b.db -q > changes.jsonl || echo "differ (or failed)"
+        kvtool diff a.db b.db -q > changes.jsonl || echo "differ (1) or failed"
     """
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import absolute, record_stats
     from kvtool.formats.writers import TerminalSafeStream
     from kvtool.ops.diff import diff as run
 
@@ -100,12 +100,9 @@ def diff(
         key_format=key_format.value,
         value_format=value_format.value,
     )
-    emit_stats(
+    record_stats(
         "diff stopped" if result.stopped else "diff done",
-        result.as_dict(),
-        fmt=stats,
-        stats_file=stats_file,
-        quiet=quiet,
+        {"database_b": absolute(b), **result.as_dict()},
     )
     result.raise_for_status()
     if result.differ:

@@ -32,6 +32,7 @@ is cut back to the last whole batch instead. So even then no record is torn.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import select
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool import errors
-from kvtool.engine import OpenMode, open_db
+from kvtool.engine import Bounds, OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import Chunk
@@ -56,10 +57,9 @@ from kvtool.ops.range_worker import (
     Worker,
     dead_wchar,
     framed_size,
-    read_chunk_batch,
     write_fd,
 )
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -200,13 +200,17 @@ def _mend(
     with open_db(db_path, OpenMode.READ_ONLY) as db:
         if db.sequence_number() != r.sequence:
             return  # another view: its batch could differ from the one cut
-        reverse = spec.krange.reverse
-        with db.bounded(spec.krange.cf, r.plan[torn.number]) as it:
-            if reverse:
-                it.seek_for_prev(torn.first)
-            else:
-                it.seek(torn.first)
-            batch = read_chunk_batch(it, spec, torn.records)  # as the worker read it
+        # The batch as the worker read it: `records` records of its chunk from `first` on.
+        order = db.key_order(spec.krange.cf)
+        start = (
+            Bounds(upper=torn.first, upper_closed=True)
+            if spec.krange.reverse
+            else Bounds(lower=torn.first)
+        )
+        bounds = order.intersect(r.plan[torn.number], start)
+        again = dataclasses.replace(spec, after=None, batch_size=torn.records)
+        with read_stage(db, again, bounds) as batches:
+            batch = next(batches, [])
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
@@ -312,16 +316,11 @@ def _coordinate(
                     hand_out(fd)
                 elif kind == "wrote":
                     writing.pop(fd, None)
-                    _, number, final, records, kb, vb, pages, last, size = message
-                    stats.records += records
-                    stats.key_bytes += kb
-                    stats.value_bytes += vb
-                    stats.pages += pages
+                    _, number, final, part, size = message
+                    stats.merge(part)  # writes come in output order: its last key is the last
                     result.output_bytes += size
-                    if last is not None:
-                        stats.last_key = last  # writes come in output order
-                    if progressed is not None and records:
-                        progressed(records)
+                    if progressed is not None and part.records:
+                        progressed(part.records)
                     if final:
                         turn = number + 1
                         if turn in owner:

@@ -14,7 +14,7 @@ from kvtool.stream.pipeline import (
     read_batches,
     tapped,
 )
-from kvtool.stream.source import ReadSpec, record_stream
+from kvtool.stream.source import ReadSpec, read_stage, record_stream
 
 __all__ = [
     "COUNT_STEP",
@@ -32,6 +32,7 @@ __all__ = [
     "limited",
     "paced",
     "read_batches",
+    "read_stage",
     "record_stream",
     "tapped",
 ]

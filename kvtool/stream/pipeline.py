@@ -92,7 +92,7 @@ def read_batches(
     batch_size: int = 1024,
     keys_only: bool = False,
     columns: bool = False,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """Batches from `it` (which we position; the caller owns it and its bounds), after `after`.
 
     With `columns`, a wide-column entity's value is its `Entity` (every column), not just its
@@ -187,6 +187,16 @@ class ScanStats:
         self.value_bytes += sum(map(len, map(_second, batch)))
         self.pages += 1
         self.last_key = batch[-1][0]
+
+    def merge(self, other: ScanStats) -> None:
+        """Add what `other` counted after what this counted (a range worker's written batch)."""
+        self.records += other.records
+        self.key_bytes += other.key_bytes
+        self.value_bytes += other.value_bytes
+        self.pages += other.pages
+        self.rate_wait += other.rate_wait
+        if other.last_key is not None:
+            self.last_key = other.last_key
 
     def finish(self) -> None:
         self.ended = self.clock()
