@@ -528,8 +528,8 @@ def test_a_cursor_for_a_huge_key_is_passed_back_from_a_file(tmp_path: Path) -> N
 _UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def on_a_terminal(*args: str | os.PathLike[str]) -> bytes:
-    """What the installed kvtool writes to stdout when stdout is a real pty."""
+def on_a_terminal(*args: str | os.PathLike[str], code: int = 0) -> bytes:
+    """What the installed kvtool writes to stdout when stdout is a real pty (exiting `code`)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [kvtool_executable(), *map(str, args)], stdout=slave, stderr=subprocess.PIPE
@@ -547,7 +547,7 @@ def on_a_terminal(*args: str | os.PathLike[str]) -> bytes:
     os.close(master)
     assert proc.stderr is not None
     stderr = proc.stderr.read()
-    assert proc.wait(timeout=60) == 0, stderr
+    assert proc.wait(timeout=60) == code, stderr
     return b"".join(chunks).replace(b"\r\n", b"\n")  # the pty's ONLCR
 
 
@@ -586,7 +586,12 @@ def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]
     command, *rest = args
     empty = ldb_load(hostile_db.parent / "empty.db", [(b"other", b"x")])
     link = stdout_link(hostile_db.parent)
-    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty, stdout=link) for a in rest))
+    shown = on_a_terminal(
+        command,
+        hostile_db,
+        *(a.format(empty=empty, stdout=link) for a in rest),
+        code=1 if command == "diff" else 0,  # the two databases differ
+    )
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown
