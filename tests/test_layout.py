@@ -14,7 +14,6 @@ LAYERS = ["cli", "ops", "stream", "formats", "engine"]  # top to bottom
 OVERSIZE = {
     "docgen.py",
     "ops/importer.py",
-    "ops/du.py",
     "ondisk/sst.py",
     "engine/options_file.py",
     "engine/pyrocksdb/binding.py",

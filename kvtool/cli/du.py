@@ -86,8 +86,7 @@ def du(
         kvtool du big.db --sample 0.01 --json | jq '.column_families[0]'
     """
     from kvtool.cli.ondisk_out import encoders
-    from kvtool.ops.du import Grouping, sample_usage, usage_dict
-    from kvtool.ops.inspect import reading
+    from kvtool.ops.du import Grouping, usage_dict
 
     if not separator:
         from kvtool.errors import UsageError
@@ -96,8 +95,9 @@ def du(
     key, _ = encoders(key_format, "auto")
     grouping = Grouping(depth=depth, separator=separator.encode(), levels=levels)
     if sample is not None:
-        with reading(db, "database"):
-            usage = sample_usage(db, grouping, sample, cfs=cf, top=top, seed=seed)
+        from kvtool.ops.du_sample import sample_usage
+
+        usage = sample_usage(db, grouping, sample, cfs=cf, top=top, seed=seed)
     else:
         usage = _exact_with_progress(db, grouping, cf, top)
     result = usage_dict(usage, key, groups)

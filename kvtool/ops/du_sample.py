@@ -1,0 +1,223 @@
+"""`du --sample`: the usage report estimated from a simple random sample of each column family's
+SST data blocks, read from the files, with the error of each estimate."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kvtool.errors import UsageError
+from kvtool.ondisk.sst import TableReader
+from kvtool.ops.du import (
+    ERROR_SIGMAS,
+    CfUsage,
+    Group,
+    Grouping,
+    Usage,
+    add_up,
+    current_version,
+    table_usage,
+)
+from kvtool.ops.ondisk_errors import reading
+
+# Types of the records a read returns (puts, entities, BlobDB references); tombstones, merge
+# operands and older versions are not records.
+_RECORD_TYPES = frozenset({0x1, 0x11, 0x16, 0x18})
+
+
+@dataclass
+class _BlockSums:
+    entries: int = 0
+    entry_bytes: int = 0
+    groups: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # records, bytes
+
+
+def sample_usage(
+    db_path: Path,
+    grouping: Grouping,
+    fraction: float,
+    *,
+    cfs: list[str] | None = None,
+    top: int = 10,
+    seed: int | None = None,
+) -> Usage:
+    """Estimate from a simple random sample of each column family's SST data blocks.
+
+    A ratio estimate: the table properties give each column family's exact totals of entries
+    and of key+value bytes over all its files (X); a prefix's share of them in the sampled
+    blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
+    estimate, and the stated error is ERROR_SIGMAS standard errors of that estimate,
+    N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N blocks. A column family holding
+    one prefix is thus exact. Older versions and tombstones waiting for compaction are in X
+    but not in y. Data only in the WAL or memtables is not sampled (a note says how much WAL
+    there is); values in BlobDB blob files count as their references.
+
+    The blocks are found through each chosen file's index, read at the chosen entries only
+    where the index allows (sst.TableReader.data_handles_at)."""
+    if not 0 < fraction <= 1:
+        raise UsageError("--sample takes a fraction in (0, 1], e.g. 0.01")
+    with reading(db_path, "database"):
+        return _sample(db_path, grouping, fraction, cfs, top, seed)
+
+
+def _sample(
+    db_path: Path,
+    grouping: Grouping,
+    fraction: float,
+    cfs: list[str] | None,
+    top: int,
+    seed: int | None,
+) -> Usage:
+    group_of = grouping.function()
+    rng = random.Random(seed)
+    version = current_version(db_path)
+    version_cfs = [cf.name for cf in version.column_families.values()]
+    for name in cfs or []:
+        if name not in version_cfs:
+            raise UsageError(f"no column family {name!r}")
+    tables, notes = table_usage(db_path, version)
+    for t in tables:
+        # A file a live owner's compaction deleted since the MANIFEST was read is left out
+        # (its note says so); a damaged one is an error, as in every other read.
+        if t.error is not None and not isinstance(t.error, FileNotFoundError):
+            raise t.error
+    gone = sum(t.error is not None for t in tables)
+    if gone:
+        notes.append(f"{gone} file(s) gone since the MANIFEST was read are not in the estimate")
+    names = cfs or sorted(version_cfs, key=lambda c: (c != "default", c))
+    out: list[CfUsage] = []
+    sampled = total_blocks = 0
+    for name in names:
+        usage = CfUsage(name)
+        out.append(usage)
+        files = [t for t in tables if t.cf == name and t.error is None]
+        n_blocks = sum(t.data_blocks for t in files)
+        total_blocks += n_blocks
+        if not n_blocks:
+            continue
+        n = min(n_blocks, max(2, math.ceil(fraction * n_blocks)))
+        sampled += n
+        chosen = sorted(rng.sample(range(n_blocks), n))
+        blocks: list[_BlockSums] = []
+        first = 0
+        for t in files:
+            lo = bisect.bisect_left(chosen, first)
+            hi = bisect.bisect_left(chosen, first + t.data_blocks)
+            mine = [i - first for i in chosen[lo:hi]]
+            first += t.data_blocks
+            if not mine:
+                continue
+            with TableReader(db_path / t.file) as reader:
+                for handle in reader.data_handles_at(mine):
+                    blocks.append(_read_block(reader.entries(handle), group_of, usage, top))
+        known_records = sum(t.entries or 0 for t in files)
+        _estimate(usage, blocks, n_blocks, known_records, sum(t.raw_bytes for t in files))
+    wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
+    if wal:
+        notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
+    notes.append("largest records: among the sampled blocks only")
+    return Usage(
+        db_path,
+        "sample",
+        fraction,
+        out,
+        tables,
+        sampled_blocks=sampled,
+        total_blocks=total_blocks,
+        notes=notes,
+    )
+
+
+def _read_block(
+    entries: Iterable[tuple[bytes, bytes]],
+    group_of: Callable[[bytes], bytes],
+    usage: CfUsage,
+    top: int,
+) -> _BlockSums:
+    """One pass over a sampled block's entries: the block's sums for the estimate (every
+    entry's bytes, each group's records and bytes), and its records added to the column
+    family's sampled sums, value sizes and largest records. Keys come in order, so a group's
+    records are mostly adjacent: the dict is looked up when the group changes."""
+    groups: dict[bytes, list[int]] = {}  # group -> [records, key bytes, value bytes]
+    sizes, largest = usage.value_sizes, usage.largest
+    n = nbytes = 0
+    last: bytes | None = None
+    current: list[int] = []
+    for key, value in entries:
+        kl, vl = len(key), len(value)
+        n += 1
+        nbytes += kl + vl
+        # An internal key ends in 8 bytes (LE) whose lowest is the type.
+        if kl < 8 or key[-8] not in _RECORD_TYPES:
+            continue
+        user = key[:-8]
+        kl -= 8
+        g = group_of(user)
+        if g != last:
+            found = groups.get(g)
+            if found is None:
+                found = groups[g] = [0, 0, 0]
+            current, last = found, g
+        current[0] += 1
+        current[1] += kl
+        current[2] += vl
+        b = vl.bit_length()
+        sizes[b] = sizes.get(b, 0) + 1
+        if top:
+            size = kl + vl
+            if len(largest) < top:
+                heapq.heappush(largest, (size, user, vl))
+            elif size > largest[0][0]:
+                heapq.heapreplace(largest, (size, user, vl))
+    into = usage.groups
+    for g, (records, key_bytes, value_bytes) in groups.items():
+        mine = into.get(g)
+        if mine is None:
+            mine = into[g] = Group()
+        mine.records += records
+        mine.key_bytes += key_bytes
+        mine.value_bytes += value_bytes
+    return _BlockSums(n, nbytes, {g: (r, kb + vb) for g, (r, kb, vb) in groups.items()})
+
+
+def _estimate(
+    usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
+) -> None:
+    """Turn the sampled sums into ratio estimates, with the error of each."""
+    n = len(blocks)
+    x_records = [b.entries for b in blocks]
+    x_bytes = [b.entry_bytes for b in blocks]
+    r_scale = known_records / (sum(x_records) or 1)
+    b_scale = known_bytes / (sum(x_bytes) or 1)
+    for name, group in usage.groups.items():
+        y_records = [b.groups.get(name, (0, 0))[0] for b in blocks]
+        y_bytes = [b.groups.get(name, (0, 0))[1] for b in blocks]
+        group.records_error = _ratio_error(y_records, x_records, n, total)
+        group.bytes_error = _ratio_error(y_bytes, x_bytes, n, total)
+        share = group.key_bytes / (group.bytes or 1)
+        group.records = round(group.records * r_scale)
+        estimated_bytes = sum(y_bytes) * b_scale
+        group.key_bytes = round(estimated_bytes * share)
+        group.value_bytes = round(estimated_bytes) - group.key_bytes
+    usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
+    add_up(usage)
+    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
+    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
+    usage.total.records_error = _ratio_error(all_records, x_records, n, total)
+    usage.total.bytes_error = _ratio_error(all_bytes, x_bytes, n, total)
+
+
+def _ratio_error(y: list[int], x: list[int], n: int, total: int) -> float:
+    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks."""
+    if n < 2:
+        return math.inf
+    ratio = sum(y) / (sum(x) or 1)
+    d = [yi - ratio * xi for yi, xi in zip(y, x, strict=True)]
+    mean = sum(d) / n
+    var = sum((v - mean) ** 2 for v in d) / (n - 1)
+    return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
