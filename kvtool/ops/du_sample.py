@@ -51,11 +51,13 @@ def sample_usage(
     A ratio estimate: the table properties give each column family's exact totals of entries
     and of key+value bytes over all its files (X); a prefix's share of them in the sampled
     blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
-    estimate, and the stated error is ERROR_SIGMAS standard errors of that estimate,
-    N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N blocks. A column family holding
-    one prefix is thus exact. Older versions and tombstones waiting for compaction are in X
-    but not in y. Data only in the WAL or memtables is not sampled (a note says how much WAL
-    there is); values in BlobDB blob files count as their references.
+    estimate. Its standard error is N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N
+    blocks; the stated error is ERROR_SIGMAS of them (`_wald`), or for a prefix the far end of
+    a score interval of its share if that is larger (`_wilson`: a prefix seen in few blocks).
+    Each estimate is within its error with a probability of about 99.7%. Older versions and
+    tombstones waiting for compaction are in X but not in y. Data only in the WAL or memtables
+    is not sampled (a note says how much WAL there is); values in BlobDB blob files count as
+    their references.
 
     The blocks are found through each chosen file's index, read at the chosen entries only
     where the index allows (sst.TableReader.data_handles_at)."""
@@ -189,31 +191,36 @@ def _estimate(
     usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
 ) -> None:
     """Turn the sampled sums into ratio estimates, with the error of each."""
-    n = len(blocks)
     x_records = [b.entries for b in blocks]
     x_bytes = [b.entry_bytes for b in blocks]
+    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
+    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
     r_scale = known_records / (sum(x_records) or 1)
     b_scale = known_bytes / (sum(x_bytes) or 1)
     for name, group in usage.groups.items():
         y_records = [b.groups.get(name, (0, 0))[0] for b in blocks]
         y_bytes = [b.groups.get(name, (0, 0))[1] for b in blocks]
-        group.records_error = _ratio_error(y_records, x_records, n, total)
-        group.bytes_error = _ratio_error(y_bytes, x_bytes, n, total)
         share = group.key_bytes / (group.bytes or 1)
         group.records = round(group.records * r_scale)
         estimated_bytes = sum(y_bytes) * b_scale
         group.key_bytes = round(estimated_bytes * share)
         group.value_bytes = round(estimated_bytes) - group.key_bytes
+        group.records_error = max(
+            _wald(y_records, x_records, total), _wilson(y_records, all_records, total, r_scale)
+        )
+        group.bytes_error = max(
+            _wald(y_bytes, x_bytes, total), _wilson(y_bytes, all_bytes, total, b_scale)
+        )
     usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
     add_up(usage)
-    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
-    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
-    usage.total.records_error = _ratio_error(all_records, x_records, n, total)
-    usage.total.bytes_error = _ratio_error(all_bytes, x_bytes, n, total)
+    usage.total.records_error = _wald(all_records, x_records, total)
+    usage.total.bytes_error = _wald(all_bytes, x_bytes, total)
 
 
-def _ratio_error(y: list[int], x: list[int], n: int, total: int) -> float:
-    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks."""
+def _wald(y: list[int], x: list[int], total: int) -> float:
+    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks, the
+    standard error estimated from the sample's spread."""
+    n = len(y)
     if n < 2:
         return math.inf
     ratio = sum(y) / (sum(x) or 1)
@@ -221,3 +228,32 @@ def _ratio_error(y: list[int], x: list[int], n: int, total: int) -> float:
     mean = sum(d) / n
     var = sum((v - mean) ** 2 for v in d) / (n - 1)
     return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
+
+
+def _wilson(y: list[int], visible: list[int], total: int, scale: float) -> float:
+    """The error of a prefix's estimate as the far end of a Wilson score interval (at the same
+    z) of its share of the visible records' sum, times that sum's estimate (`scale` per
+    sampled unit), with the blocks drawn as the trials.
+
+    `_wald` understates the error exactly when a prefix's estimate is low, because few of its
+    blocks were drawn and its spread looks small too: on the 2M-record bench database 5 of
+    800 prefix estimates fell outside it, all low; on a database of small blocks, one drawn
+    block holding a prefix's last two records gave an estimate a twentieth of the truth and
+    an error a ninth of it. A block either wholly in the prefix or not at all is the case of
+    greatest spread for a given share, and the score interval keeps its coverage for a share
+    seen in few trials; the stated error is the larger of the two."""
+    n = len(y)
+    sum_y, sum_v = sum(y), sum(visible)
+    if n >= total or not sum_y:
+        return 0.0  # every block was read, or the prefix holds no bytes
+    if n < 2:
+        return math.inf
+    share = sum_y / sum_v
+    # Trials: blocks of the visible size the prefix's own blocks have (its y-weighted mean),
+    # more by the finite-population correction.
+    weighted = sum(yi * vi for yi, vi in zip(y, visible, strict=True)) / sum_y
+    trials = sum_v / weighted / (1 - n / total)
+    z2 = ERROR_SIGMAS * ERROR_SIGMAS / trials
+    centre = (share + z2 / 2) / (1 + z2)
+    half = ERROR_SIGMAS / (1 + z2) * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials))
+    return max(centre + half - share, share - centre + half) * sum_v * scale
