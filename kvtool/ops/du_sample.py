@@ -52,8 +52,8 @@ def sample_usage(
     and of key+value bytes over all its files (X); a prefix's share of them in the sampled
     blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
     estimate. Its standard error is N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N
-    blocks; the stated error is ERROR_SIGMAS of them (`_wald`), or for a prefix the far end of
-    a score interval of its share if that is larger (`_wilson`: a prefix seen in few blocks).
+    blocks; the stated error is ERROR_SIGMAS of them (`_Measure.wald`), or for a prefix the far
+    end of a score interval of its share if larger (`_Measure.wilson`: seen in few blocks).
     Each estimate is within its error with a probability of about 99.7%. Older versions and
     tombstones waiting for compaction are in X but not in y. Data only in the WAL or memtables
     is not sampled (a note says how much WAL there is); values in BlobDB blob files count as
@@ -190,70 +190,89 @@ def _read_block(
 def _estimate(
     usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
 ) -> None:
-    """Turn the sampled sums into ratio estimates, with the error of each."""
-    x_records = [b.entries for b in blocks]
-    x_bytes = [b.entry_bytes for b in blocks]
-    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
-    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
-    r_scale = known_records / (sum(x_records) or 1)
-    b_scale = known_bytes / (sum(x_bytes) or 1)
+    """Turn the sampled sums into ratio estimates, with the error of each. A prefix is in few
+    of the blocks: its sums run over those (`_Measure`), not over every block drawn."""
+    records = _Measure(
+        [b.entries for b in blocks], [sum(r for r, _ in b.groups.values()) for b in blocks], total
+    )
+    nbytes = _Measure(
+        [b.entry_bytes for b in blocks],
+        [sum(v for _, v in b.groups.values()) for b in blocks],
+        total,
+    )
+    seen: dict[bytes, list[tuple[int, int, int]]] = {}  # group -> (block, records, bytes)
+    for i, block in enumerate(blocks):
+        for name, (r, v) in block.groups.items():
+            seen.setdefault(name, []).append((i, r, v))
+    r_scale = known_records / (records.sum_x or 1)
+    b_scale = known_bytes / (nbytes.sum_x or 1)
     for name, group in usage.groups.items():
-        y_records = [b.groups.get(name, (0, 0))[0] for b in blocks]
-        y_bytes = [b.groups.get(name, (0, 0))[1] for b in blocks]
         share = group.key_bytes / (group.bytes or 1)
         group.records = round(group.records * r_scale)
-        estimated_bytes = sum(y_bytes) * b_scale
+        estimated_bytes = group.bytes * b_scale
         group.key_bytes = round(estimated_bytes * share)
         group.value_bytes = round(estimated_bytes) - group.key_bytes
-        group.records_error = max(
-            _wald(y_records, x_records, total), _wilson(y_records, all_records, total, r_scale)
-        )
-        group.bytes_error = max(
-            _wald(y_bytes, x_bytes, total), _wilson(y_bytes, all_bytes, total, b_scale)
-        )
+        drawn = seen[name]
+        group.records_error = records.error([(i, r) for i, r, _ in drawn], known_records)
+        group.bytes_error = nbytes.error([(i, v) for i, _, v in drawn], known_bytes)
     usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
     add_up(usage)
-    usage.total.records_error = _wald(all_records, x_records, total)
-    usage.total.bytes_error = _wald(all_bytes, x_bytes, total)
+    usage.total.records_error = records.wald(list(enumerate(records.visible)))
+    usage.total.bytes_error = nbytes.wald(list(enumerate(nbytes.visible)))
 
 
-def _wald(y: list[int], x: list[int], total: int) -> float:
-    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks, the
-    standard error estimated from the sample's spread."""
-    n = len(y)
-    if n < 2:
-        return math.inf
-    ratio = sum(y) / (sum(x) or 1)
-    d = [yi - ratio * xi for yi, xi in zip(y, x, strict=True)]
-    mean = sum(d) / n
-    var = sum((v - mean) ** 2 for v in d) / (n - 1)
-    return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
+class _Measure:
+    """One measure (records or bytes) of the blocks drawn: each block's x (every entry's, the
+    base the table properties count) and visible records' sum, for the errors of estimates
+    whose y is nonzero in few blocks (given as (block, y) pairs)."""
 
+    def __init__(self, x: list[int], visible: list[int], total: int) -> None:
+        self.x, self.visible, self.total, self.n = x, visible, total, len(x)
+        self.sum_x = sum(x)
+        self.sum_x2 = sum(v * v for v in x)
+        self.sum_v = sum(visible)
 
-def _wilson(y: list[int], visible: list[int], total: int, scale: float) -> float:
-    """The error of a prefix's estimate as the far end of a Wilson score interval (at the same
-    z) of its share of the visible records' sum, times that sum's estimate (`scale` per
-    sampled unit), with the blocks drawn as the trials.
+    def error(self, drawn: list[tuple[int, int]], known: int) -> float:
+        """The stated error of a prefix's estimate: the larger of `wald` and `wilson`."""
+        return max(self.wald(drawn), self.wilson(drawn, known))
 
-    `_wald` understates the error exactly when a prefix's estimate is low, because few of its
-    blocks were drawn and its spread looks small too: on the 2M-record bench database 5 of
-    800 prefix estimates fell outside it, all low; on a database of small blocks, one drawn
-    block holding a prefix's last two records gave an estimate a twentieth of the truth and
-    an error a ninth of it. A block either wholly in the prefix or not at all is the case of
-    greatest spread for a given share, and the score interval keeps its coverage for a share
-    seen in few trials; the stated error is the larger of the two."""
-    n = len(y)
-    sum_y, sum_v = sum(y), sum(visible)
-    if n >= total or not sum_y:
-        return 0.0  # every block was read, or the prefix holds no bytes
-    if n < 2:
-        return math.inf
-    share = sum_y / sum_v
-    # Trials: blocks of the visible size the prefix's own blocks have (its y-weighted mean),
-    # more by the finite-population correction.
-    weighted = sum(yi * vi for yi, vi in zip(y, visible, strict=True)) / sum_y
-    trials = sum_v / weighted / (1 - n / total)
-    z2 = ERROR_SIGMAS * ERROR_SIGMAS / trials
-    centre = (share + z2 / 2) / (1 + z2)
-    half = ERROR_SIGMAS / (1 + z2) * math.sqrt(share * (1 - share) / trials + z2 / (4 * trials))
-    return max(centre + half - share, share - centre + half) * sum_v * scale
+    def wald(self, drawn: list[tuple[int, int]]) -> float:
+        """ERROR_SIGMAS standard errors of the ratio estimate, the standard error estimated
+        from the sample's spread: N * sqrt((1 - n/N) * var(d) / n), d = y - R x, whose mean
+        is 0 (R = sum y / sum x); the blocks without y add R^2 x^2 each."""
+        n, total, x = self.n, self.total, self.x
+        if n < 2:
+            return math.inf
+        ratio = sum(y for _, y in drawn) / (self.sum_x or 1)
+        square = ratio * ratio * self.sum_x2
+        for i, y in drawn:
+            square += (y - ratio * x[i]) ** 2 - (ratio * x[i]) ** 2
+        var = max(0.0, square) / (n - 1)
+        return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
+
+    def wilson(self, drawn: list[tuple[int, int]], known: int) -> float:
+        """The far end of a Wilson score interval (at the same z) of the prefix's share of the
+        visible records' sum, times that sum's estimate, with the blocks drawn as the trials.
+
+        `wald` understates the error exactly when a prefix's estimate is low, because few of
+        its blocks were drawn and its spread looks small too: on the 2M-record bench database
+        5 of 800 prefix estimates fell outside it, all low; on a database of small blocks, one
+        drawn block holding a prefix's last two records gave an estimate a twentieth of the
+        truth and an error a ninth of it. A block either wholly in the prefix or not at all is
+        the case of greatest spread for a given share, and the score interval keeps its
+        coverage for a share seen in few trials."""
+        n, total, sum_v = self.n, self.total, self.sum_v
+        sum_y = sum(y for _, y in drawn)
+        if n >= total or not sum_y:
+            return 0.0  # every block was read, or the prefix holds no bytes
+        if n < 2:
+            return math.inf
+        share = sum_y / sum_v
+        # Trials: blocks of the visible size the prefix's own blocks have (its y-weighted
+        # mean), more by the finite-population correction.
+        weighted = sum(y * self.visible[i] for i, y in drawn) / sum_y
+        trials = sum_v / weighted / (1 - n / total)
+        z2 = ERROR_SIGMAS * ERROR_SIGMAS / trials
+        centre = (share + z2 / 2) / (1 + z2)
+        half = ERROR_SIGMAS / (1 + z2) * math.sqrt(share * (1 - share) / trials + z2 / trials / 4)
+        return max(centre + half - share, share - centre + half) * sum_v * known / self.sum_x
