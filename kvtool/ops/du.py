@@ -91,8 +91,10 @@ class TableUsage:
     deletions: int | None
     range_deletions: int | None
     note: str | None = None
-    # For --sample: data blocks, and key (internal: user key and 8 bytes) plus value bytes.
+    # For --sample: data blocks, record entries (every entry but tombstones and merge
+    # operands), and key (internal: user key and 8 bytes) plus value bytes of every entry.
     data_blocks: int = 0
+    record_entries: int = 0
     raw_bytes: int = 0
     error: OSError | FormatError | None = field(default=None, repr=False, compare=False)
 
@@ -227,6 +229,9 @@ def table_usage(
                     path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges
                 )
                 table.data_blocks = p("rocksdb.num.data.blocks") or 0
+                table.record_entries = (
+                    (table.entries or 0) - (deleted or 0) - (p("rocksdb.merge.operands") or 0)
+                )
                 table.raw_bytes = (p("rocksdb.raw.key.size") or 0) + (
                     p("rocksdb.raw.value.size") or 0
                 )

@@ -48,16 +48,18 @@ def sample_usage(
 ) -> Usage:
     """Estimate from a simple random sample of each column family's SST data blocks.
 
-    A ratio estimate: the table properties give each column family's exact totals of entries
-    and of key+value bytes over all its files (X); a prefix's share of them in the sampled
-    blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
-    estimate. Its standard error is N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N
-    blocks; the stated error is ERROR_SIGMAS of them (`_Measure.wald`), or for a prefix the far
-    end of a score interval of its share if larger (`_Measure.wilson`: seen in few blocks).
-    Each estimate is within its error with a probability of about 99.7%. Older versions and
-    tombstones waiting for compaction are in X but not in y. Data only in the WAL or memtables
-    is not sampled (a note says how much WAL there is); values in BlobDB blob files count as
-    their references.
+    A ratio estimate: the table properties give each column family's exact totals over all
+    its files (X) of record entries (every entry but tombstones and merge operands) and of
+    every entry's key+value bytes; a prefix's share of them in the sampled blocks (R = sum y /
+    sum x, y its records or bytes, x the blocks' record entries or every entry's bytes) times
+    X is its estimate. Its standard error is N * sqrt((1 - n/N) * var(y - R x) / n) over the
+    n of N blocks; the stated error is ERROR_SIGMAS of them (`_Measure.wald`), or for a prefix
+    the far end of a score interval of its share if larger (`_Measure.wilson`: seen in few
+    blocks). Each estimate is within its error with a probability of about 99.7%. What the
+    sample cannot see: an older version that a newer write or a tombstone hides is a record
+    entry until compaction drops it; tombstones' bytes are in X; data only in the WAL or
+    memtables is not in the files (a note says how much WAL there is); values in BlobDB blob
+    files count as their references.
 
     The blocks are found through each chosen file's index, read at the chosen entries only
     where the index allows (sst.TableReader.data_handles_at)."""
@@ -117,11 +119,15 @@ def _sample(
             with TableReader(db_path / t.file) as reader:
                 for handle in reader.data_handles_at(mine):
                     blocks.append(_read_block(reader.entries(handle), group_of, usage, top))
-        known_records = sum(t.entries or 0 for t in files)
+        known_records = sum(t.record_entries for t in files)
         _estimate(usage, blocks, n_blocks, known_records, sum(t.raw_bytes for t in files))
     wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
     if wal:
         notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
+    notes.append(
+        "records: the record entries of the SST files, so an older version that a newer "
+        "write or a tombstone hides counts until compaction drops it"
+    )
     notes.append("largest records: among the sampled blocks only")
     return Usage(
         db_path,
@@ -190,16 +196,16 @@ def _read_block(
 def _estimate(
     usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
 ) -> None:
-    """Turn the sampled sums into ratio estimates, with the error of each. A prefix is in few
-    of the blocks: its sums run over those (`_Measure`), not over every block drawn."""
-    records = _Measure(
-        [b.entries for b in blocks], [sum(r for r, _ in b.groups.values()) for b in blocks], total
-    )
-    nbytes = _Measure(
-        [b.entry_bytes for b in blocks],
-        [sum(v for _, v in b.groups.values()) for b in blocks],
-        total,
-    )
+    """Turn the sampled sums into ratio estimates, with the error of each. Records are
+    estimated against the record entries the table properties count exactly (the total is
+    that count), bytes against every entry's bytes. A prefix is in few of the blocks: its
+    sums run over those (`_Measure`), not over every block drawn."""
+    visible = [
+        (sum(r for r, _ in b.groups.values()), sum(v for _, v in b.groups.values())) for b in blocks
+    ]
+    in_records = [r for r, _ in visible]
+    records = _Measure(in_records, in_records, total)
+    nbytes = _Measure([b.entry_bytes for b in blocks], [v for _, v in visible], total)
     seen: dict[bytes, list[tuple[int, int, int]]] = {}  # group -> (block, records, bytes)
     for i, block in enumerate(blocks):
         for name, (r, v) in block.groups.items():
@@ -217,7 +223,8 @@ def _estimate(
         group.bytes_error = nbytes.error([(i, v) for i, _, v in drawn], known_bytes)
     usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
     add_up(usage)
-    usage.total.records_error = records.wald(list(enumerate(records.visible)))
+    usage.total.records = known_records  # the groups' rounded estimates add up to about it
+    usage.total.records_error = 0.0
     usage.total.bytes_error = nbytes.wald(list(enumerate(nbytes.visible)))
 
 
