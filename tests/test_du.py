@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from kvtool.ondisk.sst import TableReader
 from kvtool.ops.du import Grouping
 from kvtool.ops.du_sample import sample_usage
 
@@ -294,6 +295,26 @@ def test_sample_error_holds_for_a_prefix_seen_in_few_blocks(
             assert abs(got.records - records_real) <= (got.records_error or 0), (seed, prefix)
             few += got.records < records_real / 4
     assert few  # the case this is about did come up
+
+
+def test_sample_of_a_damaged_block_is_exit_74(tmp_path: Path) -> None:
+    db = ldb_load(
+        tmp_path / "d.db",
+        [(b"k:%04d" % i, b"v" * 40) for i in range(300)],
+        "--block_size=512",
+        "--compression_type=no",
+    )
+    (path,) = db.glob("*.sst")
+    with TableReader(path) as reader:
+        handle = next(iter(reader.data_handles()))
+    data = bytearray(path.read_bytes())
+    end = handle.offset + handle.size
+    data[end - 4 : end] = b"\xff\xff\xff\x7f"  # more restart points than the block has bytes
+    path.write_bytes(bytes(data))
+    result = run_kvtool("du", "--sample", "1", db)
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error:") and result.stderr.count(b"\n") == 1
+    assert b"restart points" in result.stderr
 
 
 def test_grouping_options(tmp_path: Path) -> None:

@@ -7,11 +7,12 @@ import bisect
 import heapq
 import math
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kvtool.errors import UsageError
+from kvtool.ondisk.coding import FormatError, Reader, fixed32_at
 from kvtool.ondisk.sst import TableReader
 from kvtool.ops.du import (
     ERROR_SIGMAS,
@@ -118,7 +119,8 @@ def _sample(
                 continue
             with TableReader(db_path / t.file) as reader:
                 for handle in reader.data_handles_at(mine):
-                    blocks.append(_read_block(reader.entries(handle), group_of, usage, top))
+                    data = reader.block(handle)
+                    blocks.append(_read_block(data, handle.offset, group_of, usage, top))
         known_records = sum(t.record_entries for t in files)
         _estimate(usage, blocks, n_blocks, known_records, sum(t.raw_bytes for t in files))
     wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
@@ -142,26 +144,55 @@ def _sample(
 
 
 def _read_block(
-    entries: Iterable[tuple[bytes, bytes]],
-    group_of: Callable[[bytes], bytes],
-    usage: CfUsage,
-    top: int,
+    data: bytes, offset: int, group_of: Callable[[bytes], bytes], usage: CfUsage, top: int
 ) -> _BlockSums:
-    """One pass over a sampled block's entries: the block's sums for the estimate (every
+    """One pass over a sampled data block's entries: the block's sums for the estimate (every
     entry's bytes, each group's records and bytes), and its records added to the column
-    family's sampled sums, value sizes and largest records. Keys come in order, so a group's
-    records are mostly adjacent: the dict is looked up when the group changes."""
+    family's sampled sums, value sizes and largest records.
+
+    The hot loop of --sample, so it walks the block itself (the entry format of
+    sst._data_entries: shared, unshared and value lengths, then the key's new bytes and the
+    value, which it never copies) and keeps to locals: a group's records are adjacent (keys
+    come in order), so its sums are looked up when the group changes; equal value sizes are
+    counted as a run; the largest records are compared with the smallest kept."""
+    end = len(data) - 4
+    if end < 0:
+        raise FormatError(f"block of {len(data)} bytes", offset)
+    packed = fixed32_at(data, end)
+    if packed >> 31:  # a data block hash index sits between the restarts and the footer
+        if end < 2:
+            raise FormatError("block too short for its hash index", offset)
+        end -= 2 + (data[end - 2] | (data[end - 1] << 8))
+    limit = end - 4 * (packed & 0x7FFFFFFF)
+    if not packed & 0x7FFFFFFF or limit < 0:
+        raise FormatError(f"block has {packed & 0x7FFFFFFF} restart points", offset)
     groups: dict[bytes, list[int]] = {}  # group -> [records, key bytes, value bytes]
     sizes, largest = usage.value_sizes, usage.largest
-    n = nbytes = 0
+    floor = (largest[0][0] if len(largest) >= top else -1) if top else 1 << 62
+    types = _RECORD_TYPES
+    pos = n = nbytes = run = 0
+    key = b""
     last: bytes | None = None
     current: list[int] = []
-    for key, value in entries:
-        kl, vl = len(key), len(value)
+    last_vl = -1
+    while pos < limit:
+        shared, unshared, vl = data[pos], data[pos + 1], data[pos + 2]
+        if (shared | unshared | vl) < 128:  # nearly always: one-byte varints
+            pos += 3
+        else:
+            reader = Reader(data[:limit], pos, base=offset)
+            shared, unshared, vl = reader.varint(32), reader.varint(32), reader.varint(32)
+            pos = reader.pos
+        start = pos
+        pos += unshared + vl
+        if shared > len(key) or pos > limit or shared + unshared < 8:
+            raise FormatError("entry runs past its block or its key's prefix", offset + start)
+        key = key[:shared] + data[start : start + unshared]
+        kl = len(key)
         n += 1
         nbytes += kl + vl
         # An internal key ends in 8 bytes (LE) whose lowest is the type.
-        if kl < 8 or key[-8] not in _RECORD_TYPES:
+        if key[-8] not in types:
             continue
         user = key[:-8]
         kl -= 8
@@ -174,14 +205,22 @@ def _read_block(
         current[0] += 1
         current[1] += kl
         current[2] += vl
-        b = vl.bit_length()
-        sizes[b] = sizes.get(b, 0) + 1
-        if top:
-            size = kl + vl
+        if vl != last_vl:
+            if run:
+                b = last_vl.bit_length()
+                sizes[b] = sizes.get(b, 0) + run
+            last_vl, run = vl, 0
+        run += 1
+        if kl + vl > floor:
             if len(largest) < top:
-                heapq.heappush(largest, (size, user, vl))
-            elif size > largest[0][0]:
-                heapq.heapreplace(largest, (size, user, vl))
+                heapq.heappush(largest, (kl + vl, user, vl))
+            else:
+                heapq.heapreplace(largest, (kl + vl, user, vl))
+            if len(largest) >= top:
+                floor = largest[0][0]
+    if run:
+        b = last_vl.bit_length()
+        sizes[b] = sizes.get(b, 0) + run
     into = usage.groups
     for g, (records, key_bytes, value_bytes) in groups.items():
         mine = into.get(g)
