@@ -18,7 +18,9 @@ from kvtool.ondisk.manifest import Version, current_manifest, read_edits, replay
 from kvtool.ondisk.sst import TableReader
 
 # The estimate's stated error: three standard errors (a 99.7% interval under the normal
-# approximation), so that a per-prefix check of many prefixes rarely sees one outside it.
+# approximation), so that a per-prefix check of many prefixes rarely sees one outside it; for
+# a prefix seen in few blocks, the far end of a score interval at the same z if larger
+# (du_sample._Measure).
 ERROR_SIGMAS = 3.0
 
 
@@ -301,7 +303,11 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
         "path": str(usage.path),
         "mode": usage.mode,
         "fraction": usage.fraction,
-        "error": f"{ERROR_SIGMAS:g} standard errors" if usage.mode == "sample" else None,
+        "error": (
+            f"{ERROR_SIGMAS:g} standard errors, more for a prefix seen in few blocks"
+            if usage.mode == "sample"
+            else None
+        ),
         "sampled_blocks": usage.sampled_blocks,
         "total_blocks": usage.total_blocks,
         "column_families": cfs,

@@ -130,7 +130,8 @@ def _sample(
         "records: the record entries of the SST files, so an older version that a newer "
         "write or a tombstone hides counts until compaction drops it"
     )
-    notes.append("largest records: among the sampled blocks only")
+    if top:
+        notes.append("largest records: among the sampled blocks only")
     return Usage(
         db_path,
         "sample",
