@@ -50,7 +50,9 @@ def main() -> None:
         for _ in range(args.runs):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
-            subprocess.run(command, env=env, check=True, capture_output=True)
+            # cwd: `-m` puts the working directory first on sys.path, so a run from another
+            # checkout would measure that checkout's kvtool, not this one's.
+            subprocess.run(command, env=env, check=True, capture_output=True, cwd=tmp)
             times.append(time.perf_counter() - start)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)

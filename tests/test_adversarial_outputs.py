@@ -219,7 +219,9 @@ def test_read_only_target_is_refused_before_any_work(db: Path, tmp_path: Path) -
     assert result.returncode == 77
     assert "read-only" in one_error_line(result.stderr)
     assert target.read_bytes() == b"precious\n" and stat.S_IMODE(target.stat().st_mode) == 0o444
-    assert not stats.exists()  # no work started, so no stats either
+    # No work started, but the stats file records the failure (docs/stats.schema.json).
+    recorded = orjson.loads(stats.read_bytes())
+    assert recorded["status"] == "failed" and recorded["exit_code"] == 77
     assert leftovers(tmp_path) == []
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import array
 import base64
+import contextlib
 import fcntl
+import functools
 import gzip
 import os
 import re
@@ -121,6 +123,46 @@ def _signal_taken(proc: subprocess.Popen[bytes], sig: int) -> None:
 def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, bytes]:
     out, err = proc.communicate(timeout=120)
     return proc.returncode, out, err
+
+
+def _thread_states(pid: int) -> set[str]:
+    """The scheduler states of the threads of `pid` (R, S, D, T, Z, ...; empty once it is gone)."""
+    states = set()
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            states.add(stat.read_text().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def _act_while(
+    proc: subprocess.Popen[bytes], state: Callable[[], bool], act: Callable[[], None]
+) -> bool:
+    """Run `act` (a signal, a kill) while `state()` holds for the running kvtool, for certain.
+
+    A poll alone cannot promise that: the state may pass between the look and the act (a copy
+    that ends, a file renamed), and a signal that lands after kvtool's work is done stops its
+    exit instead (exit -2). So once the poll sees the state, the process is stopped (SIGSTOP:
+    every thread) and looked at again: what the test sees then stays true until `act` has run,
+    and the process continues (SIGCONT) to take the signal in that state. False when the state
+    was missed (it passed, or kvtool ended, before the test stopped it): run kvtool again.
+    """
+    deadline = time.monotonic() + 60
+    while proc.poll() is None:
+        assert time.monotonic() < deadline, "gave up waiting for the state to act in"
+        if state():
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                while not (states := _thread_states(proc.pid)) <= {"T", "t", "Z", "X"}:
+                    assert time.monotonic() < deadline, f"kvtool did not stop: {states}"
+                    time.sleep(0.001)
+                if not states or "Z" in states or not state():
+                    return False
+                act()
+                return True
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.001)
+    return False
 
 
 STOPS = {
@@ -429,33 +471,41 @@ def test_keyboard_interrupt_in_library_use_is_a_clean_stop(tmp_path: Path) -> No
 
 
 def test_sst_mode_interrupted_tells_the_truth_about_the_ingest(tmp_path: Path) -> None:
-    db = _ldb_db_with_cf(tmp_path / "db", "events")
+    """A signal while the SST file exists in the work directory (written, or being ingested:
+    a moved file leaves it when the ingest succeeds) lands there for certain (`_act_while`);
+    the message says which of nothing or everything was imported, and the database agrees."""
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"".join(_import_lines()))
-    proc = _start(
-        "import", "--mode", "sst", "--key-format", "hex", "--value-format", "base64", db, source
-    )
+    for attempt in range(5):  # the SST phase lasts a good part of a second: a poll rarely misses
+        work = tmp_path / f"work{attempt}"
+        work.mkdir()
+        db = _ldb_db_with_cf(tmp_path / f"db{attempt}", "events")
+        proc = _start(
+            "import", "--mode", "sst", "--key-format", "hex", "--value-format", "base64",
+            "--tmp-dir", work, db, source,
+        )  # fmt: skip
 
-    def sst_written() -> bool:
-        return any(tmp_path.glob("kvtool-import-*/import-00000.sst"))
+        def sst_written(work: Path = work) -> bool:
+            return any(work.glob("kvtool-import-*/import-00000.sst"))
 
-    _wait_for(sst_written, "the SST file", proc)
-    proc.send_signal(signal.SIGINT)
-    returncode, _, err = _finish(proc)
+        caught = _act_while(proc, sst_written, functools.partial(proc.send_signal, signal.SIGINT))
+        returncode, _, err = _finish(proc)
+        if caught:
+            break
+        assert returncode == 0, err.decode()
+    else:
+        pytest.fail("the SST file was never seen")
 
     stored = _stored(db)
     message = err.decode()
-    if returncode == 0:
-        assert len(stored) == len(IMPORT_RECORDS) + 1
+    assert returncode == 130, message
+    assert message.count("\n") == 1
+    if "nothing was imported" in message:
+        assert stored == [(b"kept", b"by-ldb")]
     else:
-        assert returncode == 130, message
-        assert message.count("\n") == 1
-        if "nothing was imported" in message:
-            assert stored == [(b"kept", b"by-ldb")]
-        else:
-            assert f"all {len(IMPORT_RECORDS)} records" in message
-            assert len(stored) == len(IMPORT_RECORDS) + 1
-    assert list(tmp_path.glob("kvtool-import-*")) == []
+        assert f"all {len(IMPORT_RECORDS)} records" in message
+        assert len(stored) == len(IMPORT_RECORDS) + 1
+    assert list(work.iterdir()) == []
 
 
 def test_sst_work_dirs_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
@@ -493,11 +543,25 @@ def test_sst_work_dirs_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: P
 
 
 # -- checkpoint -----------------------------------------------------------------------------------
+def _holds(proc: subprocess.Popen[bytes], path: Path) -> bool:
+    """Whether the process has `path` open (RocksDB keeps the database's LOCK file open from the
+    open to the close)."""
+    for fd in Path(f"/proc/{proc.pid}/fd").glob("*"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            if os.readlink(fd) == str(path):
+                return True
+    return False
+
+
 def test_an_interrupted_checkpoint_is_complete_or_absent(
     ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
-    """On another filesystem (tmpfs) RocksDB copies the files, which takes long enough for the
-    signal to land inside the copy: DEST.tmp is RocksDB's work directory while it runs."""
+    """On another filesystem (tmpfs) RocksDB copies the files (DEST.tmp is its work directory
+    while the one native call runs, which a signal cannot cut short). The signal lands while
+    kvtool holds the database open, for certain (`_act_while`); before that, kvtool's work is
+    done and the signal would stop its exit instead. Stopped before the copy, nothing is left;
+    stopped inside it (the copy of these 2 MB takes a millisecond or two), the whole copy is
+    kept and said to be kept."""
     source, expected = ldb_db
     db = tmp_path / "db"
     shutil.copytree(source, db)
@@ -505,27 +569,52 @@ def test_an_interrupted_checkpoint_is_complete_or_absent(
     if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
         pytest.skip("needs /dev/shm on another filesystem")
     dest = shm / f"kvtool-test-{os.getpid()}"
+    work = dest.with_name(dest.name + ".tmp")
     try:
-        proc = _start("checkpoint", db, dest)
-        deadline = time.monotonic() + 60
-        # The signal lands inside the copy when the poll sees RocksDB's work directory in time;
-        # a copy that finished first is the other outcome the claim allows: complete.
-        while not dest.with_name(dest.name + ".tmp").exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "gave up waiting for the copy"
-            time.sleep(0.001)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        returncode, _, err = _finish(proc)
-        assert not dest.with_name(dest.name + ".tmp").exists()
+        for _attempt in range(10):  # the open takes tens of milliseconds: a poll rarely misses
+            proc = _start("checkpoint", db, dest)
+            holds = functools.partial(_holds, proc, db / "LOCK")
+            caught = _act_while(proc, holds, functools.partial(proc.send_signal, signal.SIGINT))
+            returncode, _, err = _finish(proc)
+            if caught:
+                break
+            assert returncode == 0, err.decode()
+            shutil.rmtree(dest)
+        else:
+            pytest.fail("kvtool was never seen holding the database open")
+        assert not work.exists()
         if returncode == 130:
             assert not dest.exists(), err.decode()
         else:
             assert returncode == 0, err.decode()
+            assert "while the checkpoint was being written; it is complete" in err.decode()
             copy = run_kvtool("export", dest)
             assert _records(copy.stdout) == expected
     finally:
         shutil.rmtree(dest, ignore_errors=True)
-        shutil.rmtree(dest.with_name(dest.name + ".tmp"), ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_a_signal_before_the_checkpoint_copy_leaves_nothing(
+    ldb_db: tuple[Path, list[tuple[str, str]]],
+    tmp_path: Path,
+    writer_process: Callable[[Path], subprocess.Popen[str]],
+) -> None:
+    """Stopped while it waits for the owner's lock (blocked: the stop lands there for certain),
+    a checkpoint exits 130 and leaves neither DEST nor RocksDB's DEST.tmp."""
+    source, _ = ldb_db
+    db = tmp_path / "db"
+    shutil.copytree(source, db)
+    writer_process(db)
+    dest = tmp_path / "copy"
+    proc = _start("checkpoint", "--wait-lock", "60s", db, dest)
+    assert proc.stderr is not None
+    assert "waiting up to 60s for the lock" in proc.stderr.readline().decode()
+    proc.send_signal(signal.SIGINT)
+    returncode, _, err = _finish(proc)
+    assert returncode == 130, err.decode()
+    assert err.decode().strip().endswith("kvtool: error: interrupted")
+    assert not dest.exists() and not dest.with_name("copy.tmp").exists()
 
 
 if sys.platform != "linux":  # /proc, FIONREAD on pipes, F_GETPIPE_SZ

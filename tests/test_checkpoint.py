@@ -32,7 +32,7 @@ def test_checkpoint_digest_equals_source_and_opens_in_ldb(tmp_path: Path) -> Non
 
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stderr.decode().strip().splitlines()[-1])
-    assert stats["status"] == "done" and stats["dest"] == str(copy)
+    assert stats["status"] == "ok" and stats["dest"] == str(copy)
     assert stats["linked"] >= 2  # both column families' SST files share the source's inodes
     assert stats["files"] == stats["linked"] + stats["copied"]
     src_digest = run_kvtool("verify", "-q", "--digest", source)
@@ -111,7 +111,7 @@ def test_checkpoint_stats_file(small_db: Path, tmp_path: Path) -> None:
     assert result.returncode == 0
     assert result.stdout == result.stderr == b""
     stats = json.loads(stats_file.read_text())
-    assert stats["command"] == "checkpoint" and stats["status"] == "done"
+    assert stats["command"] == "checkpoint" and stats["status"] == "ok"
     assert stats["bytes"] > 0
 
 

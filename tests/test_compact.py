@@ -61,7 +61,7 @@ def test_compact_shrinks_sst_bytes_and_keeps_every_record(tmp_path: Path) -> Non
 
     assert result.returncode == 0, result.stderr
     stats = stats_of(result.stderr)
-    assert stats["status"] == "done"
+    assert stats["status"] == "ok" and stats["exit_code"] == 0
     assert stats["column_families"] == ["default"]
     before, after = stats["before"], stats["after"]
     assert before["sst_files"] == 3
@@ -90,7 +90,7 @@ def test_compact_text_stats_block_and_quiet(tmp_path: Path) -> None:
     assert quiet.returncode == 0
     assert quiet.stdout == quiet.stderr == b""
     written = json.loads(stats_file.read_text())
-    assert written["command"] == "compact" and written["status"] == "done"
+    assert written["command"] == "compact" and written["status"] == "ok"
     assert os.listdir(stats_file.parent) == ["compact.json"]  # no temp file left behind
 
 
@@ -176,7 +176,8 @@ def test_signal_cancels_a_long_compaction(tmp_path: Path, sig: signal.Signals, c
     assert returncode == code, rest
     lines = rest.decode().strip().splitlines()
     stats = json.loads(lines[-2])
-    assert stats["status"] == f"cancelled by {sig.name}"
+    assert stats["status"] == "stopped" and stats["exit_code"] == code
+    assert stats["error"].startswith(f"compaction interrupted by {sig.name}")
     assert stats["completed"] == []
     # Cancelled in its first job (which would take ~15 s), so no output of it was kept.
     assert stats["after"]["levels"] == stats["before"]["levels"]
@@ -198,7 +199,7 @@ def test_new_background_error_exits_74(tmp_path: Path) -> None:
     err = result.stderr.decode()
     assert "background error" in err and damaged.name in err
     stats = stats_of(result.stderr.rsplit(b"\n", 2)[0])
-    assert stats["status"] == "failed"
+    assert stats["status"] == "failed" and stats["exit_code"] == 74
     assert stats["background_errors_after"] > stats["background_errors_before"]
 
 

@@ -22,9 +22,10 @@ def blocks(kind: str) -> list[str]:
     return re.findall(rf"^```{kind}\n(.*?)^```$", DOC.read_text(), flags=re.M | re.S)
 
 
-def crontab_commands() -> list[str]:
-    """The command part of each crontab entry, as cron hands it to /bin/sh (`\\%` -> `%`)."""
-    (crontab,) = blocks("crontab")
+def crontab_commands(which: int = 0) -> list[str]:
+    """The command part of each entry of the doc's first (or `which`) crontab, as cron hands it
+    to /bin/sh (`\\%` -> `%`)."""
+    crontab = blocks("crontab")[which]
     return [
         m.group("command").replace("\\%", "%")
         for line in crontab.splitlines()
@@ -43,12 +44,15 @@ class Site:
             directory.mkdir()
         self.tmp = root / "tmp"
         self.tmp.mkdir()
+        self.textfile = root / "textfile_collector"
+        self.textfile.mkdir()
 
     def localize(self, text: str) -> str:
         return (
             text.replace("/tmp/kvtool-", f"{self.tmp}/kvtool-")
             .replace("/srv/app/db", str(self.db))
             .replace("/var/lib/kvtool", str(self.stats))
+            .replace("/var/lib/node_exporter/textfile_collector", str(self.textfile))
             .replace("/srv/backup", str(self.backup))
             .replace("--wait-lock 10m", "--wait-lock 1s")  # the tests' owner does not let go
         )
@@ -83,7 +87,7 @@ def test_crontab_lines_run_quietly_and_write_their_stats(site: Site) -> None:
 
     compact = json.loads((site.stats / "compact.json").read_text())
     verify = json.loads((site.stats / "verify.json").read_text())
-    assert compact["status"] == "done" and compact["io_rate"] == 50_000_000
+    assert compact["status"] == "ok" and compact["io_rate"] == 50_000_000
     assert verify["status"] == "ok" and verify["records"] == 500
     (copy,) = site.backup.iterdir()
     assert re.fullmatch(r"app-\d{4}-\d{2}-\d{2}", copy.name)
@@ -110,7 +114,7 @@ def test_the_wrapper_keeps_quiet_about_a_busy_night_only(
     writer_process(site.db)
 
     first = site.sh(wrapper)  # busy, and no successful run on record: report it
-    (site.stats / "compact.json").write_text('{"status": "done"}\n')
+    (site.stats / "compact.ok").touch()  # as the wrapper does after a success
     later = site.sh(wrapper)  # busy, but the last success is recent: keep quiet
 
     assert first.returncode == 75
@@ -127,3 +131,26 @@ def test_digest_comparison_line(site: Site) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"same\n"
+
+
+def test_prometheus_crontab_lines_write_what_the_alert_rules_read(site: Site) -> None:
+    from .test_stats import require_module
+
+    parser = require_module("prometheus_client.parser")
+    commands = crontab_commands(1)
+    assert [c.split()[1] for c in commands] == ["verify", "checkpoint"]
+    for command in commands:
+        result = site.sh(command)
+        assert result.returncode == 0, (command, result.stderr)
+        assert result.stdout == result.stderr == b"", command
+
+    names: set[str] = set()
+    for prom in sorted(site.textfile.iterdir()):
+        assert prom.suffix == ".prom", prom  # no temporary file left for the collector to read
+        families = list(parser.text_string_to_metric_families(prom.read_text()))
+        names |= {f.name for f in families}
+        success = {f.name: f.samples[0] for f in families}["kvtool_last_run_success"]
+        assert success.value == 1 and success.labels["database"] == str(site.db)
+    (rules,) = blocks("yaml")
+    used = set(re.findall(r"\b(kvtool_[a-z_]+)", rules))
+    assert used and used <= names, used - names

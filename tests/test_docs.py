@@ -328,6 +328,7 @@ def test_bash_completes_each_choice_with_its_values(tmp_path: Path) -> None:
     assert bash_complete(["kvtool", "scan", "-f", ""], tmp_path) == ["jsonl", "csv", "tsv", "table"]
     offered = bash_complete(["kvtool", "import", "--key-format", ""], tmp_path)
     assert offered == ["auto", "utf8", "hex", "base64"]  # no json: keys must be byte-exact
+    assert bash_complete(["kvtool", "--engine", ""], tmp_path) == ["rocksdict", "python-rocksdb"]
     assert "json" in bash_complete(["kvtool", "export", "--value-format", ""], tmp_path)
     assert bash_complete(["kvtool", "import", "--mode", ""], tmp_path) == ["batch", "sst"]
     assert bash_complete(["kvtool", "compact", "--bottommost", "if"], tmp_path) == ["if-needed"]

@@ -1,5 +1,6 @@
 """Choosing the engine: `--engine NAME` and KVTOOL_ENGINE reach every open; the version lines name
-the engine that reads; an unknown name is a usage error listing the engines.
+the engine that reads; an unknown name is a usage error listing the engines, which help, the man
+page and completion list too.
 
 Databases are written by `ldb` 7.8, and `ldb scan` is the oracle for what the chosen engine reads.
 """
@@ -12,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from kvtool import docgen
 from kvtool.cli.app import run
-from kvtool.engine import ENGINES, Database, OpenMode
+from kvtool.engine import ENGINES, Database, EngineName, OpenMode
 from kvtool.engine.rdict import RdictEngine, bundled_rocksdb_version
 from tests.conftest import dir_state, require_tool, run_kvtool
 from tests.oracles import ldb_load, ldb_scan
@@ -43,8 +45,8 @@ def ldb_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def probe(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, OpenMode]]:
-    # Registering an engine is one line of ENGINES.
-    monkeypatch.setitem(ENGINES, "probe", f"{__name__}:ProbeEngine")
+    # What `--engine python-rocksdb` loads comes from its line of ENGINES: here the probe.
+    monkeypatch.setitem(ENGINES, EngineName.PYTHON_ROCKSDB, f"{__name__}:ProbeEngine")
     monkeypatch.delenv("KVTOOL_ENGINE", raising=False)
     OPENED.clear()
     return OPENED
@@ -61,9 +63,21 @@ def test_an_unknown_engine_is_a_usage_error_listing_the_engines(ldb_db: Path) ->
         assert result.returncode == 2, result.stderr
         assert result.stdout == b""
         assert result.stderr.decode().splitlines() == [
-            "kvtool: error: unknown engine 'nope' (choose one of: rocksdict, python-rocksdb)"
+            "kvtool: error: Invalid value for '--engine' (env var: 'KVTOOL_ENGINE'): 'nope' is "
+            "not one of 'rocksdict', 'python-rocksdb'. (see kvtool --help)"
         ]
     assert dir_state(ldb_db) == before
+
+
+def test_the_engine_names_are_listed_by_help_and_the_man_page() -> None:
+    result = run_kvtool("--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert "--engine <rocksdict|python-rocksdb>" in result.stdout.decode()
+    (root,) = (info for info in docgen.walk() if not info.path)
+    (engine,) = (doc for doc in docgen.options(root) if doc.names.startswith("--engine"))
+    assert engine.names == "--engine <rocksdict|python-rocksdb>"
+    man = (docgen.ROOT / docgen.MAN_FILE).read_text(encoding="utf-8")
+    assert "\\fB\\-\\-engine\\fR \\fI<rocksdict|python\\-rocksdb>\\fR" in man
 
 
 def test_version_and_info_name_the_engine_and_its_rocksdb(ldb_db: Path) -> None:
@@ -83,15 +97,15 @@ def test_the_chosen_engine_opens_for_every_command(
     ldb_db: Path, probe: list[tuple[Path, OpenMode]], capsys: pytest.CaptureFixture[str]
 ) -> None:
     expected = ldb_scan(ldb_db)
-    assert run(["--engine", "probe", "count", str(ldb_db)]) == 0
+    assert run(["--engine", "python-rocksdb", "count", str(ldb_db)]) == 0
     assert capsys.readouterr().out == f"{len(expected)}\n"
     assert probe == [(ldb_db, OpenMode.READ_ONLY)]
     probe.clear()
-    assert run(["--engine", "probe", "put", str(ldb_db), "k999", "v"]) == 0
+    assert run(["--engine", "python-rocksdb", "put", str(ldb_db), "k999", "v"]) == 0
     assert probe[0] == (ldb_db, OpenMode.READ_WRITE)  # (then its own look, read-only)
     assert ldb_scan(ldb_db) == [*expected, (b"k999", b"v")]
     probe.clear()
-    assert run(["--engine", "probe", "--version"]) == 0
+    assert run(["--engine", "python-rocksdb", "--version"]) == 0
     assert "(probe 1.2.3, RocksDB 9.8.4)" in capsys.readouterr().out
     # The choice lasts one run: the next one without --engine uses the default.
     assert run(["count", str(ldb_db)]) == 0
@@ -104,7 +118,7 @@ def test_kvtool_engine_chooses_when_no_option_does(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("KVTOOL_ENGINE", "probe")
+    monkeypatch.setenv("KVTOOL_ENGINE", "python-rocksdb")
     assert run(["info", str(ldb_db)]) == 0
     assert "read with:       probe 1.2.3, RocksDB 9.8.4\n" in capsys.readouterr().out
     assert probe == [(ldb_db, OpenMode.READ_ONLY)]

@@ -101,7 +101,7 @@ def test_sigint_stops_at_a_record_boundary_and_the_cursor_resumes(big_db: Path) 
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, err
     assert head.endswith(b"\n") and whole.startswith(head)
-    token = err.decode().split("--after ")[1].split()[0]
+    token = err.decode().rsplit("--after ", 1)[1].split()[0]
     rest = _export(big_db, "--workers", "2", "--after", token)
     assert head + rest == whole
 

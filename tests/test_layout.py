@@ -9,14 +9,10 @@ from pathlib import Path
 
 KVTOOL = Path(__file__).resolve().parent.parent / "kvtool"
 LAYERS = ["cli", "ops", "stream", "formats", "engine"]  # top to bottom
-# Over the 400-line limit, to be split by their own issues (not the engine or the export path).
-# Still to split (issue 11): each is named here so that no other file grows past 400 lines.
+# Over the 400-line limit, to be split by the work under way on it (import): named here so that
+# no other file grows past 400 lines.
 OVERSIZE = {
-    "docgen.py",
     "ops/importer.py",
-    "ondisk/sst.py",
-    "engine/options_file.py",
-    "engine/pyrocksdb/binding.py",
 }
 
 

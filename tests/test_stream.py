@@ -134,7 +134,7 @@ def test_stopper_deadline_cuts_a_sleep_short() -> None:
 
 
 def test_stopper_turns_a_signal_into_a_stop_at_the_boundary() -> None:
-    with Stopper() as stopper:
+    with Stopper(signals=True) as stopper:
         signal.raise_signal(signal.SIGTERM)  # the handler only takes note
         with pytest.raises(StopRequested) as caught:
             stopper.check()

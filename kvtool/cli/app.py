@@ -3,12 +3,14 @@ turns exceptions into an error line and an exit code."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated, Any
 
@@ -45,6 +47,7 @@ from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
 from kvtool.cli.typer_compat import plain_required_arguments
+from kvtool.engine import EngineName
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted, KvtoolError
 
 app = typer.Typer(
@@ -70,11 +73,11 @@ def _print_version(value: bool) -> None:
     raise typer.Exit()
 
 
-def _choose_engine(name: str | None) -> str | None:
+def _choose_engine(name: EngineName | None) -> EngineName | None:
     # Eager, so that `--engine NAME --version` names that engine's versions.
-    from kvtool.engine import ENGINE_CHOICE, check_engine_name
+    from kvtool.engine import ENGINE_CHOICE
 
-    ENGINE_CHOICE.name = check_engine_name(name) if name else None
+    ENGINE_CHOICE.name = name.value if name is not None else None
     return name
 
 
@@ -90,14 +93,14 @@ def root(
         ),
     ] = False,
     engine: Annotated[
-        str | None,
+        EngineName | None,
         typer.Option(
             "--engine",
-            metavar="NAME",
             envvar="KVTOOL_ENGINE",
             callback=_choose_engine,
             is_eager=True,
-            help="The engine that opens databases: rocksdict (RocksDB 9.8, the default).",
+            help="The engine that opens databases: rocksdict (RocksDB 9.8, the default) or "
+            "python-rocksdb (RocksDB 6.14, when the rocksdb module is installed).",
             show_default=False,
         ),
     ] = None,
@@ -216,60 +219,160 @@ def _error(message: str) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
+    # This process is kvtool: streams stop at record boundaries on a signal and tune the
+    # allocator (settings a library caller's process keeps as they are; docs/library.md).
+    from kvtool.stream.memory import allow_process_tuning
+    from kvtool.stream.pacing import handle_stop_signals
+
+    allow_process_tuning()
+    handle_stop_signals(True)
     STATE.reset()
     from kvtool.engine import ENGINE_CHOICE
 
     ENGINE_CHOICE.name = None  # `--engine` (or KVTOOL_ENGINE) chooses again for this run
     _log_to_stderr()
-    code: int
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        code, failure, closed = _run_app(args)
+        code, failure = _check_handles(code, failure)
+        code, failure = _finish_stats(args, code, failure, closed=closed)
+        if failure is not None:
+            failure.report()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        ENGINE_CHOICE.name = None  # a library caller in the same process chooses for itself
+        handle_stop_signals(False)
+    return code
+
+
+class _Failure:
+    """How a run failed: the message of its error line (the stats' `error` too), and the
+    exception whose traceback --debug prints."""
+
+    def __init__(self, message: str, exc: BaseException | None = None) -> None:
+        self.message = message
+        self.exc = exc
+
+    def report(self) -> None:
+        if STATE.debug and self.exc is not None:
+            traceback.print_exception(
+                type(self.exc), self.exc, self.exc.__traceback__, file=sys.stderr
+            )
+        _error(self.message)
+
+
+def _run_app(args: list[str]) -> tuple[int, _Failure | None, bool]:
+    """Run the application: (exit code, the failure to report, whether the reader closed the
+    output). Every exception becomes an exit code here; nothing is printed but help."""
     try:
         # Rich's colours and boxes only on a terminal that wants them; elsewhere (pipes, files,
         # NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
         app.rich_markup_mode = None if _plain_output() else "rich"
-        result: Any = app(args=argv, prog_name="kvtool", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
+        with _only_command(args):
+            result: Any = app(args=args, prog_name="kvtool", standalone_mode=False)
+        return (result if isinstance(result, int) else 0), None, False
     except KvtoolError as exc:
-        _report(exc)
-        code = int(exc.exit_code)
+        return int(exc.exit_code), _failure(exc), False
     except Interrupted as exc:
-        _error(exc.reason)
-        code = int(exc.exit_code)
+        return int(exc.exit_code), _Failure(exc.reason), False
     except BrokenPipeError:
         silence_stdout()
-        code = int(ExitCode.OK)
+        return int(ExitCode.OK), None, True
     except SystemExit as exc:
         if _undo_click_pipe_handling():
             silence_stdout()
-            code = int(ExitCode.OK)
-        else:
-            code = exc.code if isinstance(exc.code, int) else int(ExitCode.SOFTWARE)
+            return int(ExitCode.OK), None, True
+        return (exc.code if isinstance(exc.code, int) else int(ExitCode.SOFTWARE)), None, False
     except NoArgsIsHelpError as exc:
         # `kvtool` or `kvtool cf` alone: the help is the answer. Rich has printed it already;
         # plain mode hands it back as the message.
         if text := exc.format_message():
             typer.echo(text)
-        code = int(ExitCode.USAGE)
+        return int(ExitCode.USAGE), None, False
     except ClickException as exc:
         text = exc.format_message()
         hint = " (see kvtool --help)" if "--help" not in text else ""
-        _error(f"{text}{hint}")
-        code = exc.exit_code
+        return exc.exit_code, _Failure(f"{text}{hint}", exc), False
     except Exception as exc:
         if isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
             # A full disk, a quota or a failing device under stdout or a file: never a bug.
-            _report(exc)
-            code = int(ExitCode.IO_ERROR)
-        elif isinstance(exc, PermissionError):
-            _report(exc)
-            code = int(ExitCode.NO_PERMISSION)
-        else:
-            _report(exc)
-            code = int(ExitCode.SOFTWARE)
+            return int(ExitCode.IO_ERROR), _failure(exc), False
+        if isinstance(exc, PermissionError):
+            return int(ExitCode.NO_PERMISSION), _failure(exc), False
+        return int(ExitCode.SOFTWARE), _failure(exc), False
+
+
+def _finish_stats(
+    args: list[str], code: int, failure: _Failure | None, *, closed: bool
+) -> tuple[int, _Failure | None]:
+    """Print and write the run's stats (kvtool.cli.report) before its error line, on every exit."""
+    from kvtool.cli.report import finish_stats
+
+    try:
+        new_code, message = finish_stats(
+            lambda: typer.main.get_command(app),  # built only when there are stats to report
+            args,
+            code=code,
+            error=failure.message if failure is not None else None,
+            ended_early=failure is not None or closed or code != 0,
+            output_closed=closed,
+        )
+    except Interrupted as exc:  # a second signal while the stats were written: stop there
+        return (code or int(exc.exit_code)), failure or _Failure(exc.reason)
+    if message is not None and (failure is None or message != failure.message):
+        return new_code, _Failure(message)  # the stats file could not be written
+    return new_code, failure
+
+
+# The root options that take a value (`--engine NAME`): the command's name is the first argument
+# that is neither an option nor such a value. tests/test_startup.py checks the list is complete.
+ROOT_OPTIONS_WITH_VALUE = frozenset({"--engine"})
+
+
+def command_named(argv: list[str]) -> str | None:
+    """The command (or group) name in `argv`, if any: what `kvtool ... NAME ...` runs."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            return next(args, None)
+        if arg.startswith("-"):
+            if arg in ROOT_OPTIONS_WITH_VALUE:
+                next(args, None)
+            continue
+        return arg
+    return None
+
+
+@contextlib.contextmanager
+def _only_command(argv: list[str]) -> Iterator[None]:
+    """Let Typer build only the command that runs. Typer turns every registered command's
+    signature into Click parameters on each run; from Typer 0.29 on that took 35 ms of CPU for
+    kvtool's 20 commands, against 11 ms before (process time of the first `run(["count", DB])`,
+    best of 3). The root's help, completion and a mistyped name (whose suggestions list every
+    command) still get them all."""
+    name = command_named(argv)
+    if name is None or any(key.startswith("_KVTOOL_COMPLETE") for key in os.environ):
+        yield
+        return
+    commands = [c for c in app.registered_commands if _command_name(c) == name]
+    groups = [g for g in app.registered_groups if g.name == name]
+    if len(commands) + len(groups) != 1:
+        yield
+        return
+    saved = app.registered_commands, app.registered_groups
+    app.registered_commands, app.registered_groups = commands, groups
+    try:
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        ENGINE_CHOICE.name = None  # a library caller in the same process chooses for itself
-    return _check_handles(code)
+        app.registered_commands, app.registered_groups = saved
+
+
+def _command_name(command: typer.models.CommandInfo) -> str:
+    if command.name:
+        return command.name
+    callback = command.callback.__name__ if command.callback else ""
+    return typer.main.get_command_name(callback)
 
 
 # OSError numbers that are the storage's, not kvtool's: exit 74 with one line.
@@ -285,35 +388,40 @@ def _plain_output() -> bool:
         return True
 
 
-def _report(exc: BaseException) -> None:
-    if STATE.debug:
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+def _failure(exc: BaseException) -> _Failure:
+    """The error line of an exception that ended the run."""
     if isinstance(exc, KvtoolError):
-        _error(str(exc))
-    elif isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
+        return _Failure(str(exc), exc)
+    if isinstance(exc, OSError) and exc.errno in _IO_ERRNOS:
         where = f" {exc.filename}" if exc.filename else " output"
-        _error(f"writing{where}: {exc.strerror or exc}")
-    elif isinstance(exc, PermissionError):
-        _error(f"{exc.filename or 'a path'}: permission denied")
-    else:
-        _error(
-            f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
-            "--debug shows the traceback)"
-        )
+        return _Failure(f"writing{where}: {exc.strerror or exc}", exc)
+    if isinstance(exc, PermissionError):
+        return _Failure(f"{exc.filename or 'a path'}: permission denied", exc)
+    return _Failure(
+        f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
+        "--debug shows the traceback)",
+        exc,
+    )
 
 
-def _check_handles(code: int) -> int:
+def _report(exc: BaseException) -> None:
+    _failure(exc).report()
+
+
+def _check_handles(code: int, failure: _Failure | None) -> tuple[int, _Failure | None]:
     if not STATE.trace_handles:
-        return code
+        return code, failure
     from kvtool.engine import TRACER
 
     TRACER.disable()
     leaked = TRACER.open_handles()
     if not leaked:
-        return code
+        return code, failure
     names = ", ".join(f"{h.kind}#{h.id}" for h in leaked)
-    _error(f"native handles left open at exit: {names} (a bug in kvtool: please report it)")
-    return code or int(ExitCode.SOFTWARE)
+    message = f"native handles left open at exit: {names} (a bug in kvtool: please report it)"
+    if failure is not None:
+        failure.report()  # the run's own error first; the leak is the last line
+    return (code or int(ExitCode.SOFTWARE)), _Failure(message)
 
 
 def _undo_click_pipe_handling() -> bool:

@@ -43,7 +43,7 @@ def checkpoint(
 
         kvtool checkpoint -q --wait-lock 10m /srv/app/db /srv/backup/db-new
     """
-    from kvtool.cli.report import emit_stats, write_stats_file
+    from kvtool.cli.report import absolute, record_stats
     from kvtool.formats.units import format_size, parse_duration
     from kvtool.ops.checkpoint import checkpoint as run
 
@@ -58,29 +58,22 @@ def checkpoint(
         wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
     )
-    data = {
-        "command": "checkpoint",
-        "status": "done",
-        "path": result.source,
-        "dest": result.dest,
+    figures = {
+        "dest": absolute(result.dest),
         "files": result.files,
         "linked": result.linked,
         "copied": result.copied,
         "bytes": result.bytes,
         "elapsed_s": round(result.elapsed, 3),
     }
-    if stats_file is not None:
-        write_stats_file(stats_file, data)
-    shown = data
-    if stats is StatsFormat.TEXT:
-        shown = {
-            "status": "done",
-            "copy": result.dest,
-            "files": f"{result.files} ({result.linked} hard-linked, {result.copied} copied)",
-            "size": format_size(result.bytes),
-            "elapsed": f"{result.elapsed:.2f} s",
-        }
-    emit_stats(f"checkpoint {db}", shown, fmt=stats, quiet=quiet)
+    text = {
+        "status": "done",
+        "copy": result.dest,
+        "files": f"{result.files} ({result.linked} hard-linked, {result.copied} copied)",
+        "size": format_size(result.bytes),
+        "elapsed": f"{result.elapsed:.2f} s",
+    }
+    record_stats(f"checkpoint {db}", figures, text=text)
 
 
 def register(app: typer.Typer) -> None:

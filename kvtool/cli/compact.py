@@ -82,7 +82,7 @@ def compact(
 
         kvtool compact -q --stats-file /var/lib/kvtool/c.json --wait-lock 5m db
     """
-    from kvtool.cli.report import emit_stats, write_stats_file
+    from kvtool.cli.report import record_stats
     from kvtool.formats.codecs import decode_text
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.compact import compact as run
@@ -120,19 +120,16 @@ def compact(
         on_running=running,
         force=force,
     )
-    data = stats_dict(result, start=start, end=end)
-    if stats_file is not None:
-        write_stats_file(stats_file, data)
-    shown = data if stats is StatsFormat.JSON else stats_text(result, start=start, end=end)
-    emit_stats(f"compact {db}", shown, fmt=stats, quiet=quiet)
+    record_stats(
+        f"compact {db}",
+        stats_dict(result, start=start, end=end),
+        text=stats_text(result, start=start, end=end),
+    )
     result.raise_for_status()
 
 
 def stats_dict(result: CompactResult, *, start: str | None, end: str | None) -> dict[str, Any]:
     return {
-        "command": "compact",
-        "path": result.path,
-        "status": result.status,
         "column_families": result.column_families,
         "completed": result.completed,
         "start": start,

@@ -16,12 +16,13 @@ from kvtool.cli.options import (
     Limit,
     Prefix,
     RangeKeyFormat,
+    Rate,
     Reverse,
     Start,
     TextOrJson,
     Timeout,
 )
-from kvtool.cli.report import StatsFormat
+from kvtool.cli.report import StatsFileOption, StatsFormat
 from kvtool.formats.records import KeyFormat
 
 
@@ -43,6 +44,7 @@ def count(
     limit: Limit = None,
     key_format: RangeKeyFormat = KeyFormat.AUTO,
     after: After = None,
+    rate: Rate = None,
     timeout: Timeout = None,
     workers: Annotated[
         int | None,
@@ -59,14 +61,17 @@ def count(
     ] = None,
     fmt: TextOrJson = StatsFormat.TEXT,
     json: Json = False,
+    stats_file: StatsFileOption = None,
 ) -> None:
     """Print the exact number of records in a range.
 
     The range is the whole column family unless --prefix, --start or --end narrow it. Steps one
     iterator over the range, reading keys only. A corrupt block exits 74, never a short count.
-    --timeout (124) and Ctrl-C (130) stop with the partial count in the message. --limit N stops
-    counting at N. On a large database two worker processes (--workers) count parts of the range
-    side by side, only once both see the same data.
+    --limit N stops counting at N. On a large database two worker processes (--workers) count
+    parts of the range side by side, only once both see the same data. --timeout (124), Ctrl-C
+    (130), SIGTERM (143) and SIGHUP (129) stop with the partial count and a cursor in the error
+    line (and in --stats-file): the same command with --after CURSOR counts exactly the rest, so
+    the two counts add up to the whole.
 
     Examples:
 
@@ -75,9 +80,14 @@ def count(
         kvtool count demo.db --prefix user:
 
         kvtool count demo.db --estimate --format json
+
+        kvtool count demo.db --timeout 1m --stats-file count.json
+
+        kvtool count demo.db --after @count.json
     """
     from kvtool.cli.ranges import read_spec
-    from kvtool.ops.count import count_records
+    from kvtool.cli.report import record_stats
+    from kvtool.ops.count import CountStoppedError, count_records
 
     spec = read_spec(
         cf=cf,
@@ -88,9 +98,17 @@ def count(
         key_format=key_format,
         limit=limit,
         after=after,
+        rate=rate,
         timeout=timeout,
     )
-    result = count_records(db, spec, estimate=estimate, workers=workers)
+    try:
+        result = count_records(db, spec, estimate=estimate, workers=workers)
+    except CountStoppedError as stop:
+        # The partial count and the cursor that resumes it; the error line says them too.
+        record_stats("count stopped", stop.result.stats(), shown=False)
+        raise
+    # The count is the answer (stdout); its figures go to --stats-file only.
+    record_stats("count done", result.stats(), shown=False)
     if json or fmt is StatsFormat.JSON:
         import orjson
 

@@ -56,7 +56,7 @@ def delete_range(
 
         kvtool delete-range --cf events --key-format hex --start 00 --end 01 db
     """
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import record_stats
     from kvtool.formats.codecs import decode_text
     from kvtool.formats.units import parse_duration
     from kvtool.ops.delete_range import delete_range as run
@@ -71,7 +71,7 @@ def delete_range(
         force=force,
     )
     title = "delete-range --dry-run (nothing deleted)" if dry_run else "delete-range"
-    emit_stats(title, result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
+    record_stats(title, result.as_dict())
 
 
 def register(app: typer.Typer) -> None:

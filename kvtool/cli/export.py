@@ -142,7 +142,7 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import emit_stats, write_stats_file
+    from kvtool.cli.report import record_stats
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
@@ -186,16 +186,9 @@ def export(
         # `export | head`: the reader has what it wanted. A quiet, normal end (exit 0, nothing on
         # stderr, as `cat` does); a --stats-file still records it, cursor included.
         silence_stdout()
-        if stats_file is not None:
-            write_stats_file(stats_file, result.stats)
+        record_stats("export stopped", result.stats, output_closed=True)
         return
-    emit_stats(
-        "export stopped" if result.stopped else "export done",
-        result.stats,
-        fmt=stats,
-        stats_file=stats_file,
-        quiet=quiet,
-    )
+    record_stats("export stopped" if result.stopped else "export done", result.stats)
     result.raise_for_status()
 
 

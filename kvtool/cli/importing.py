@@ -158,7 +158,7 @@ def import_(
 
         kvtool import --key-format hex --on-error skip db dump.jsonl
     """
-    from kvtool.cli.report import emit_stats
+    from kvtool.cli.report import record_stats
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.importer import ImportOptions, import_records
 
@@ -188,7 +188,7 @@ def import_(
             result = import_records(db, src, options)
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
-    emit_stats("import", result.as_dict(), fmt=stats, stats_file=stats_file, quiet=quiet)
+    record_stats("import", result.as_dict())
 
 
 def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -> ImportStats:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from kvtool.formats import records
-from kvtool.ondisk.coding import Damage
+
+if TYPE_CHECKING:  # the on-disk readers load with the commands that use them
+    from kvtool.ondisk.coding import Damage
 
 AUTO = records.KeyFormat.AUTO
 KeyFormat = Annotated[

@@ -17,7 +17,6 @@ from kvtool.cli.options import (
     End,
     KeysOnly,
     Prefix,
-    Quiet,
     RangeKeyFormat,
     Reverse,
     Start,
@@ -84,13 +83,23 @@ def scan(
     key_format: RangeKeyFormat = KeyFormat.AUTO,
     value_format: ValueFormatOut = FieldFormat.AUTO,
     after: After = None,
-    quiet: Quiet = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print nothing but the records, errors and the next: line (what a script needs "
+            "to go on); no end-of-range note.",
+            rich_help_panel="Output",
+        ),
+    ] = False,
 ) -> None:
     """Show one page of records, and how to get the next one.
 
     Prints up to --page-size records (a table by default; tsv, csv or jsonl for scripts) and,
     when more follow, the command for the next page on stderr: `next: kvtool scan ... --after
-    CURSOR`. A cursor is bound to its range and direction: giving it to another range exits 2.
+    CURSOR` (kept with -q: a script needs it to go on), else a note that the range ended. A
+    cursor is bound to its range and direction: giving it to another range exits 2.
     The table shows bytes that are not printable as \\x escapes and cuts long cells to the
     terminal's width; use --format jsonl or export for exact bytes.
     On a terminal, every format shows control characters from the data (ESC, CR, ...) as \\xNN
@@ -142,11 +151,9 @@ def scan(
     # (exit 0, no "next:" line).
     write_all(sys.stdout.buffer, data)
     sys.stdout.buffer.flush()
-    if quiet:
-        return
     if page.cursor is not None:
         print(f"next: {_next_command(page.cursor)}", file=sys.stderr)
-    else:
+    elif not quiet:
         n = len(page.records)
         print(f"({n} record{'s' if n != 1 else ''}; end of range)", file=sys.stderr)
 

@@ -46,19 +46,11 @@ def verify(
 
         kvtool verify -q --stats-file /var/lib/kvtool/verify.json /srv/app/db
     """
-    from kvtool.cli.report import emit_stats, write_stats_file
+    from kvtool.cli.report import record_stats
     from kvtool.ops.verify import verify as run
 
     result = run(db, digest=digest)
-    data = stats_dict(result)
-    if stats_file is not None:
-        write_stats_file(stats_file, data)
-    emit_stats(
-        f"verify {db}",
-        data if stats is StatsFormat.JSON else stats_text(result),
-        fmt=stats,
-        quiet=quiet,
-    )
+    record_stats(f"verify {db}", stats_dict(result), text=stats_text(result))
     result.raise_for_status()
     if result.digest is not None:
         typer.echo(result.digest)
@@ -68,9 +60,6 @@ def stats_dict(result: VerifyResult) -> dict[str, Any]:
     from kvtool.formats.codecs import printable
 
     return {
-        "command": "verify",
-        "path": result.path,
-        "status": "ok" if result.ok else "failed",
         "records": result.records,
         "key_bytes": result.key_bytes,
         "value_bytes": result.value_bytes,
@@ -88,7 +77,6 @@ def stats_dict(result: VerifyResult) -> dict[str, Any]:
             }
             for cf in result.column_families
         ],
-        "error": str(result.failure) if result.failure is not None else None,
         "corrupt_file": result.corrupt_file,
         "failed_column_family": result.failed_column_family,
         "last_good_key": printable(result.last_good_key, limit=200)

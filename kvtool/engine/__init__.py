@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import importlib
 import logging
 import os
@@ -28,13 +29,21 @@ from kvtool.engine.handles import TRACER, Handle, HandleClosedError
 from kvtool.engine.keyorder import BYTEWISE, REVERSE_BYTEWISE, Bounds, KeyOrder, key_order
 from kvtool.errors import DatabaseBusyError, UsageError
 
-# Every engine that can open databases: its name (`--engine NAME`, KVTOOL_ENGINE) and the
-# "module:callable" that returns it, imported only when chosen. Registering one is one line here.
+
+class EngineName(str, enum.Enum):
+    """Every engine that can open databases, by the name `--engine` and KVTOOL_ENGINE take."""
+
+    ROCKSDICT = "rocksdict"
+    PYTHON_ROCKSDB = "python-rocksdb"
+
+
+# Each engine's "module:callable" that returns it, imported only when chosen. Registering an
+# engine is its name above and its line here.
 ENGINES: dict[str, str] = {
-    "rocksdict": "kvtool.engine.rdict:RdictEngine",
-    "python-rocksdb": "kvtool.engine.pyrocksdb:load_engine",
+    EngineName.ROCKSDICT: "kvtool.engine.rdict:RdictEngine",
+    EngineName.PYTHON_ROCKSDB: "kvtool.engine.pyrocksdb:load_engine",
 }
-DEFAULT_ENGINE = "rocksdict"
+DEFAULT_ENGINE = EngineName.ROCKSDICT
 
 log = logging.getLogger("kvtool")
 
@@ -57,7 +66,7 @@ class EngineChoice:
     name: str | None = None
 
     def current(self) -> str:
-        return self.name or os.environ.get("KVTOOL_ENGINE") or DEFAULT_ENGINE
+        return self.name or os.environ.get("KVTOOL_ENGINE") or DEFAULT_ENGINE.value
 
 
 ENGINE_CHOICE = EngineChoice()
@@ -143,6 +152,7 @@ __all__ = [
     "Database",
     "Engine",
     "EngineIterator",
+    "EngineName",
     "Entity",
     "Entry",
     "Handle",

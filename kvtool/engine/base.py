@@ -1,8 +1,8 @@
 """The engine interface: what every storage binding offers the layers above, in bytes and names.
 
 Nothing above `kvtool/engine/` sees a binding's type. A binding implements these classes; the
-rocksdict one is the package `kvtool.engine.rdict`; each engine is one line of `ENGINES`
-(kvtool/engine/__init__.py).
+rocksdict one is the package `kvtool.engine.rdict`; each engine is a name in `EngineName` and a line
+of `ENGINES` (kvtool/engine/__init__.py).
 """
 
 from __future__ import annotations

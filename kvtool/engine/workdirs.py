@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -19,14 +18,14 @@ def make_owned_dir(prefix: str, parent: Path | None = None) -> Path:
     """A new directory `PREFIX PID@HOST.XXXXXXXX` in `parent` (the system temp dir by default),
     after removing the ones there that a dead process of this host left."""
     remove_stale_dirs(prefix, parent)
-    tag = f"{prefix}{os.getpid()}@{socket.gethostname()}."
+    tag = f"{prefix}{os.getpid()}@{_host()}."
     return Path(tempfile.mkdtemp(prefix=tag, dir=parent))
 
 
 def remove_stale_dirs(prefix: str, parent: Path | None = None) -> list[Path]:
     """Remove the directories `PREFIX PID@HOST.*` in `parent` whose process is gone."""
     where = parent if parent is not None else Path(tempfile.gettempdir())
-    host = socket.gethostname()
+    host = _host()
     removed: list[Path] = []
     try:
         entries = list(where.iterdir())
@@ -45,6 +44,16 @@ def remove_stale_dirs(prefix: str, parent: Path | None = None) -> list[Path]:
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
     return removed
+
+
+def _host() -> str:
+    # The kernel's host name, as socket.gethostname() reads it, without importing socket on
+    # every open (read-only opens make a work dir too).
+    if hasattr(os, "uname"):
+        return os.uname().nodename
+    import socket
+
+    return socket.gethostname()
 
 
 def _alive(pid: int) -> bool:

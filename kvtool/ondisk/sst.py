@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from kvtool.ondisk.block import BlockHandle, block_entries, block_handle, data_entries
 from kvtool.ondisk.coding import (
     FormatError,
     InternalKey,
@@ -63,12 +64,6 @@ _FIXED32_PROPERTIES = frozenset(
 )
 _FIXED64_PROPERTIES = frozenset({"rocksdb.external_sst_file.global_seqno"})
 UNKNOWN_CF_ID = 0x7FFFFFFF  # a table written outside a column family (SstFileWriter)
-
-
-@dataclass(frozen=True)
-class BlockHandle:
-    offset: int
-    size: int
 
 
 @dataclass(frozen=True)
@@ -162,8 +157,10 @@ class TableReader:
         if self.verify_checksums and footer.format_version >= 6:
             raise UnsupportedFormat("format_version 6 block checksums cannot be verified here")
         metaindex = {
-            key.decode("utf-8", "replace"): _handle(value, footer.metaindex.offset)
-            for key, value, _ in _entries(self.block(footer.metaindex), footer.metaindex.offset)
+            key.decode("utf-8", "replace"): block_handle(value, footer.metaindex.offset)
+            for key, value, _ in block_entries(
+                self.block(footer.metaindex), footer.metaindex.offset
+            )
         }
         if footer.index is None:
             index = metaindex.get("rocksdb.index")
@@ -219,7 +216,7 @@ class TableReader:
 
     def entries(self, handle: BlockHandle) -> Iterator[tuple[bytes, bytes]]:
         """(internal key, value) of each entry of a data block."""
-        return _data_entries(self.block(handle), handle.offset)
+        return data_entries(self.block(handle), handle.offset)
 
     def block_compression(self, handle: BlockHandle) -> str:
         return compression_name(self._bytes(handle.offset + handle.size, 1)[0])
@@ -272,7 +269,7 @@ class TableReader:
     ) -> Iterator[BlockHandle]:
         block = self.block(handle)
         previous: BlockHandle | None = None
-        for _key, value, restart in _entries(block, handle.offset, delta_values=delta):
+        for _key, value, restart in block_entries(block, handle.offset, delta_values=delta):
             reader = Reader(value, base=handle.offset)
             if not delta or restart or previous is None:
                 current = BlockHandle(reader.varint(), reader.varint())
@@ -293,7 +290,7 @@ class TableReader:
         handle = self.table.metaindex.get("rocksdb.range_del")
         if handle is None:
             return
-        for key, value, _ in _entries(self.block(handle), handle.offset):
+        for key, value, _ in block_entries(self.block(handle), handle.offset):
             yield SstRecord(InternalKey.parse(key, handle.offset), value, handle.offset)
 
     def first_and_last(self) -> tuple[InternalKey | None, InternalKey | None]:
@@ -301,106 +298,18 @@ class TableReader:
         first = last = None
         handles = list(self.data_handles())
         if handles:
-            entries = list(_entries(self.block(handles[0]), handles[0].offset))
+            entries = list(block_entries(self.block(handles[0]), handles[0].offset))
             if entries:
                 first = InternalKey.parse(entries[0][0], handles[0].offset)
-            entries = list(_entries(self.block(handles[-1]), handles[-1].offset))
+            entries = list(block_entries(self.block(handles[-1]), handles[-1].offset))
             if entries:
                 last = InternalKey.parse(entries[-1][0], handles[-1].offset)
         return first, last
 
 
-def _handle(value: bytes, offset: int) -> BlockHandle:
-    reader = Reader(value, base=offset)
-    return BlockHandle(reader.varint(), reader.varint())
-
-
-def _entries(
-    block: bytes, offset: int, *, delta_values: bool = False
-) -> Iterator[tuple[bytes, bytes, bool]]:
-    """(key, value, at a restart point) for each entry of a block. Keys are prefix-compressed
-    against the previous key; the restart array at the end lists where a full key starts. An
-    index block with delta-encoded values stores no value length: the value runs to the next
-    entry's header, which the value's own varints delimit."""
-    n = len(block)
-    if n < 4:
-        raise FormatError(f"block of {n} bytes", offset)
-    packed = fixed32_at(block, n - 4)
-    restarts = packed & 0x7FFFFFFF
-    end = n - 4
-    if packed >> 31:  # a data block hash index sits between the restarts and the footer
-        if n < 6:
-            raise FormatError("block too short for its hash index", offset)
-        end -= 2 + (block[n - 6] | (block[n - 5] << 8))
-    restarts_at = end - 4 * restarts
-    if restarts == 0 or restarts_at < 0:
-        raise FormatError(f"block has {restarts} restart points in {n} bytes", offset)
-    restart_points = {fixed32_at(block, restarts_at + 4 * i) for i in range(restarts)}
-    reader = Reader(block[:restarts_at], base=offset)
-    key = b""
-    while not reader.at_end():
-        start = reader.pos
-        shared = reader.varint(32)
-        unshared = reader.varint(32)
-        if delta_values:
-            if shared > len(key):
-                raise reader.fail("key shares more bytes than the previous key has")
-            key = key[:shared] + reader.take(unshared)
-            at = reader.pos
-            restart = start in restart_points
-            # offset+size at a restart, a signed size delta elsewhere (then maybe a first key).
-            if restart:
-                reader.varint()
-                reader.varint()
-            else:
-                reader.signed_varint()
-            yield key, reader.data[at : reader.pos], restart
-            continue
-        value_length = reader.varint(32)
-        if shared > len(key):
-            raise reader.fail("key shares more bytes than the previous key has")
-        key = key[:shared] + reader.take(unshared)
-        yield key, reader.take(value_length), start in restart_points
-
-
-def _data_entries(block: bytes, offset: int) -> Iterator[tuple[bytes, bytes]]:
-    """(key, value) of each entry of a data block: `_entries` with one-byte varints read in
-    line (nearly every header field is under 128), the hot loop of `--records` and `du`."""
-    n = len(block)
-    if n < 4:
-        raise FormatError(f"block of {n} bytes", offset)
-    packed = fixed32_at(block, n - 4)
-    end = n - 4
-    if packed >> 31:
-        if n < 6:
-            raise FormatError("block too short for its hash index", offset)
-        end -= 2 + (block[n - 6] | (block[n - 5] << 8))
-    limit = end - 4 * (packed & 0x7FFFFFFF)
-    if not packed & 0x7FFFFFFF or limit < 0:
-        raise FormatError(f"block has {packed & 0x7FFFFFFF} restart points in {n} bytes", offset)
-    data = block
-    pos = 0
-    key = b""
-    while pos < limit:
-        start = pos
-        if data[pos] < 128 and pos + 2 < limit and data[pos + 1] < 128 and data[pos + 2] < 128:
-            shared, unshared, vlen = data[pos], data[pos + 1], data[pos + 2]
-            pos += 3
-        else:
-            reader = Reader(data[:limit], pos, base=offset)
-            shared, unshared, vlen = reader.varint(32), reader.varint(32), reader.varint(32)
-            pos = reader.pos
-        stop = pos + unshared + vlen
-        if shared > len(key) or stop > limit:
-            raise FormatError("entry runs past its block or its key's prefix", offset + start)
-        key = key[:shared] + data[pos : pos + unshared]
-        yield key, data[pos + unshared : stop]
-        pos = stop
-
-
 def _properties(block: bytes, offset: int) -> dict[str, int | str | bytes]:
     out: dict[str, int | str | bytes] = {}
-    for raw_name, value, _ in _entries(block, offset):
+    for raw_name, value, _ in block_entries(block, offset):
         name = raw_name.decode("utf-8", "replace")
         if name in _TEXT_PROPERTIES:
             out[name] = value.decode("utf-8", "replace")

@@ -1,5 +1,6 @@
 """`count`: the exact number of records in a range (stepping an iterator natively), or the
-engine's estimate for a whole column family."""
+engine's estimate for a whole column family; a stopped count names the cursor after what it
+counted, so `count --after CURSOR` counts exactly the rest."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ from typing import Any
 
 from kvtool.engine import OpenMode, open_db
 from kvtool.errors import StoppedError, UsageError
-from kvtool.stream import ReadSpec, Stopper, StopRequested, count_steps
+from kvtool.stream import (
+    ReadSpec,
+    Stopper,
+    StopRequested,
+    TokenBucket,
+    count_marked,
+    count_step,
+)
 
 
 @dataclass
@@ -17,6 +25,8 @@ class CountResult:
     count: int
     estimated: bool
     elapsed: float
+    # Where a stopped count resumes (`--after`); None when it counted the whole range.
+    cursor: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -25,17 +35,42 @@ class CountResult:
             "elapsed_s": round(self.elapsed, 3),
         }
 
+    def stats(self) -> dict[str, Any]:
+        """The figures of the run for --stats-file: `as_dict()` and the resume cursor."""
+        return {**self.as_dict(), "cursor": self.cursor}
+
+
+class CountStoppedError(StoppedError):
+    """A count stopped by a deadline or a signal; `result` holds the records counted so far and
+    the cursor after them (`result.cursor`, also `cursor`)."""
+
+    def __init__(self, stop: StopRequested, result: CountResult) -> None:
+        resume = (
+            f"; resume with --after {result.cursor}"
+            if result.cursor
+            else "; nothing was counted: run it again"
+        )
+        super().__init__(
+            f"{stop.reason} after counting {result.count} records (the count is incomplete)"
+            + resume,
+            exit_code=stop.exit_code,
+            cursor=result.cursor,
+        )
+        self.result = result
+
 
 def count_records(
     db_path: str | Path, spec: ReadSpec, *, estimate: bool = False, workers: int | None = None
 ) -> CountResult:
-    """Count the records of `spec` (honouring `after`, `limit`, `timeout` and signals).
+    """Count the records of `spec` (honouring `after`, `limit`, `rate`, `timeout` and signals).
 
-    A deadline or a signal raises StoppedError with the partial count in its message.
+    A deadline or a signal raises CountStoppedError (a StoppedError) with the partial count and
+    the cursor after the records counted: the same range with `after` set to it counts exactly
+    the rest (the two counts add up to the whole).
     `workers` > 1 counts chunks of the range in that many forked processes (as export does,
-    kvtool.ops.export_parallel); None chooses 2 on a multi-core machine for a database over
-    64 MB of SST files. --estimate, --limit and empty ranges are counted in one process, and so
-    is a range whose workers' views of the database differ.
+    kvtool.ops.export_parallel; `rate` is shared among them); None chooses 2 on a multi-core
+    machine for a database over 64 MB of SST files. --estimate, --limit and empty ranges are
+    counted in one process, and so is a range whose workers' views of the database differ.
     """
     import time
 
@@ -50,13 +85,11 @@ def count_records(
         if result is not None:
             if result.error is not None:
                 raise result.error
+            counted, end = result.count_prefix()
+            outcome = CountResult(counted, False, time.monotonic() - began)
             if result.stopped is not None:
-                raise StoppedError(
-                    f"{result.stopped.reason} after counting {result.counted} records "
-                    "(the count is incomplete)",
-                    exit_code=result.stopped.exit_code,
-                )
-            return CountResult(result.counted, False, time.monotonic() - began)
+                raise CountStoppedError(result.stopped, _resumable(outcome, spec, end))
+            return outcome
     with Stopper(spec.timeout) as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
         if estimate:
             if krange.bounded or spec.after is not None:
@@ -70,26 +103,44 @@ def count_records(
                 n = min(n, spec.limit)
             return CountResult(n, True, time.monotonic() - began)
         total = 0
-        # A count does not depend on the direction: always step forward, over the range cut to
-        # what comes after `after` in the scan's direction (in the database's key order).
+        last: bytes | None = None
+        # Counted in the scan's direction over the range cut to what comes after `after` (in
+        # the database's key order), so that the records counted are a prefix of the scan and
+        # the last one's key is the cursor for the rest.
         order = db.key_order(krange.cf)
         bounds = krange.bounds(order)
         if spec.after is not None:
             bounds = order.after(bounds, spec.after, reverse=krange.reverse)
         if order.is_empty(bounds) or spec.limit == 0:
             return CountResult(0, False, time.monotonic() - began)
+        bucket = TokenBucket(spec.rate) if spec.rate else None
         with db.bounded(krange.cf, bounds) as it:
-            it.seek_to_first()
+            if krange.reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
             try:
-                for n in count_steps(it, spec.limit):
-                    total += n
+                # The first step is taken before any check: a stop counts at least that much,
+                # so that it has a cursor to print.
+                steps = count_marked(
+                    it, spec.limit, reverse=krange.reverse, step=count_step(spec.rate)
+                )
+                for n, key in steps:
+                    total, last = total + n, key
+                    if bucket is not None:
+                        stopper.sleep(bucket.take(n))
                     stopper.check()
             except StopRequested as exc:
-                raise StoppedError(
-                    f"{exc.reason} after counting {total} records (the count is incomplete)",
-                    exit_code=exc.exit_code,
-                ) from None
+                outcome = CountResult(total, False, time.monotonic() - began)
+                raise CountStoppedError(exc, _resumable(outcome, spec, last)) from None
     return CountResult(total, False, time.monotonic() - began)
+
+
+def _resumable(result: CountResult, spec: ReadSpec, last: bytes | None) -> CountResult:
+    """`result` with the cursor after `last` (or after where it began, if it counted nothing)."""
+    key = last if last is not None else spec.after
+    result.cursor = spec.cursor_after(key)
+    return result
 
 
 def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: bool) -> int:

@@ -22,18 +22,34 @@ _NL = orjson.OPT_APPEND_NEWLINE
 
 @dataclass
 class DiffResult:
+    """How a diff ended. `cursor` resumes a stopped one (None when it compared the whole range):
+    the differences of the run after it and of this one together are those of a whole run."""
+
     added: int = 0
     removed: int = 0
     changed: int = 0
     same: int = 0
     stopped: StopRequested | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    cursor: str | None = None
+
+    @property
+    def differ(self) -> bool:
+        """Whether the records compared differ (as far as a stopped diff got)."""
+        return bool(self.added or self.removed or self.changed)
 
     def raise_for_status(self) -> None:
         """Raise StoppedError if a deadline or a signal stopped the diff (after its stats)."""
         if self.stopped is not None:
+            resume = (
+                f"; resume with --after {self.cursor}"
+                if self.cursor
+                else "; nothing was compared: run it again"
+            )
             raise StoppedError(
-                f"{self.stopped.reason}: the diff is incomplete", exit_code=self.stopped.exit_code
+                f"{self.stopped.reason}: the diff is incomplete{resume}",
+                exit_code=self.stopped.exit_code,
+                cursor=self.cursor,
             )
 
     def as_dict(self) -> dict[str, Any]:
@@ -43,6 +59,7 @@ class DiffResult:
             "changed": self.changed,
             "same": self.same,
             **self.stats,
+            "cursor": self.cursor,
         }
 
 
@@ -92,6 +109,9 @@ def diff(
     (and then compares keys only). A wide-column entity is compared column by column and written
     with `"columns"` (added, removed) or `"old_columns"`/`"new_columns"` (changed) in place of
     the value fields, in export's record shape.
+
+    A deadline or a signal stops it between two keys, every difference before written; its
+    `cursor` names the last key compared in both, and `spec.after` set to it compares the rest.
     """
     keep_freed_memory()
     collect_less()
@@ -102,6 +122,9 @@ def diff(
     stats_a, stats_b = ScanStats(), ScanStats()
     reverse = spec.krange.reverse
     pending: list[bytes] = []
+    # The last key compared in both databases (its difference, if any, is in `pending`): a stop
+    # resumes strictly after it.
+    done = spec.after
 
     def emit(obj: dict[str, Any]) -> None:
         pending.append(dumps(obj, option=_NL))
@@ -130,6 +153,7 @@ def diff(
                     else:
                         fields = _value_fields(a[1], "value", "columns", ek, ev)
                         emit({"op": "removed", "key": ek(a[0]), **fields})
+                    done = a[0]
                     a = next(a_it, None)
                 elif a is None or a[0] != b[0]:
                     result.added += 1
@@ -138,6 +162,7 @@ def diff(
                     else:
                         fields = _value_fields(b[1], "value", "columns", ek, ev)
                         emit({"op": "added", "key": ek(b[0]), **fields})
+                    done = b[0]
                     b = next(b_it, None)
                 else:
                     if a[1] != b[1]:
@@ -152,6 +177,7 @@ def diff(
                         )
                     else:
                         result.same += 1
+                    done = a[0]
                     a = next(a_it, None)
                     b = next(b_it, None)
         except StopRequested as exc:
@@ -162,6 +188,8 @@ def diff(
         write_all(out, b"".join(pending))
         out.flush()
     stats_a.finish()
+    if result.stopped is not None:
+        result.cursor = spec.cursor_after(done)
     result.stats = {
         "records_a": stats_a.records,
         "records_b": stats_b.records,

@@ -152,7 +152,7 @@ def _read_block(
     family's sampled sums, value sizes and largest records.
 
     The hot loop of --sample, so it walks the block itself (the entry format of
-    sst._data_entries: shared, unshared and value lengths, then the key's new bytes and the
+    block.data_entries: shared, unshared and value lengths, then the key's new bytes and the
     value, which it never copies) and keeps to locals: a group's records are adjacent (keys
     come in order), so its sums are looked up when the group changes; equal value sizes are
     counted as a run; the largest records are compared with the smallest kept."""

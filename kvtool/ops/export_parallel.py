@@ -32,6 +32,7 @@ is cut back to the last whole batch instead. So even then no record is torn.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import select
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool import errors
-from kvtool.engine import OpenMode, open_db
+from kvtool.engine import Bounds, OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import Chunk
@@ -56,10 +57,9 @@ from kvtool.ops.range_worker import (
     Worker,
     dead_wchar,
     framed_size,
-    read_chunk_batch,
     write_fd,
 )
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -82,11 +82,29 @@ class ParallelResult:
     stopped: StopRequested | None = None
     closed: bool = False
     error: errors.KvtoolError | None = None
-    counted: int = 0  # count_parallel: records in the chunks counted
+    # count_parallel: chunk number -> (records counted, the last one's key, whether the chunk
+    # was counted to its end); a stopped worker reports how far it got
+    counts: dict[int, tuple[int, bytes | None, bool]] = field(default_factory=dict)
     plan: list[Chunk] = field(default_factory=list)
     sequence: int = -1  # the workers' common view
     torn: _Torn | None = None
     cut: bool = False  # the output ends in a record cut in half (could not be mended)
+
+    def count_prefix(self) -> tuple[int, bytes | None]:
+        """What count_parallel counted as a prefix of the scan: the chunks counted to their end
+        in output order, then what was counted of the first one that was not; and the key of
+        the last record of that prefix (None: nothing), after which the rest of a stopped count
+        begins. Counts of later chunks are left out: a cursor resumes after a prefix only."""
+        total, last = 0, None
+        for number in range(len(self.plan)):
+            if number not in self.counts:
+                break
+            n, key, complete = self.counts[number]
+            total += n
+            last = key if key is not None else last
+            if not complete:
+                break
+        return total, last
 
 
 def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
@@ -182,13 +200,17 @@ def _mend(
     with open_db(db_path, OpenMode.READ_ONLY) as db:
         if db.sequence_number() != r.sequence:
             return  # another view: its batch could differ from the one cut
-        reverse = spec.krange.reverse
-        with db.bounded(spec.krange.cf, r.plan[torn.number]) as it:
-            if reverse:
-                it.seek_for_prev(torn.first)
-            else:
-                it.seek(torn.first)
-            batch = read_chunk_batch(it, spec, torn.records)  # as the worker read it
+        # The batch as the worker read it: `records` records of its chunk from `first` on.
+        order = db.key_order(spec.krange.cf)
+        start = (
+            Bounds(upper=torn.first, upper_closed=True)
+            if spec.krange.reverse
+            else Bounds(lower=torn.first)
+        )
+        bounds = order.intersect(r.plan[torn.number], start)
+        again = dataclasses.replace(spec, after=None, batch_size=torn.records)
+        with read_stage(db, again, bounds) as batches:
+            batch = next(batches, [])
     if not batch or batch[0][0] != torn.first:
         return
     data = render(batch)
@@ -203,8 +225,9 @@ def _mend(
 def count_parallel(
     db_path: Path, spec: ReadSpec, *, workers: int, stopper: Stopper
 ) -> ParallelResult | None:
-    """Count `spec`'s records with `workers` forked processes, chunks side by side; the total is
-    `counted`. None when the workers' views differ (the caller counts in one process)."""
+    """Count `spec`'s records with `workers` forked processes, chunks side by side (`rate`
+    shared among them); the total is `count_prefix()`. None when the workers' views differ (the
+    caller counts in one process)."""
     return export_parallel(
         db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
     )
@@ -293,22 +316,18 @@ def _coordinate(
                     hand_out(fd)
                 elif kind == "wrote":
                     writing.pop(fd, None)
-                    _, number, final, records, kb, vb, pages, last, size = message
-                    stats.records += records
-                    stats.key_bytes += kb
-                    stats.value_bytes += vb
-                    stats.pages += pages
+                    _, number, final, part, size = message
+                    stats.merge(part)  # writes come in output order: its last key is the last
                     result.output_bytes += size
-                    if last is not None:
-                        stats.last_key = last  # writes come in output order
-                    if progressed is not None and records:
-                        progressed(records)
+                    if progressed is not None and part.records:
+                        progressed(part.records)
                     if final:
                         turn = number + 1
                         if turn in owner:
                             crew.command(owner[turn], b"t", turn)
                 elif kind == "counted":
-                    result.counted += message[1]
+                    _, number, records, last, complete = message
+                    result.counts[number] = (records, last, complete)
                 elif kind == "done":
                     finished += 1
                 elif kind == "closed":

@@ -4,6 +4,7 @@ and renders each, and writes each in its turn; and the pipe protocol both sides 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import pickle
 import select
@@ -11,31 +12,19 @@ import signal
 import struct
 import time
 from dataclasses import dataclass, field
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, NoReturn
 
-from kvtool.engine import Database, EngineIterator, Entry, OpenMode, open_db
+from kvtool.engine import Database, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, KvtoolError
 from kvtool.formats.jsonl import Render
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, plan_chunks
-from kvtool.stream import ReadSpec, count_steps
+from kvtool.stream import ReadSpec, ScanStats, TokenBucket, count_marked, count_step, read_stage
+from kvtool.stream.pipeline import Batch
 
-_BATCH = 1024
 POLL = 0.05  # seconds between the parent's checks for signals and the deadline
 LEN = struct.Struct(">I")
 COMMAND = struct.Struct(">ci")  # to a worker: c take chunk N, t write N now, e none left, x stop
-_first, _second = itemgetter(0), itemgetter(1)
-
-
-def read_chunk_batch(it: EngineIterator, spec: ReadSpec, limit: int) -> list[Entry]:
-    """The next batch of a chunk: what a worker renders, and what the parent's mend reads again."""
-    reverse = spec.krange.reverse
-    if spec.keys_only:
-        return [(k, b"") for k in it.read_keys(limit, reverse=reverse)]
-    if spec.columns:  # every column of wide-column entities
-        return it.read_entries(limit, reverse=reverse)
-    return list(it.read_batch(limit, reverse=reverse))
 
 
 def send(fd: int, message: Any) -> None:
@@ -113,11 +102,14 @@ class Part:
     """One rendered batch (whole records) and its stats: the unit a worker writes and reports."""
 
     data: bytes
-    records: int
-    key_bytes: int
-    value_bytes: int
-    first: bytes
-    last: bytes
+    stats: ScanStats  # the batch's records; `last_key` is its last
+    first: bytes  # where the parent re-reads the batch if a worker dies writing it
+
+    @classmethod
+    def of(cls, batch: Batch, data: bytes) -> Part:
+        stats = ScanStats()
+        stats.add(batch)
+        return cls(data, stats, batch[0][0])
 
 
 @dataclass
@@ -211,24 +203,12 @@ class Worker:
                 raise Stop
             last = final and i == len(parts) - 1
             before = self._wchar()
-            send(self.status, ("writing", number, part.first, part.records, len(part.data), before))
+            records = part.stats.records
+            send(self.status, ("writing", number, part.first, records, len(part.data), before))
             write_fd(self.job.out_fd, part.data)
-            send(
-                self.status,
-                (
-                    "wrote",
-                    number,
-                    last,
-                    part.records,
-                    part.key_bytes,
-                    part.value_bytes,
-                    1,
-                    part.last,
-                    len(part.data),
-                ),
-            )
+            send(self.status, ("wrote", number, last, part.stats, len(part.data)))
         if final and not parts:
-            send(self.status, ("wrote", number, True, 0, 0, 0, 0, None, 0))
+            send(self.status, ("wrote", number, True, ScanStats(), 0))
 
     def run(self) -> NoReturn:
         code = 0
@@ -269,7 +249,7 @@ class Worker:
                     break
                 number, self.assigned = self.assigned, None
                 if job.render is None:
-                    send(self.status, ("counted", self._count(db, chunks[number])))
+                    self._count(db, number, chunks[number])
                 else:
                     self._chunk(db, number, chunks[number])
                 while self.buffered >= BUFFER_LIMIT:
@@ -279,56 +259,60 @@ class Worker:
             self._poll(block=True)
         send(self.status, ("done",))
 
-    def _count(self, db: Database, bounds: Chunk) -> int:
-        """The records of one chunk (stepped forward: a count has no direction)."""
-        total = 0
-        with db.bounded(self.job.spec.krange.cf, bounds) as it:
-            it.seek_to_first()
+    def _count(self, db: Database, number: int, bounds: Chunk) -> None:
+        """Count one chunk in the scan's direction and report it, with the key of the last
+        record counted; a stop reports how far it got (the parent's cursor resumes there)."""
+        spec = self.job.spec
+        reverse = spec.krange.reverse
+        total, last = 0, None
+        rate = spec.rate / self.job.workers if spec.rate else None  # the workers share --rate
+        bucket = TokenBucket(rate) if rate else None
+        with db.bounded(spec.krange.cf, bounds) as it:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
+            try:
+                # The first step comes before any check: a stopped chunk counted something.
+                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
+                    total, last = total + n, key
+                    if bucket is not None:
+                        self._sleep(bucket.take(n))
+                    self._check()
+            except Stop:
+                send(self.status, ("counted", number, total, last, False))
+                raise
+        send(self.status, ("counted", number, total, last, True))
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` (pacing), waking at once when the parent asks to stop."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
             self._check()
-            for n in count_steps(it):
-                total += n
-                self._check()
-        return total
+            time.sleep(min(left, POLL))
 
     def _chunk(self, db: Database, number: int, bounds: Chunk) -> None:
-        spec, render = self.job.spec, self.job.render
+        render = self.job.render
         assert render is not None
-        reverse = spec.krange.reverse
         self.current = number
         chunk = Written()
-        try:
-            with db.bounded(spec.krange.cf, bounds) as it:
-                if reverse:
-                    it.seek_to_last()
-                else:
-                    it.seek_to_first()
-                while True:
-                    self._check()
-                    batch = read_chunk_batch(it, spec, _BATCH)
-                    if not batch:
-                        break
-                    data = render(batch)
-                    chunk.parts.append(
-                        Part(
-                            data,
-                            len(batch),
-                            sum(map(len, map(_first, batch))),
-                            sum(map(len, map(_second, batch))),
-                            batch[0][0],
-                            batch[-1][0],
-                        )
-                    )
-                    chunk.size += len(data)
-                    self.buffered += len(data)
-                    self._poll(block=False)
-                    while self.turn != number and self.buffered >= BUFFER_LIMIT:
-                        self._poll(block=True)
-                    if self.turn == number:
-                        self._write(number, chunk, final=False)
-                        self.buffered -= chunk.size
-                        chunk = Written()
-        except Stop:
-            raise  # what was read and not yet written is dropped: the cursor is before it
+        # The plan folded the spec's `after` into the chunks' bounds.
+        spec = dataclasses.replace(self.job.spec, after=None)
+        with read_stage(db, spec, bounds) as batches:
+            # A Stop drops what was read and not yet written: the cursor is before it.
+            for batch in batches:
+                self._check()
+                part = Part.of(batch, render(batch))
+                chunk.parts.append(part)
+                chunk.size += len(part.data)
+                self.buffered += len(part.data)
+                self._poll(block=False)
+                while self.turn != number and self.buffered >= BUFFER_LIMIT:
+                    self._poll(block=True)
+                if self.turn == number:
+                    self._write(number, chunk, final=False)
+                    self.buffered -= chunk.size
+                    chunk = Written()
         self.current = None
         if self.turn == number:
             self.buffered -= chunk.size

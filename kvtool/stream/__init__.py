@@ -6,13 +6,15 @@ from kvtool.stream.pacing import SignalGuard, Stopper, StopRequested, TokenBucke
 from kvtool.stream.pipeline import (
     COUNT_STEP,
     ScanStats,
+    count_marked,
+    count_step,
     count_steps,
     limited,
     paced,
     read_batches,
     tapped,
 )
-from kvtool.stream.source import ReadSpec, record_stream
+from kvtool.stream.source import ReadSpec, read_stage, record_stream
 
 __all__ = [
     "COUNT_STEP",
@@ -24,10 +26,13 @@ __all__ = [
     "StopRequested",
     "Stopper",
     "TokenBucket",
+    "count_marked",
+    "count_step",
     "count_steps",
     "limited",
     "paced",
     "read_batches",
+    "read_stage",
     "record_stream",
     "tapped",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import re
 import struct
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 
 def _checksum(raw: bytes) -> bytes:
+    import hashlib  # here, not at start-up: only a cursor needs a checksum
+
     return hashlib.blake2b(raw, digest_size=_CHECKSUM_BYTES, person=b"kvtool-cursor").digest()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from kvtool.engine.keyorder import BYTEWISE, Bounds, KeyOrder, prefix_end
@@ -65,6 +64,8 @@ class KeyRange:
 
     def fingerprint(self) -> bytes:
         """8 bytes naming this range and direction; a cursor carries it to refuse another range."""
+        import hashlib  # here, not at start-up: only a cursor needs a fingerprint
+
         digest = hashlib.sha256()
         for part in (self.cf.encode(), self.lower, self.upper):
             if part is None:

@@ -1,19 +1,34 @@
 """Allocator tuning for streaming: keep freed batch memory instead of returning it each batch,
-and collect cyclic garbage less often while batches of records come and go."""
+and collect cyclic garbage less often while batches of records come and go.
+
+Both settings are the whole process's, so they are the command line's alone: they apply only
+once `allow_process_tuning()` was called (kvtool.cli.app does, for the kvtool process). A library
+caller's process keeps its own allocator and garbage-collector settings.
+"""
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import gc
 import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _done = False
+_allowed = False
 # Python's default first-generation threshold.
 _GC_DEFAULT = 700
 STREAMING_GC_THRESHOLD = 50_000
+
+
+def allow_process_tuning() -> None:
+    """Let `collect_less` and `keep_freed_memory` change process-wide settings from now on: for
+    a process that is kvtool (the CLI), never for an application that calls the library."""
+    global _allowed
+    _allowed = True
+
+
+def process_tuning_allowed() -> bool:
+    return _allowed
 
 
 def collect_less(threshold: int = STREAMING_GC_THRESHOLD) -> None:
@@ -24,9 +39,10 @@ def collect_less(threshold: int = STREAMING_GC_THRESHOLD) -> None:
     default threshold the collector ran every few hundred records and scanned each batch again
     and again: 1.53 s of CPU against 1.31 s for a 1M-record export (min of 4 runs, CPU time of
     `kvtool export DB -q --workers 1` on `kvtool generate --keys 1000000`). Cycles are still
-    collected, later. Left alone when the application set its own threshold.
+    collected, later. Left alone when the application set its own threshold, and unless
+    `allow_process_tuning()` was called.
     """
-    if gc.get_threshold()[0] == _GC_DEFAULT:
+    if _allowed and gc.get_threshold()[0] == _GC_DEFAULT:
         gc.set_threshold(threshold)
 
 
@@ -37,12 +53,16 @@ def keep_freed_memory(trim_threshold: int = 64 << 20, top_pad: int = 16 << 20) -
     that memory to the kernel (brk) and faults it back in for the next batch, which made a 2M
     record export spend more time in the kernel (page faults) than in Python: 6.4 s against
     1.8 s with this setting (measured by bench/bench_export.py). Memory stays bounded: at most
-    `trim_threshold` freed bytes are kept. A no-op where the C library is not glibc.
+    `trim_threshold` freed bytes are kept. A no-op where the C library is not glibc, and
+    unless `allow_process_tuning()` was called.
     """
     global _done
-    if _done or not sys.platform.startswith("linux"):
+    if _done or not _allowed or not sys.platform.startswith("linux"):
         return
     _done = True
+    import ctypes  # here: only a CLI run that streams pays for loading it
+    import ctypes.util
+
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt

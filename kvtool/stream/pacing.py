@@ -1,5 +1,11 @@
 """Pacing and stopping: a token bucket for --rate/--bytes-rate, and the deadline and signals a run
-stops at, always between whole records."""
+stops at, always between whole records.
+
+Signal handlers are the whole process's, so only the command line installs them: `Stopper` and
+`SignalGuard` take over SIGINT/SIGTERM/SIGHUP only once `handle_stop_signals()` was called
+(kvtool.cli.app does, for one run) or when asked to (`signals=True`). A library caller keeps its
+own handlers, and its Ctrl-C arrives as the KeyboardInterrupt it expects.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,20 @@ from typing import Any
 from kvtool.errors import STOP_SIGNALS, ExitCode, Interrupted
 
 Clock = Callable[[], float]
+
+_handle_signals = False
+
+
+def handle_stop_signals(enabled: bool = True) -> None:
+    """Whether stoppers and guards install their stop-signal handlers by default: on for the
+    kvtool process (the CLI), off for an application that calls the library."""
+    global _handle_signals
+    _handle_signals = enabled
+
+
+def _installs(signals: bool | None) -> bool:
+    wanted = _handle_signals if signals is None else signals
+    return wanted and threading.current_thread() is threading.main_thread()
 
 
 class StopRequested(Exception):
@@ -54,8 +74,9 @@ class TokenBucket:
 class Stopper:
     """Where a run stops: a deadline, and (as a context manager) the stop signals.
 
-    While active it replaces the handlers of SIGINT, SIGTERM and SIGHUP with ones that only take
-    note, so a signal never cuts a write in half; the stream checks `check()` between batches.
+    While active (when it handles signals: see the module docstring) it replaces the handlers of
+    SIGINT, SIGTERM and SIGHUP with ones that only take note, so a signal never cuts a write in
+    half; the stream checks `check()` between batches.
     A second signal does not cut the records being written either (a slow reader would get a
     torn line and the cursor would skip it): it only says on stderr what the stop waits for.
     A third signal raises `Interrupted` at once: the way out when the reader never reads again,
@@ -71,8 +92,10 @@ class Stopper:
         *,
         clock: Clock = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        signals: bool | None = None,
     ) -> None:
         self._clock = clock
+        self._signals = signals  # None: as handle_stop_signals() chose
         self._sleep = sleep
         self.deadline = clock() + timeout if timeout is not None else None
         self.timeout = timeout
@@ -81,7 +104,7 @@ class Stopper:
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> Stopper:
-        if threading.current_thread() is threading.main_thread():
+        if _installs(self._signals):
             for sig in self._SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._note)
         return self
@@ -140,13 +163,14 @@ class SignalGuard:
     so a stop never falls between a write and its bookkeeping; elsewhere it raises at once, which
     also ends a read blocked on stdin."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, signals: bool | None = None) -> None:
+        self._signals = signals  # None: as handle_stop_signals() chose
         self.holding = False
         self.pending: int | None = None
         self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> SignalGuard:
-        if threading.current_thread() is threading.main_thread():
+        if _installs(self._signals):
             for sig in STOP_SIGNALS:
                 self._previous[sig] = signal.signal(sig, self._handle)
         return self

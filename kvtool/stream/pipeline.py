@@ -40,6 +40,50 @@ def count_steps(it: EngineIterator, limit: int | None = None) -> Iterator[int]:
             left -= n
 
 
+def count_step(rate: float | None) -> int:
+    """How many records a count steps between checks for a stop: COUNT_STEP, or under `rate`
+    (records per second) a fiftieth of a second's worth, so waits stay short and even."""
+    if not rate:
+        return COUNT_STEP
+    return max(1, min(COUNT_STEP, int(rate / _PACED_SLICES_PER_SECOND)))
+
+
+def count_marked(
+    it: EngineIterator, limit: int | None = None, *, reverse: bool = False, step: int = COUNT_STEP
+) -> Iterator[tuple[int, bytes]]:
+    """`count_steps` that also says where each step ended, so that a count stopped between two
+    steps resumes exactly after what it counted (a cursor): yields `(n, last)`, `last` the key
+    of the step's last record. The records are counted in the scan's direction (`reverse`) from
+    `it`'s position (the caller places it at the range's first record in that direction).
+
+    Each step counts all but one record natively and reads the last one's key out: one key
+    copied per step. When the range ends inside a step, its last key is read by a seek to the
+    range's end (once per range).
+    """
+    left = limit
+    while left is None or left > 0:
+        size = step if left is None else min(step, left)
+        n = it.count(size - 1, reverse=reverse)
+        last = it.read_keys(1, reverse=reverse) if n == size - 1 else []
+        if not last:
+            if n:
+                yield n, _range_end(it, reverse=reverse)
+            return
+        yield n + 1, last[0]
+        if left is not None:
+            left -= n + 1
+
+
+def _range_end(it: EngineIterator, *, reverse: bool) -> bytes:
+    """The key of the last record of `it`'s range in the scan's direction (which holds one)."""
+    if reverse:
+        it.seek_to_first()
+    else:
+        it.seek_to_last()
+    (key,) = it.read_keys(1, reverse=not reverse)
+    return key
+
+
 def read_batches(
     it: EngineIterator,
     *,
@@ -48,7 +92,7 @@ def read_batches(
     batch_size: int = 1024,
     keys_only: bool = False,
     columns: bool = False,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """Batches from `it` (which we position; the caller owns it and its bounds), after `after`.
 
     With `columns`, a wide-column entity's value is its `Entity` (every column), not just its
@@ -143,6 +187,16 @@ class ScanStats:
         self.value_bytes += sum(map(len, map(_second, batch)))
         self.pages += 1
         self.last_key = batch[-1][0]
+
+    def merge(self, other: ScanStats) -> None:
+        """Add what `other` counted after what this counted (a range worker's written batch)."""
+        self.records += other.records
+        self.key_bytes += other.key_bytes
+        self.value_bytes += other.value_bytes
+        self.pages += other.pages
+        self.rate_wait += other.rate_wait
+        if other.last_key is not None:
+            self.last_key = other.last_key
 
     def finish(self) -> None:
         self.ended = self.clock()

@@ -1,4 +1,5 @@
-"""`ReadSpec` (what a reading command reads) and `record_stream`, the pipeline over a DB."""
+"""`ReadSpec` (what a reading command reads), its read stage over a DB, and `record_stream`,
+the whole pipeline."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from kvtool.engine import Database
+from kvtool.engine import Bounds, Database
 from kvtool.stream.cursor import Cursor
 from kvtool.stream.keyrange import KeyRange
 from kvtool.stream.pacing import Stopper, TokenBucket
@@ -50,22 +51,25 @@ class ReadSpec:
 
 
 @contextmanager
-def record_stream(
-    db: Database, spec: ReadSpec, stats: ScanStats, stopper: Stopper
+def read_stage(
+    db: Database, spec: ReadSpec, bounds: Bounds | None = None
 ) -> Iterator[Iterator[Batch]]:
-    """The batches of `spec` from `db`: read -> limit -> pace -> tap (counts and stop checks).
+    """The read stage of every reading run: `spec`'s batches from one iterator over `bounds`
+    (default: the spec's range; a range worker passes its chunk, a part of that range, with the
+    spec's `after` already folded in) after `spec.after`, `spec.batch_size` records at a time.
 
-    One iterator serves the whole run, so it reads one consistent point in time; it is released
+    One iterator serves the whole read, so it reads one consistent point in time; it is released
     when the block ends, however it ends.
     """
     krange = spec.krange
     order = db.key_order(krange.cf)
-    bounds = krange.bounds(order)
-    if order.is_empty(bounds) or (spec.limit is not None and spec.limit <= 0):
+    if bounds is None:
+        bounds = krange.bounds(order)
+    if order.is_empty(bounds):
         yield iter(())
         return
     with db.bounded(krange.cf, bounds) as it:
-        batches: Iterator[Batch] = read_batches(
+        batches = read_batches(
             it,
             reverse=krange.reverse,
             after=spec.after,
@@ -73,7 +77,22 @@ def record_stream(
             keys_only=spec.keys_only,
             columns=spec.columns,
         )
-        batches = limited(batches, spec.limit)
+        try:
+            yield batches
+        finally:
+            batches.close()
+
+
+@contextmanager
+def record_stream(
+    db: Database, spec: ReadSpec, stats: ScanStats, stopper: Stopper
+) -> Iterator[Iterator[Batch]]:
+    """The batches of `spec` from `db`: read -> limit -> pace -> tap (counts and stop checks)."""
+    if spec.limit is not None and spec.limit <= 0:
+        yield iter(())
+        return
+    with read_stage(db, spec) as read:
+        batches = limited(read, spec.limit)
         batches = paced(
             batches,
             records=TokenBucket(spec.rate) if spec.rate else None,

@@ -18,6 +18,6 @@ def load_engine() -> Engine:
             f"the {NAME} engine is not installed (it needs the `rocksdb` module)",
             hint="pip install 'kvtool[pyrocksdb]', or use the default engine: --engine rocksdict",
         ) from None
-    from kvtool.engine.pyrocksdb.binding import PyRocksdbEngine
+    from kvtool.engine.pyrocksdb.engine import PyRocksdbEngine
 
     return PyRocksdbEngine()

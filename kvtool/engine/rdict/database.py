@@ -24,7 +24,7 @@ from kvtool.engine.base import (
 )
 from kvtool.engine.keyorder import KeyOrder, key_order
 from kvtool.engine.ondisk import file_number
-from kvtool.engine.options_file import OptionsKeeper
+from kvtool.engine.options_keeper import OptionsKeeper
 from kvtool.engine.rdict.handles import RdictSnapshot, RdictSstWriter, RdictWriteBatch
 from kvtool.engine.rdict.iterator import RdictIterator
 from kvtool.engine.rdict.native import from_native, remove_config, restore_options

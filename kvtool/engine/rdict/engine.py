@@ -23,7 +23,7 @@ from kvtool.engine.format_safety import (
 )
 from kvtool.engine.lockfile import lock_holder
 from kvtool.engine.ondisk import check_database_dir
-from kvtool.engine.options_file import OptionsKeeper
+from kvtool.engine.options_keeper import OptionsKeeper
 from kvtool.engine.rdict.database import RdictDatabase
 from kvtool.engine.rdict.native import CONFIG_FILE, from_native, remove_config, restore_options
 from kvtool.engine.rdict.opening import open_shadow, refuse_damage, refuse_orphan_operands

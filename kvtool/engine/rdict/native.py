@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from kvtool.engine.options_file import OptionsKeeper
+from kvtool.engine.options_keeper import OptionsKeeper
 from kvtool.errors import (
     CorruptionError,
     KvtoolError,

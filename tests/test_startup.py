@@ -1,0 +1,104 @@
+"""Start-up (bench/startup.py measures it): `kvtool count` loads only what counting needs, and
+Typer builds only the command that runs, while the root's help and typo suggestions still know
+every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+from kvtool.cli.app import ROOT_OPTIONS_WITH_VALUE, app, command_named
+
+from .conftest import run_kvtool
+from .oracles import ldb_load
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Loaded by other commands, never by `kvtool count` (each was on its path once, or could be).
+NOT_FOR_COUNT = {
+    "rich",  # Typer's pretty help: only for help on a terminal
+    "tqdm",  # progress bars: export and import
+    "pydantic",  # Typer 0.29's coercion (kvtool.cli.typer_compat)
+    "socket",  # a work dir's host name comes from os.uname
+    "hashlib",  # cursors only
+    "ctypes",  # the CLI's malloc tuning: streaming commands only
+    "kvtool.ondisk",  # du, sst, wal, manifest
+    "kvtool.ops.export",
+    "kvtool.ops.importer",
+    "kvtool.ops.du",
+    "kvtool.api",
+}
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return ldb_load(tmp_path_factory.mktemp("startup") / "db", [(b"a", b"1"), (b"b", b"2")])
+
+
+def test_count_imports_nothing_it_does_not_need(db: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kvtool", "count", str(db), "--limit", "10"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "2\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "kvtool.ops.count" in imported  # the list is what it seems
+    loaded = {
+        name
+        for name in imported
+        for unwanted in NOT_FOR_COUNT
+        if name == unwanted or name.startswith(unwanted + ".")
+    }
+    assert not loaded
+
+
+def test_root_options_that_take_a_value_are_all_known() -> None:
+    root = typer.main.get_command(app)
+    taking = {
+        name
+        for param in root.params
+        if not getattr(param, "is_flag", False) and param.param_type_name == "option"
+        for name in (*param.opts, *param.secondary_opts)
+    }
+    assert taking == ROOT_OPTIONS_WITH_VALUE
+
+
+@pytest.mark.parametrize(
+    ("argv", "name"),
+    [
+        (["count", "DB"], "count"),
+        (["--engine", "rocksdict", "count", "DB"], "count"),
+        (["--debug", "--engine=rocksdict", "cf", "list", "DB"], "cf"),
+        (["--", "count", "DB"], "count"),
+        (["--help"], None),
+        ([], None),
+    ],
+)
+def test_command_named(argv: list[str], name: str | None) -> None:
+    assert command_named(argv) == name
+
+
+def test_one_command_built_and_the_rest_still_known(db: Path) -> None:
+    assert run_kvtool("--engine", "rocksdict", "count", db).stdout == b"2\n"
+    assert run_kvtool("cf", "list", db).stdout == b"default\n"
+    typo = run_kvtool("cuont", db)
+    assert typo.returncode == 2 and b"Did you mean 'count'?" in typo.stderr
+    listed = run_kvtool("--help").stdout.decode()
+    for command in app.registered_commands:
+        assert f"  {command.name} " in listed
+    # Every command is registered again after a run in this process.
+    from kvtool.cli.app import run
+
+    before = list(app.registered_commands)
+    assert run(["count", str(db)]) == 0
+    assert app.registered_commands == before
