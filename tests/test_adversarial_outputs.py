@@ -24,7 +24,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import dir_state, kvtool_executable, require_tool, run_kvtool
+from .conftest import (
+    dir_state,
+    kvtool_executable,
+    require_tool,
+    run_kvtool,
+    run_stopped_by_deadline,
+)
 from .oracles import ldb_load, ldb_scan
 
 Record = tuple[bytes, bytes]
@@ -312,9 +318,10 @@ def test_stats_file_on_a_device_is_written_in_place(db: Path, tmp_path: Path) ->
 def test_a_full_stats_file_still_names_the_cursor(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     stats = full_device(tmp_path)
-    result = run_kvtool(
-        "export", db, "-q", "-o", out, "--rate", "2000", "--timeout", "0.5s", "--stats-file", stats
-    )
+    result = run_stopped_by_deadline(
+        "export", db, "-q", "-o", out, "--stats-file", stats, rate=2000, timeout=0.5,
+        wrote=lambda _: (tmp_path / "out.jsonl.partial").exists(),
+    )  # fmt: skip
     assert result.returncode == 74
     line = one_error_line(result.stderr)
     cursor = re.search(r"cursor (kv2\.\S+)", line)
@@ -327,9 +334,10 @@ def test_a_full_stats_file_still_names_the_cursor(db: Path, tmp_path: Path) -> N
 
 
 def stop_after(db: Path, target: Path, *args: str) -> str:
-    """Run a paced export into `target` that --timeout stops; return the cursor it printed."""
-    result = run_kvtool(
-        "export", db, "-o", target, "--rate", "2000", "--timeout", "0.5s", "--stats", "json", *args
+    """Run a paced export into `target` that --timeout stops after some of the 3,000 records (at
+    most 1,000 a run); return the cursor it printed."""
+    result = run_stopped_by_deadline(
+        "export", db, "-o", target, "--stats", "json", *args, rate=2000, timeout=0.5
     )
     assert result.returncode == 124, result.stderr
     cursor = orjson.loads(result.stderr.splitlines()[0])["cursor"]
@@ -520,8 +528,8 @@ def test_a_cursor_for_a_huge_key_is_passed_back_from_a_file(tmp_path: Path) -> N
 _UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
-def on_a_terminal(*args: str | os.PathLike[str]) -> bytes:
-    """What the installed kvtool writes to stdout when stdout is a real pty."""
+def on_a_terminal(*args: str | os.PathLike[str], code: int = 0) -> bytes:
+    """What the installed kvtool writes to stdout when stdout is a real pty (exiting `code`)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [kvtool_executable(), *map(str, args)], stdout=slave, stderr=subprocess.PIPE
@@ -539,7 +547,7 @@ def on_a_terminal(*args: str | os.PathLike[str]) -> bytes:
     os.close(master)
     assert proc.stderr is not None
     stderr = proc.stderr.read()
-    assert proc.wait(timeout=60) == 0, stderr
+    assert proc.wait(timeout=60) == code, stderr
     return b"".join(chunks).replace(b"\r\n", b"\n")  # the pty's ONLCR
 
 
@@ -578,7 +586,12 @@ def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]
     command, *rest = args
     empty = ldb_load(hostile_db.parent / "empty.db", [(b"other", b"x")])
     link = stdout_link(hostile_db.parent)
-    shown = on_a_terminal(command, hostile_db, *(a.format(empty=empty, stdout=link) for a in rest))
+    shown = on_a_terminal(
+        command,
+        hostile_db,
+        *(a.format(empty=empty, stdout=link) for a in rest),
+        code=1 if command == "diff" else 0,  # the two databases differ
+    )
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown
     assert b"\\x1b" in shown or b"\\u001b" in shown or b"\\x9b" in shown or b"9b" in shown

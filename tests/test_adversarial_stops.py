@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import base64
 import contextlib
+import errno
 import fcntl
 import functools
 import gzip
@@ -23,8 +24,10 @@ import subprocess
 import sys
 import termios
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 import pytest
@@ -68,6 +71,11 @@ def _records(jsonl: bytes) -> list[tuple[str, str]]:
     return out
 
 
+def _jsonl(records: list[tuple[str, str]]) -> list[bytes]:
+    """kvtool's JSON Lines for text records (the sizes the output reaches)."""
+    return [orjson.dumps({"key": k, "value": v}) + b"\n" for k, v in records]
+
+
 def _cursor(stderr: bytes) -> str:
     match = re.search(rb"resume with --after (\S+)", stderr)
     assert match, stderr.decode()
@@ -75,9 +83,12 @@ def _cursor(stderr: bytes) -> str:
 
 
 # -- driving a blocked reader ---------------------------------------------------------------------
-def _start(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def _start(
+    *args: str | Path, env: dict[str, str] | None = None, stdin: int | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [kvtool_executable(), *map(str, args)],
+        stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **(env or {})},
@@ -244,21 +255,34 @@ def test_a_killed_worker_stops_the_export_at_once_with_whole_records(
 def test_a_killed_worker_leaves_a_partial_file_of_whole_records(
     ldb_db: tuple[Path, list[tuple[str, str]]], tmp_path: Path
 ) -> None:
+    """The kill lands mid-run for certain: the coordinating parent is stopped (`_act_while`)
+    while the output holds less than a tenth of the records, which is inside the first chunk
+    (about half of them); without the parent no worker gets the next chunk's turn, so both
+    workers still have records to write when one is killed."""
     db, expected = ldb_db
     target = tmp_path / "out.jsonl"
-    proc = _start("export", db, "-j", "2", "-o", target)
+    tenth = len(b"".join(_jsonl(expected[: RECORDS // 10])))
 
     def writing() -> bool:
-        return any(p.stat().st_size > 0 for p in tmp_path.glob(".out.jsonl.*.tmp"))
+        sizes = [p.stat().st_size for p in tmp_path.glob(".out.jsonl.*.tmp")]
+        return 0 < max(sizes, default=0) < tenth
 
-    _wait_for(writing, "the temporary output file", proc)
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    os.kill(int(children[0]), signal.SIGKILL)
-    returncode, _, err = _finish(proc)
+    def kill_a_worker() -> None:
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        assert len(children) == 2, children
+        os.kill(int(children[0]), signal.SIGKILL)
 
-    if returncode == 0:  # the export finished before the kill landed
-        assert _records(target.read_bytes()) == expected
-        return
+    for _attempt in range(5):  # a poll that missed the first tenth: again
+        proc = _start("export", db, "-j", "2", "-o", target)
+        caught = _act_while(proc, writing, kill_a_worker)
+        returncode, _, err = _finish(proc)
+        if caught:
+            break
+        assert returncode == 0, err.decode()
+        target.unlink()
+    else:
+        pytest.fail("the export was never seen writing its first tenth")
+
     assert returncode == 74, err.decode()
     partial = tmp_path / "out.jsonl.partial"
     got = _records(partial.read_bytes())
@@ -276,7 +300,7 @@ def test_sighup_stops_an_export_to_a_file_and_cleans_up(
     private_tmp.mkdir()
     target = out / "all.jsonl"
     proc = _start(
-        "export", db, "-o", target, "--rate", "50000",
+        "export", db, "-o", target, "--rate", "10000",  # 10 s: the stop lands mid-run
         env={"TMPDIR": str(private_tmp)},
     )  # fmt: skip
 
@@ -394,29 +418,56 @@ def _import_lines() -> list[bytes]:
     ]
 
 
+def _open_fifo(path: Path, proc: subprocess.Popen[bytes]) -> BinaryIO:
+    """The writing end of the FIFO `path`, once kvtool has opened it to read (a plain open would
+    wait for ever if kvtool ended before opening it)."""
+
+    def opened() -> bool:
+        try:
+            fds.append(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:  # ENXIO: no reader yet
+            assert exc.errno == errno.ENXIO, exc
+            return False
+        return True
+
+    fds: list[int] = []
+    _wait_for(opened, f"kvtool to open {path.name}", proc)
+    os.set_blocking(fds[0], True)
+    return os.fdopen(fds[0], "wb")
+
+
 @pytest.mark.parametrize("gz", [False, True], ids=["plain", "gz"])
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_an_interrupted_import_says_what_is_committed_and_how_to_resume(
     tmp_path: Path, sig: signal.Signals, gz: bool
 ) -> None:
+    """FILE is a FIFO the test holds open with three quarters of the lines written: kvtool
+    commits batches and then waits for more, so the signal lands mid-run for certain. Then FILE
+    becomes the whole file, and the printed resume command runs as printed."""
     db = _ldb_db_with_cf(tmp_path / "db", "events")
     lines = _import_lines()
     source = tmp_path / ("in.jsonl.gz" if gz else "in.jsonl")
-    data = b"".join(lines)
-    source.write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
+    os.mkfifo(source)
     proc = _start(
         "import", "--cf", "events", "--key-format", "hex", "--value-format", "base64",
         "--batch-records", "500", db, source,
     )  # fmt: skip
-    # Stop it once it has committed something: the WAL grows with each batch.
-    _wait_for(
-        lambda: sum(p.stat().st_size for p in db.glob("*.log")) > 2_000_000, "a few batches", proc
-    )
-    proc.send_signal(sig)
-    returncode, _, err = _finish(proc)
+    head = b"".join(lines[: len(lines) * 3 // 4])
+    if gz:  # a sync flush: kvtool can decompress everything sent so far
+        packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+        head = packer.compress(head) + packer.flush(zlib.Z_SYNC_FLUSH)
+    with _open_fifo(source, proc) as fifo:
+        fifo.write(head)
+        fifo.flush()
+        # Stop it once it has committed a good part: the WAL grows with each batch.
+        _wait_for(
+            lambda: sum(p.stat().st_size for p in db.glob("*.log")) > 2_000_000,
+            "a few batches",
+            proc,
+        )
+        proc.send_signal(sig)
+        returncode, _, err = _finish(proc)
 
-    if returncode == 0:  # the input ran out first: nothing to check about a stop
-        pytest.skip("the import finished before the signal")
     code = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}[sig]
     message = err.decode()
     assert returncode == code, message
@@ -436,6 +487,9 @@ def test_an_interrupted_import_says_what_is_committed_and_how_to_resume(
     assert "--cf events" in command and "--key-format hex" in command
     assert "--value-format base64" in command
     # The advice runs as printed: `kvtool` on PATH is the installed console script.
+    source.unlink()
+    data = b"".join(lines)
+    source.write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
     done = subprocess.run(["bash", "-c", command], capture_output=True, check=False)
     assert done.returncode == 0, done.stderr.decode()
     assert _stored(db, "events") == sorted(IMPORT_RECORDS)
@@ -510,19 +564,15 @@ def test_sst_mode_interrupted_tells_the_truth_about_the_ingest(tmp_path: Path) -
 
 def test_sst_work_dirs_of_killed_runs_are_removed_and_live_ones_kept(tmp_path: Path) -> None:
     db = _ldb_db_with_cf(tmp_path / "db", "events")
-    source = tmp_path / "in.jsonl"
-    source.write_bytes(b"".join(_import_lines()))
+    # Sorted runs spill at 64 KB; stdin stays open, so the run is still reading when killed.
     proc = _start(
-        "import", "--mode", "sst", "--key-format", "hex", "--value-format", "base64", db, source
-    )
-    _wait_for(
-        lambda: (
-            any(tmp_path.glob("kvtool-import-*/run-*"))
-            or any(tmp_path.glob("kvtool-import-*/import-*"))
-        ),
-        "the work directory",
-        proc,
-    )
+        "import", "--mode", "sst", "--sort-memory", "64KB", "--key-format", "hex",
+        "--value-format", "base64", db, "-", stdin=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(_import_lines()[:5000]))
+    proc.stdin.flush()
+    _wait_for(lambda: any(tmp_path.glob("kvtool-import-*/run-*")), "a sorted run", proc)
     proc.kill()  # SIGKILL: no code runs, the directory stays
     proc.communicate(timeout=60)
     left = list(tmp_path.glob("kvtool-import-*"))

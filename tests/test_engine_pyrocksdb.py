@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from .conftest import kvtool_executable, run_kvtool
+from .conftest import kvtool_executable, run_kvtool, run_stopped_by_deadline
 from .oracles import (
     Spec,
     put,
@@ -305,11 +305,10 @@ def test_early_end_closed_pipe_and_deadline(tmp_path: Path) -> None:
             os.close(write_end)
         assert (done.returncode, done.stderr) == (0, b""), (args, done.stderr.decode())
     # A deadline: exit 124 with whole records and a cursor (4 s: the opens take their time on
-    # a loaded machine, and the deadline counts from the start).
-    result = run_kvtool(
-        "export", db, "--rate", "2000", "--timeout", "4s", "-o", tmp_path / "out.jsonl",
-        env=ENGINE,
-    )  # fmt: skip
+    # a loaded machine, and the deadline counts from the start; longer when even that was short).
+    result = run_stopped_by_deadline(
+        "export", db, "-o", tmp_path / "out.jsonl", rate=2000, timeout=4, env=ENGINE
+    )
     assert result.returncode == 124, result.stderr.decode()
     assert b"Traceback" not in result.stderr
     partial = (tmp_path / "out.jsonl.partial").read_bytes()

@@ -16,7 +16,14 @@ import pytest
 
 from kvtool.formats.records import decode_field
 
-from .conftest import dir_state, kvtool_executable, make_db, require_tool, run_kvtool
+from .conftest import (
+    dir_state,
+    kvtool_executable,
+    make_db,
+    require_tool,
+    run_kvtool,
+    run_stopped_by_deadline,
+)
 
 Records = list[tuple[bytes, bytes]]
 
@@ -218,13 +225,24 @@ def _read_some(proc: subprocess.Popen[bytes], at_least: int) -> bytes:
 )
 def test_stopped_export_resumes_exactly(paced_db: Path, how: str, code: int) -> None:
     full = export(paced_db)
-    extra = ["--timeout", "1s"] if how == "timeout" else []
-    proc = _start_export(paced_db, "--rate", "2000", *extra)
-    head = _read_some(proc, random.randint(1, 40_000))
-    if how != "timeout":
-        proc.send_signal(getattr(signal, how))
-    rest, stderr = proc.communicate(timeout=60)
-    first = head + rest
+    for attempt in range(5):
+        if how == "timeout":
+            # The deadline counts from the start, and a loaded machine can spend most of a
+            # second opening: a run stopped before its first record runs again with twice the
+            # time at half the rate (see conftest.run_stopped_by_deadline).
+            rate, extra = 2000 / 2**attempt, ["--timeout", f"{2**attempt}s"]
+        else:
+            rate, extra = 2000, []
+        proc = _start_export(paced_db, "--rate", f"{rate:g}", *extra)
+        if how == "timeout":
+            head = b""
+        else:
+            head = _read_some(proc, random.randint(1, 40_000))  # the rest waits in the pipe
+            proc.send_signal(getattr(signal, how))
+        rest, stderr = proc.communicate(timeout=60)
+        first = head + rest
+        if first:  # a deadline before the first record tests no stop between records: again
+            break
     assert proc.returncode == code, stderr
     assert first.endswith(b"\n") and 0 < len(first) < len(full)
     assert full.startswith(first)  # whole records only, in order
@@ -241,7 +259,8 @@ def test_stopped_export_resumes_exactly(paced_db: Path, how: str, code: int) -> 
 def test_stopped_reverse_prefix_export_resumes_exactly(paced_db: Path) -> None:
     args = ["--reverse", "--prefix", b"r:03".hex(), "--key-format", "hex"]
     full = export(paced_db, *args)
-    proc = _start_export(paced_db, "--rate", "1000", *args)
+    # 1,000 records (53 KB, less than a pipe holds) at 100 a second: the stop lands mid-run.
+    proc = _start_export(paced_db, "--rate", "100", *args)
     head = _read_some(proc, 500)
     proc.send_signal(signal.SIGINT)
     rest, stderr = proc.communicate(timeout=60)
@@ -253,8 +272,8 @@ def test_stopped_reverse_prefix_export_resumes_exactly(paced_db: Path) -> None:
 
 def test_stopped_export_to_file_keeps_a_partial_file(paced_db: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
-    result = run_kvtool(
-        "export", paced_db, "-o", target, "--rate", "3000", "--timeout", "0.5s", "--stats", "json"
+    result = run_stopped_by_deadline(
+        "export", paced_db, "-o", target, "--stats", "json", rate=3000, timeout=0.5
     )
     assert result.returncode == 124, result.stderr
     assert not target.exists()
