@@ -109,8 +109,9 @@ def export(
         int | None,
         typer.Option(
             "--partition-by-prefix",
-            help="parquet: put each part file under DIR/prefix=HEX/, HEX the first N bytes of "
-            "its keys in hex (hive-style partitions that DuckDB and Spark prune on).",
+            help="With --format parquet: put each part file under DIR/prefix=HEX/, HEX the "
+            "first N bytes of its keys in hex (hive-style partitions that DuckDB and Spark "
+            "prune on).",
             metavar="N",
             min=1,
             max=64,
@@ -121,8 +122,8 @@ def export(
         str,
         typer.Option(
             "--part-size",
-            help="parquet: start a new part file past this many bytes of data (keys and "
-            "values, as Arrow holds them).",
+            help="With --format parquet: start a new part file past this many bytes of data "
+            "(keys and values, as Arrow holds them).",
             metavar="SIZE",
             rich_help_panel="Output",
         ),
