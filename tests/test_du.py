@@ -208,11 +208,12 @@ def test_sst_wal_manifest_of_the_layered_db_equal_debian_tools(
     ]
     assert {p.name for p in live} == {p.name for p in layered_db.glob("*.sst")}
     types = set()
-    for path in live:
-        assert_properties_equal_sst_dump(path)
-        ours = inspect_json(
-            "sst", "--records", "--key-format", "hex", "--value-format", "hex", path
-        )
+    summaries = inspect_json("sst", "--json", *live)
+    hex_formats = ("--key-format", "hex", "--value-format", "hex")
+    records = inspect_json("sst", "--records", *hex_formats, *live)
+    for path, props in zip(live, summaries, strict=True):
+        assert_properties_equal_sst_dump(path, props)
+        ours = [r for r in records if r["file"] == str(path)]
         points = [r for r in ours if r["type"] != "delete_range"]
         raw_points, raw_ranges = sst_dump_raw(path, tmp_path / "raw")
         assert [(r["key"], r.get("value", "")) for r in points] == raw_points

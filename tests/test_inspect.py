@@ -159,9 +159,11 @@ def test_sst_properties_equal_sst_dump(ldb_db: Path) -> None:
         assert_properties_equal_sst_dump(path)
 
 
-def assert_properties_equal_sst_dump(path: Path) -> None:
-    """`kvtool sst --json FILE` against `sst_dump --show_properties`, field by field."""
-    (ours,) = kv_json("sst", "--json", path)
+def assert_properties_equal_sst_dump(path: Path, ours: dict[str, Any] | None = None) -> None:
+    """`kvtool sst --json FILE` (or its line `ours`) against `sst_dump --show_properties`,
+    field by field."""
+    if ours is None:
+        (ours,) = kv_json("sst", "--json", path)
     theirs = sst_dump_properties(path)
     assert ours["entries"] == int(theirs["# entries"])
     assert ours["deletions"] == int(theirs["# deletions"])
