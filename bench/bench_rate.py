@@ -4,7 +4,8 @@ Usage: python bench/bench_rate.py [--seconds 4] [--db PATH]
 
 For each target, runs `kvtool export --rate R --timeout Ns --stats json` on a generated database
 and reports the achieved rate from the run's own stats (records / elapsed) and from the wall clock
-around the whole process (start-up included). Design: within a few percent; the issue: within 5%.
+around the whole process (start-up included). The target: within a few percent (README, "--rate N
+holds its target").
 """
 
 from __future__ import annotations

@@ -529,7 +529,7 @@ _UNSAFE = re.compile(rb"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def on_a_terminal(*args: str | os.PathLike[str], code: int = 0) -> bytes:
-    """What the installed kvtool writes to stdout when stdout is a real pty."""
+    """What the installed kvtool writes to stdout when stdout is a real pty (exiting `code`)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [kvtool_executable(), *map(str, args)], stdout=slave, stderr=subprocess.PIPE
@@ -590,7 +590,7 @@ def test_no_raw_control_bytes_reach_a_terminal(hostile_db: Path, args: list[str]
         command,
         hostile_db,
         *(a.format(empty=empty, stdout=link) for a in rest),
-        code=1 if command == "diff" else 0,  # diff: the databases differ
+        code=1 if command == "diff" else 0,  # the two databases differ
     )
     assert shown.strip(), shown
     assert not _UNSAFE.search(shown), shown

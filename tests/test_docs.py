@@ -324,7 +324,8 @@ def test_install_completion_keeps_working(tmp_path: Path) -> None:
 
 def test_bash_completes_each_choice_with_its_values(tmp_path: Path) -> None:
     # Each choice is an enum option type: TAB lists its values, never directories.
-    assert bash_complete(["kvtool", "export", "--format", ""], tmp_path) == ["jsonl", "csv", "tsv"]
+    offered = bash_complete(["kvtool", "export", "--format", ""], tmp_path)
+    assert offered == ["jsonl", "csv", "tsv", "parquet"]
     assert bash_complete(["kvtool", "scan", "-f", ""], tmp_path) == ["jsonl", "csv", "tsv", "table"]
     offered = bash_complete(["kvtool", "import", "--key-format", ""], tmp_path)
     assert offered == ["auto", "utf8", "hex", "base64"]  # no json: keys must be byte-exact
@@ -398,7 +399,7 @@ def test_fish_completes_choices_and_column_families(cf_db: Path, tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     words = [line.split("\t", 1)[0] for line in result.stdout.splitlines()]
-    assert sorted(words) == ["csv", "jsonl", "tsv", "usage log", "users"]
+    assert sorted(words) == ["csv", "jsonl", "parquet", "tsv", "usage log", "users"]
 
 
 # zsh's completion runs only in an interactive shell's line editor: drive one in a pseudo-terminal

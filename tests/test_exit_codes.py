@@ -52,3 +52,34 @@ def test_help_epilog_lists_every_exit_code() -> None:
 
 def test_man_page_table_is_the_enum() -> None:
     assert set(docgen.EXIT_STATUS) == set(ExitCode)
+
+
+def _row(markdown: Path, heading: str, code: int) -> str:
+    section = markdown.read_text(encoding="utf-8").split(heading, 1)[1]
+    return next(line for line in section.splitlines() if line.startswith(f"| {code} |"))
+
+
+@pytest.mark.parametrize(
+    ("doc", "heading"),
+    [
+        ("README.md", "## Exit codes"),
+        ("docs/design.md", "## Exit codes"),
+        ("docs/cron.md", "### Exit codes"),
+    ],
+)
+def test_1_is_documented_as_not_found_and_differences(doc: str, heading: str) -> None:
+    """1 is `get`'s "not found" and `diff`'s "they differ", as grep and diff(1) say."""
+    row = _row(ROOT / doc, heading, 1)
+    assert "`get`" in row and "`diff`" in row, row
+
+
+def test_1_in_the_man_page_help_and_diff_help() -> None:
+    assert "diff" in docgen.EXIT_STATUS[ExitCode.NOT_FOUND]
+    assert "get" in docgen.EXIT_STATUS[ExitCode.NOT_FOUND]
+    epilog = app.info.epilog
+    assert isinstance(epilog, str) and "1 not found or differences" in epilog
+    from kvtool.cli.diff import diff
+
+    assert "Exits 1 when they differ and 0 when they do not" in " ".join(
+        (diff.__doc__ or "").split()
+    )

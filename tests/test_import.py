@@ -657,9 +657,9 @@ def test_many_sort_runs_are_merged_in_passes(
 ) -> None:
     import io
 
-    from kvtool.ops import importer
+    from kvtool.ops import import_sst, importer
 
-    monkeypatch.setattr(importer, "_MERGE_FANIN", 3)  # 20+ runs: two merge passes
+    monkeypatch.setattr(import_sst, "_MERGE_FANIN", 3)  # 20+ runs: two merge passes
     rng = random.Random(11)
     lines = [(b"k%04d" % rng.randrange(1500), b"v%d" % i) for i in range(3000)]
     options = importer.ImportOptions(

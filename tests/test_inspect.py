@@ -156,27 +156,34 @@ def test_sst_zstd_blocks_are_unavailable_not_corrupt(tmp_path: Path) -> None:
 
 def test_sst_properties_equal_sst_dump(ldb_db: Path) -> None:
     for path in sorted(ldb_db.glob("*.sst")):
+        assert_properties_equal_sst_dump(path)
+
+
+def assert_properties_equal_sst_dump(path: Path, ours: dict[str, Any] | None = None) -> None:
+    """`kvtool sst --json FILE` (or its line `ours`) against `sst_dump --show_properties`,
+    field by field."""
+    if ours is None:
         (ours,) = kv_json("sst", "--json", path)
-        theirs = sst_dump_properties(path)
-        assert ours["entries"] == int(theirs["# entries"])
-        assert ours["deletions"] == int(theirs["# deletions"])
-        assert ours["merge_operands"] == int(theirs["# merge operands"])
-        assert ours["range_deletions"] == int(theirs["# range deletions"])
-        assert ours["data_blocks"] == int(theirs["# data blocks"])
-        assert ours["raw_key_size"] == int(theirs["raw key size"])
-        assert ours["raw_value_size"] == int(theirs["raw value size"])
-        assert ours["data_size"] == int(theirs["data block size"])
-        assert ours["filter_size"] == int(theirs["filter block size"])
-        index_label = next(k for k in theirs if k.startswith("index block size"))
-        assert ours["index_size"] == int(theirs[index_label])
-        assert str(ours["column_family_id"]) == theirs["column family ID"]
-        assert ours["column_family"] == theirs["column family name"]
-        assert ours["comparator"] == theirs["comparator name"]
-        assert ours["merge_operator"] == theirs["merge operator name"]
-        assert ours["prefix_extractor"] == theirs["prefix extractor name"]
-        assert ours["compression"] == theirs["SST file compression algo"]
-        assert ours["creation_time"] == int(theirs["creation time"])
-        assert ours["file_size"] == path.stat().st_size
+    theirs = sst_dump_properties(path)
+    assert ours["entries"] == int(theirs["# entries"])
+    assert ours["deletions"] == int(theirs["# deletions"])
+    assert ours["merge_operands"] == int(theirs["# merge operands"])
+    assert ours["range_deletions"] == int(theirs["# range deletions"])
+    assert ours["data_blocks"] == int(theirs["# data blocks"])
+    assert ours["raw_key_size"] == int(theirs["raw key size"])
+    assert ours["raw_value_size"] == int(theirs["raw value size"])
+    assert ours["data_size"] == int(theirs["data block size"])
+    assert ours["filter_size"] == int(theirs["filter block size"])
+    index_label = next(k for k in theirs if k.startswith("index block size"))
+    assert ours["index_size"] == int(theirs[index_label])
+    assert str(ours["column_family_id"]) == theirs["column family ID"]
+    assert ours["column_family"] == theirs["column family name"]
+    assert ours["comparator"] == theirs["comparator name"]
+    assert ours["merge_operator"] == theirs["merge operator name"]
+    assert ours["prefix_extractor"] == theirs["prefix extractor name"]
+    assert ours["compression"] == theirs["SST file compression algo"]
+    assert ours["creation_time"] == int(theirs["creation time"])
+    assert ours["file_size"] == path.stat().st_size
 
 
 def test_sst_of_rocksdb614_with_merges_and_format_version(tmp_path: Path) -> None:
@@ -288,7 +295,19 @@ def test_wal_damage_before_the_end_is_exit_74_with_the_offset(ldb_db: Path, tmp_
 
 
 def test_manifest_equals_ldb_manifest_dump(ldb_db: Path) -> None:
-    out = ldb_ok("manifest_dump", f"--db={ldb_db}", "--verbose", "--hex").decode()
+    out = assert_manifest_equals_ldb(ldb_db)
+    (summary,) = kv_json("manifest", "--summary", ldb_db)
+    live = {f["file_number"] for lv in summary["column_families"][0]["levels"] for f in lv["files"]}
+    assert live == {int(p.stem) for p in ldb_db.glob("*.sst")}
+    theirs_live = {int(n) for n in re.findall(r"^ (\d+):\d+\[", out, re.MULTILINE)}
+    assert live == theirs_live
+
+
+def assert_manifest_equals_ldb(db: Path) -> str:
+    """`kvtool manifest DB` against `ldb manifest_dump --verbose --hex`: each edit's added and
+    deleted files, last sequences, next file numbers and log numbers. Returns ldb's output."""
+    manifest = db / (db / "CURRENT").read_text().strip()
+    out = ldb_ok("manifest_dump", f"--path={manifest}", "--verbose", "--hex").decode()
     theirs_added = re.findall(
         r"AddFile: (\d+) (\d+) (\d+) '([0-9A-F]*)' seq:(\d+), type:(\d+) "
         r"\.\. '([0-9A-F]*)' seq:(\d+), type:(\d+)",
@@ -298,7 +317,7 @@ def test_manifest_equals_ldb_manifest_dump(ldb_db: Path) -> None:
     theirs_last_seq = [int(x) for x in re.findall(r"LastSeq: (\d+)", out)]
     theirs_next_file = [int(x) for x in re.findall(r"NextFileNumber: (\d+)", out)]
     theirs_log = [int(x) for x in re.findall(r"  LogNumber: (\d+)", out)]
-    edits = kv_json("manifest", "--key-format", "hex", ldb_db)
+    edits = kv_json("manifest", "--key-format", "hex", db)
     ours_added = [
         (
             str(f["level"]),
@@ -323,12 +342,7 @@ def test_manifest_equals_ldb_manifest_dump(ldb_db: Path) -> None:
     assert [e["last_sequence"] for e in edits if "last_sequence" in e] == theirs_last_seq
     assert [e["next_file_number"] for e in edits if "next_file_number" in e] == theirs_next_file
     assert [e["log_number"] for e in edits if "log_number" in e] == theirs_log
-
-    (summary,) = kv_json("manifest", "--summary", ldb_db)
-    live = {f["file_number"] for lv in summary["column_families"][0]["levels"] for f in lv["files"]}
-    assert live == {int(p.stem) for p in ldb_db.glob("*.sst")}
-    theirs_live = {int(n) for n in re.findall(r"^ (\d+):\d+\[", out, re.MULTILINE)}
-    assert live == theirs_live
+    return out
 
 
 def test_manifest_names_column_families(tmp_path: Path) -> None:

@@ -186,7 +186,9 @@ def test_bash_completes_format_values_from_the_venv(installed: Path, tmp_path: P
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["jsonl", "csv", "tsv"], result.stdout + result.stderr
+    assert result.stdout.split() == ["jsonl", "csv", "tsv", "parquet"], (
+        result.stdout + result.stderr
+    )
 
 
 def test_fish_completes_format_values_from_the_venv(installed: Path, tmp_path: Path) -> None:
@@ -210,6 +212,7 @@ def test_fish_completes_format_values_from_the_venv(installed: Path, tmp_path: P
     assert sorted(line.split("\t")[0] for line in result.stdout.splitlines()) == [
         "csv",
         "jsonl",
+        "parquet",
         "tsv",
     ]
 

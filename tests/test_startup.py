@@ -102,3 +102,24 @@ def test_one_command_built_and_the_rest_still_known(db: Path) -> None:
     before = list(app.registered_commands)
     assert run(["count", str(db)]) == 0
     assert app.registered_commands == before
+
+
+@pytest.mark.parametrize("stats", [False, True])
+def test_a_run_builds_only_its_command(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stats: bool
+) -> None:
+    """Typer builds the Click command of the run only, for the run and for its stats (count
+    records its figures on every run), not the other commands' options."""
+    from kvtool.cli.app import run
+
+    built: list[str] = []
+    original = typer.main.get_command_from_info
+
+    def counting(command_info: typer.models.CommandInfo, **kwargs: object) -> object:
+        built.append(command_info.name or "")
+        return original(command_info, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(typer.main, "get_command_from_info", counting)
+    extra = ["--stats-file", str(tmp_path / "s.json")] if stats else []
+    assert run(["count", str(db), *extra]) == 0
+    assert built and set(built) == {"count"}

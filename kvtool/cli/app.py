@@ -196,7 +196,7 @@ install_typer_compat()
 plain_required_arguments()
 
 
-def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupted(signum: int, _frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
@@ -311,7 +311,7 @@ def _finish_stats(
 
     try:
         new_code, message = finish_stats(
-            lambda: typer.main.get_command(app),  # built only when there are stats to report
+            lambda: _click_command(args),  # built only when there are stats to report
             args,
             code=code,
             error=failure.message if failure is not None else None,
@@ -366,6 +366,13 @@ def _only_command(argv: list[str]) -> Iterator[None]:
         yield
     finally:
         app.registered_commands, app.registered_groups = saved
+
+
+def _click_command(args: list[str]) -> Any:
+    """The Click command of this run, for its stats: only the command that runs is built (see
+    `_only_command`; `count` records its figures on every run)."""
+    with _only_command(args):
+        return typer.main.get_command(app)
 
 
 def _command_name(command: typer.models.CommandInfo) -> str:

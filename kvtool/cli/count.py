@@ -105,10 +105,13 @@ def count(
         result = count_records(db, spec, estimate=estimate, workers=workers)
     except CountStoppedError as stop:
         # The partial count and the cursor that resumes it; the error line says them too.
-        record_stats("count stopped", stop.result.stats(), shown=False)
+        if stats_file is not None:
+            record_stats("count stopped", stop.result.stats(), shown=False)
         raise
-    # The count is the answer (stdout); its figures go to --stats-file only.
-    record_stats("count done", result.stats(), shown=False)
+    # The count is the answer (stdout); its figures go to --stats-file only (and only when
+    # asked: reporting builds every command's options, which a plain count need not pay for).
+    if stats_file is not None:
+        record_stats("count done", result.stats(), shown=False)
     if json or fmt is StatsFormat.JSON:
         import orjson
 

@@ -54,8 +54,9 @@ def du(
         typer.Option(
             "--sample",
             help="Estimate from this fraction of the SST data blocks (e.g. 0.01), read from "
-            "the files: each estimate comes with its error (3 standard errors). Data only in "
-            "the WAL is not sampled.",
+            "the files: each estimate comes with its error (3 standard errors, more for a "
+            "prefix seen in few blocks: within it 99.7% of the time). Data only in the WAL is "
+            "not sampled.",
             metavar="FRACTION",
         ),
     ] = None,
@@ -86,8 +87,7 @@ def du(
         kvtool du big.db --sample 0.01 --json | jq '.column_families[0]'
     """
     from kvtool.cli.ondisk_out import encoders
-    from kvtool.ops.du import Grouping, sample_usage, usage_dict
-    from kvtool.ops.inspect import reading
+    from kvtool.ops.du import Grouping, usage_dict
 
     if not separator:
         from kvtool.errors import UsageError
@@ -96,8 +96,9 @@ def du(
     key, _ = encoders(key_format, "auto")
     grouping = Grouping(depth=depth, separator=separator.encode(), levels=levels)
     if sample is not None:
-        with reading(db, "database"):
-            usage = sample_usage(db, grouping, sample, cfs=cf, top=top, seed=seed)
+        from kvtool.ops.du_sample import sample_usage
+
+        usage = sample_usage(db, grouping, sample, cfs=cf, top=top, seed=seed)
     else:
         usage = _exact_with_progress(db, grouping, cf, top)
     result = usage_dict(usage, key, groups)

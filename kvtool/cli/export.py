@@ -73,7 +73,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="Output format: jsonl, csv (with a header) or tsv.",
+            help="Output format: jsonl, csv (with a header), tsv, or parquet (a dataset "
+            "directory -o DIR of part files; needs pip install 'kvtool[parquet]').",
             rich_help_panel="Output",
             case_sensitive=False,
         ),
@@ -104,6 +105,29 @@ def export(
             max=MAX_WORKERS,
         ),
     ] = None,
+    partition_by_prefix: Annotated[
+        int | None,
+        typer.Option(
+            "--partition-by-prefix",
+            help="With --format parquet: put each part file under DIR/prefix=HEX/, HEX the "
+            "first N bytes of its keys in hex (hive-style partitions that DuckDB and Spark "
+            "prune on).",
+            metavar="N",
+            min=1,
+            max=64,
+            rich_help_panel="Output",
+        ),
+    ] = None,
+    part_size: Annotated[
+        str,
+        typer.Option(
+            "--part-size",
+            help="With --format parquet: start a new part file past this many bytes of data "
+            "(keys and values, as Arrow holds them).",
+            metavar="SIZE",
+            rich_help_panel="Output",
+        ),
+    ] = "256MiB",
     stats: StatsOption = StatsFormat.TEXT,
     stats_file: StatsFileOption = None,
     quiet: Quiet = False,
@@ -161,6 +185,14 @@ def export(
         timeout=timeout,
     )
     to_stdout = output is None or str(output) == "-"
+    if fmt is ExportFormat.PARQUET:
+        _export_parquet(db, spec, output, to_stdout, key_format, value_format, partition_by_prefix,
+                        part_size, workers, quiet)  # fmt: skip
+        return
+    if partition_by_prefix is not None:
+        from kvtool.errors import UsageError
+
+        raise UsageError("--partition-by-prefix is for --format parquet")
     terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
         from kvtool.formats.output_file import is_terminal, resolve
@@ -188,6 +220,42 @@ def export(
         silence_stdout()
         record_stats("export stopped", result.stats, output_closed=True)
         return
+    record_stats("export stopped" if result.stopped else "export done", result.stats)
+    result.raise_for_status()
+
+
+def _export_parquet(
+    db: Path,
+    spec: Any,
+    output: Path | None,
+    to_stdout: bool,
+    key_format: KeyFormat,
+    value_format: FieldFormat,
+    partition_by_prefix: int | None,
+    part_size: str,
+    workers: int | None,
+    quiet: bool,
+) -> None:
+    """`export --format parquet -o DIR` (kvtool.ops.export_parquet)."""
+    from kvtool.cli.report import record_stats
+    from kvtool.errors import UsageError
+    from kvtool.formats.units import parse_size
+    from kvtool.ops.export_parquet import export_parquet
+
+    if to_stdout:
+        raise UsageError("--format parquet writes a dataset directory: give -o DIR")
+    assert output is not None
+    result = export_parquet(
+        db,
+        spec,
+        output,
+        key_format=key_format.value,
+        value_format=value_format.value,
+        partition_by_prefix=partition_by_prefix,
+        part_bytes=parse_size(part_size, option="--part-size"),
+        progress=_Bar() if (not quiet and sys.stderr.isatty()) else None,
+        workers=workers,
+    )
     record_stats("export stopped" if result.stopped else "export done", result.stats)
     result.raise_for_status()
 

@@ -1,4 +1,5 @@
-"""`kvtool import`: JSON Lines records from a file or stdin into a database."""
+"""`kvtool import`: JSON Lines records from a file or stdin, or a Parquet file or dataset
+directory, into a database."""
 
 from __future__ import annotations
 
@@ -26,8 +27,10 @@ def import_(
     file: Annotated[
         str,
         typer.Argument(
-            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin.",
-            metavar="FILE",
+            help="JSON Lines file to read (gzip-compressed too); - (the default) reads stdin. A "
+            "Parquet file or a directory of Parquet files (a dataset export --format parquet "
+            "wrote) is read as Parquet.",
+            metavar="FILE|DIR",
         ),
     ] = "-",
     key_format: Annotated[
@@ -114,7 +117,7 @@ def import_(
     stats_file: StatsFileOption = None,
     quiet: Quiet = False,
 ) -> None:
-    """Load JSON Lines records (what export writes) into a database.
+    """Load JSON Lines or Parquet records (what export writes) into a database.
 
     Reads FILE (or stdin; gzip-compressed input is recognised by its first bytes and
     decompressed, whatever its name) one line at a time and writes
@@ -142,6 +145,14 @@ def import_(
     is removed however the run ends; one that a killed run left is removed by the next --mode
     sst run in the same place once no process PID runs on that host.
 
+    A Parquet FILE (known by its first bytes), or a DIR of them (a dataset from export --format
+    parquet, read in its manifest's order; else every *.parquet under it by path), needs pip
+    install 'kvtool[parquet]'. Any Parquet file with a key column and a value column, binary or
+    string, is read byte-exact: binary cells are the bytes, string cells are read in
+    --key-format/--value-format (auto and utf8: their UTF-8 bytes). A row with a null value
+    and a columns list (list<struct<name, value>>) is that wide-column entity. Rows are
+    numbered from 1 across the files, and stand for lines in errors and stats.
+
     Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
     129): a signal never falls inside a commit, and the message says exactly what the database
     holds and gives the command that resumes the rest, with the options that matter (--cf, the
@@ -157,6 +168,8 @@ def import_(
         tail -n +20001 records.jsonl | kvtool import db -
 
         kvtool import --key-format hex --on-error skip db dump.jsonl
+
+        kvtool import --mode sst --create copy.db dataset-dir/
     """
     from kvtool.cli.report import record_stats
     from kvtool.formats.units import parse_duration, parse_size
@@ -178,7 +191,11 @@ def import_(
         source_name=file,
         db_name=str(db),
     )
-    if file == "-":
+    if file != "-" and _is_parquet(Path(file)):
+        from kvtool.ops.importer import import_parquet
+
+        result = import_parquet(db, Path(file), options)
+    elif file == "-":
         if sys.stdin.isatty() and not quiet:
             # Else a user who forgot the FILE argument sees a command that seems to hang.
             print("kvtool: reading records from the terminal; Ctrl-D ends", file=sys.stderr)
@@ -189,6 +206,13 @@ def import_(
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
     record_stats("import", result.as_dict())
+
+
+def _is_parquet(path: Path) -> bool:
+    """A directory (a dataset) or a file starting with Parquet's magic bytes, whatever its name."""
+    from kvtool.formats.parquet import is_parquet_file
+
+    return path.is_dir() or is_parquet_file(path)
 
 
 def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -> ImportStats:

@@ -176,7 +176,8 @@ After = Annotated[
     str | None,
     typer.Option(
         "--after",
-        help="Continue strictly after this cursor (as printed by scan or a stopped export); "
+        help="Continue strictly after this cursor (as printed by scan, or a stopped export, "
+        "count or diff); "
         "give the same range options as the run that printed it. @FILE reads the cursor from "
         "FILE: the bare token, a --stats-file, FILE.partial.cursor, or the saved stderr of the "
         "run that printed it (a cursor for a huge key is too long for a command line). A cut "

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 
 def silence_stdout() -> None:
@@ -16,12 +14,3 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
-
-
-@contextmanager
-def closed_pipe_is_ok() -> Iterator[None]:
-    """Turn BrokenPipeError on stdout into a quiet end (Typer would exit 1 on it)."""
-    try:
-        yield
-    except BrokenPipeError:
-        silence_stdout()

@@ -227,9 +227,15 @@ def finish_stats(
     if invocation is None:
         return code, error
     closed = output_closed or (recorded is not None and recorded.output_closed)
+    to_file = invocation.stats_file is not None and not STATE.stats_file_refused
+    shown = not invocation.quiet and not closed and (recorded is None or recorded.shown)
+    if not to_file and not shown:
+        # Nothing will read the envelope (count's figures without --stats-file): the engine's
+        # versions (importlib.metadata, which imports email and socket) would cost start-up.
+        return code, error
     figures = recorded.figures if recorded is not None else {}
     data = envelope(invocation, code=code, error=error, output_closed=closed, figures=figures)
-    if invocation.stats_file is not None and not STATE.stats_file_refused:
+    if to_file and invocation.stats_file is not None:
         try:
             write_stats_file(invocation.stats_file, data, figures)
         except Exception as exc:
@@ -250,7 +256,7 @@ def finish_stats(
                 error = message
                 data.update(status=status_of(code, error, output_closed=False), exit_code=code)
                 data["error"] = error
-    if not invocation.quiet and not closed and (recorded is None or recorded.shown):
+    if shown:
         if invocation.fmt is StatsFormat.JSON:
             _write_stderr(stats_json(data).decode() + "\n")
         elif recorded is not None:

@@ -130,7 +130,7 @@ class Handle:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, *_exc_info: object) -> None:
         self.release()
 
     def __repr__(self) -> str:

@@ -59,7 +59,6 @@ class ShadowDir:
         # Named after this process: a later read removes it if a SIGKILL left it (its hard
         # links would otherwise keep deleted SST files' space in use).
         self.path = make_owned_dir("kvtool-ro-")
-        self.hard_linked = 0  # how many files are pinned by a hard link
         self._fds: list[int] = []  # descriptors that pin files linked through /proc
         # RocksDB opens every file too: pin by descriptor while a third of the limit is left.
         self._fd_budget = resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 3
@@ -94,7 +93,6 @@ class ShadowDir:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(entry.path)
-        self.hard_linked = 0
         self._close_fds()
         self.populate()
 
@@ -109,7 +107,6 @@ class ShadowDir:
         source, target = self.source / name, self.path / name
         try:
             os.link(source, target)
-            self.hard_linked += 1
             return
         except FileNotFoundError:
             return  # deleted by the owner since the listing: not part of this view

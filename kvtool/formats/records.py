@@ -5,7 +5,7 @@ invalid bytes; `hex` and `base64` write strings (`hex` reads a `0x` prefix too).
 only) embeds a value whose bytes are JSON exactly as orjson writes it, and wraps every other value
 as `{"text": "..."}` (UTF-8) or `{"base64": "..."}`; a stored JSON value of either wrapper shape is
 wrapped too, so the shapes never mix. Every format reads back to the exact bytes it was written
-from (docs/design.md, "Records and encodings").
+from (docs/design.md, "Records").
 """
 
 from __future__ import annotations

@@ -28,11 +28,13 @@ class OutputFormat(str, enum.Enum):
 
 
 class ExportFormat(str, enum.Enum):
-    """The output formats a stream of records is written in (export): `OutputFormat` but table."""
+    """The output formats an export writes: `OutputFormat` but table, and parquet (a dataset
+    directory, kvtool.formats.dataset)."""
 
     JSONL = "jsonl"
     CSV = "csv"
     TSV = "tsv"
+    PARQUET = "parquet"
 
 
 TextEncoder = Callable[[bytes], str]

@@ -251,14 +251,14 @@ class TableReader:
             if restarts == blocks:
                 delta = bool(table.prop_int("rocksdb.index.value.is.delta.encoded"))
                 at = len(block) - 4 - 4 * restarts
-                out = []
+                out, reader = [], Reader(block, base=index.offset)
                 for i in positions:
-                    reader = Reader(block, fixed32_at(block, at + 4 * i), base=index.offset)
+                    reader.pos = fixed32_at(block, at + 4 * i)
                     reader.varint(32)  # shared: 0 at a restart point
                     unshared = reader.varint(32)
                     if not delta:
                         reader.varint(32)
-                    reader.take(unshared)
+                    reader.pos += unshared  # the key (the handle's varints check the bounds)
                     out.append(BlockHandle(reader.varint(), reader.varint()))
                 return out
         handles = list(self.data_handles())

@@ -3,7 +3,6 @@ operations, each naming its column family by id)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from kvtool.ondisk.coding import FormatError, Reader
@@ -102,9 +101,3 @@ def entity_columns(value: bytes) -> list[tuple[bytes, bytes]] | None:
         return columns if reader.at_end() else None
     except FormatError:
         return None
-
-
-def iter_ops(batches: Iterator[Batch]) -> Iterator[tuple[Batch, BatchOp]]:
-    for batch in batches:
-        for op in batch.ops:
-            yield batch, op

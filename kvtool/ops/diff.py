@@ -190,9 +190,12 @@ def diff(
     stats_a.finish()
     if result.stopped is not None:
         result.cursor = spec.cursor_after(done)
+    # Every record read is compared: from A removed or matched, from B added or matched (the
+    # streams' own counts leave out a batch that a stop cut short).
+    matched = result.changed + result.same
     result.stats = {
-        "records_a": stats_a.records,
-        "records_b": stats_b.records,
+        "records_a": result.removed + matched,
+        "records_b": result.added + matched,
         "elapsed_s": round(stats_a.elapsed, 3),
     }
     return result

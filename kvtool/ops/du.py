@@ -1,12 +1,12 @@
-"""`du`: where a database's bytes and records are, grouped by key prefix per column family,
-exactly (every record, through the engine) or from a random sample of SST data blocks (read
-from the files), with the table properties' tombstones per file and level."""
+"""`du`: where a database's bytes and records are, grouped by key prefix per column family: the
+report's model, the exact count (every record, through the engine), each live SST file's table
+properties (tombstones per file and level), and the report as a dict. `du_sample` estimates the
+same report from a random sample of SST data blocks."""
 
 from __future__ import annotations
 
 import heapq
 import math
-import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,14 +14,13 @@ from typing import Any
 
 from kvtool.errors import UsageError
 from kvtool.ondisk.coding import FormatError
-from kvtool.ondisk.manifest import current_manifest, read_edits, replay
+from kvtool.ondisk.manifest import Version, current_manifest, read_edits, replay
 from kvtool.ondisk.sst import TableReader
 
-# Types of the records a read returns (puts, entities, BlobDB references); tombstones, merge
-# operands and older versions are not records.
-_RECORD_TYPES = frozenset({0x1, 0x11, 0x16, 0x18})
 # The estimate's stated error: three standard errors (a 99.7% interval under the normal
-# approximation), so that a per-prefix check of many prefixes rarely sees one outside it.
+# approximation), so that a per-prefix check of many prefixes rarely sees one outside it; for
+# a prefix seen in few blocks, the far end of a score interval at the same z if larger
+# (du_sample._Measure).
 ERROR_SIGMAS = 3.0
 
 
@@ -94,6 +93,12 @@ class TableUsage:
     deletions: int | None
     range_deletions: int | None
     note: str | None = None
+    # For --sample: data blocks, record entries (every entry but tombstones and merge
+    # operands), and key (internal: user key and 8 bytes) plus value bytes of every entry.
+    data_blocks: int = 0
+    record_entries: int = 0
+    raw_bytes: int = 0
+    error: OSError | FormatError | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -171,13 +176,14 @@ def exact_usage(
                 if progress is not None:
                     progress(n)
                 stopper.check()
-            _totals(usage)
+            add_up(usage)
             out.append(usage)
     tables, notes = table_usage(db_path)
     return Usage(db_path, "exact", None, out, tables, notes=notes)
 
 
-def _totals(usage: CfUsage) -> None:
+def add_up(usage: CfUsage) -> None:
+    """Set a column family's total from its groups."""
     total = Group()
     for g in usage.groups.values():
         total.records += g.records
@@ -186,14 +192,15 @@ def _totals(usage: CfUsage) -> None:
     usage.total = total
 
 
-def _cf_names(db_path: Path) -> list[str]:
-    version, _ = replay(read_edits(current_manifest(db_path)))
-    return [cf.name for cf in version.column_families.values()]
+def current_version(db_path: Path) -> Version:
+    """The MANIFEST's current version: column families and their files per level."""
+    return replay(read_edits(current_manifest(db_path)))[0]
 
 
-def live_tables(db_path: Path) -> list[tuple[str, int, Path, int]]:
+def live_tables(db_path: Path, version: Version | None = None) -> list[tuple[str, int, Path, int]]:
     """(column family, level, path, size) of each SST file of the MANIFEST's current version."""
-    version, _ = replay(read_edits(current_manifest(db_path)))
+    if version is None:
+        version = current_version(db_path)
     out = []
     for cf in version.column_families.values():
         for level, files in sorted(cf.levels.items()):
@@ -202,12 +209,14 @@ def live_tables(db_path: Path) -> list[tuple[str, int, Path, int]]:
     return out
 
 
-def table_usage(db_path: Path) -> tuple[list[TableUsage], list[str]]:
-    """Each live SST file's entries and tombstones, from its table properties."""
+def table_usage(
+    db_path: Path, version: Version | None = None
+) -> tuple[list[TableUsage], list[str]]:
+    """Each live SST file's entries and tombstones (and what --sample needs), from its table
+    properties: one reading of each file's properties block."""
     tables: list[TableUsage] = []
-    notes: list[str] = []
     try:
-        live = live_tables(db_path)
+        live = live_tables(db_path, version)
     except (OSError, FormatError) as exc:
         return [], [f"MANIFEST not read ({exc}): no per-file tombstones"]
     for cf, level, path, size in live:
@@ -218,168 +227,23 @@ def table_usage(db_path: Path) -> tuple[list[TableUsage], list[str]]:
                 ranges = p("rocksdb.num.range-deletions")
                 deleted = p("rocksdb.deleted.keys")
                 points = None if deleted is None else deleted - (ranges or 0)
-                tables.append(
-                    TableUsage(path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges)
+                table = TableUsage(
+                    path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges
                 )
+                table.data_blocks = p("rocksdb.num.data.blocks") or 0
+                table.record_entries = (
+                    (table.entries or 0) - (deleted or 0) - (p("rocksdb.merge.operands") or 0)
+                )
+                table.raw_bytes = (p("rocksdb.raw.key.size") or 0) + (
+                    p("rocksdb.raw.value.size") or 0
+                )
+                tables.append(table)
         except (OSError, FormatError) as exc:
             # Next to a live owner a compaction may have deleted it since the MANIFEST was read.
-            tables.append(TableUsage(path.name, cf, level, size, None, None, None, str(exc)))
-    return tables, notes
-
-
-def sample_usage(
-    db_path: Path,
-    grouping: Grouping,
-    fraction: float,
-    *,
-    cfs: list[str] | None = None,
-    top: int = 10,
-    seed: int | None = None,
-) -> Usage:
-    """Estimate from a simple random sample of each column family's SST data blocks.
-
-    A ratio estimate: the table properties give each column family's exact totals of entries
-    and of key+value bytes over all its files (X); a prefix's share of them in the sampled
-    blocks (R = sum y / sum x, y its records or bytes, x every entry's) times X is its
-    estimate, and the stated error is ERROR_SIGMAS standard errors of that estimate,
-    N * sqrt((1 - n/N) * var(y - R x) / n) over the n of N blocks. A column family holding
-    one prefix is thus exact. Older versions and tombstones waiting for compaction are in X
-    but not in y. Data only in the WAL or memtables is not sampled (a note says how much WAL
-    there is); values in BlobDB blob files count as their references."""
-    if not 0 < fraction <= 1:
-        raise UsageError("--sample takes a fraction in (0, 1], e.g. 0.01")
-    group_of = grouping.function()
-    rng = random.Random(seed)
-    every = live_tables(db_path)
-    version_cfs = _cf_names(db_path)
-    for name in cfs or []:
-        if name not in version_cfs:
-            raise UsageError(f"no column family {name!r}")
-    live = [t for t in every if cfs is None or t[0] in cfs]
-    names = cfs or sorted(version_cfs, key=lambda c: (c != "default", c))
-    out: list[CfUsage] = []
-    sampled = total_blocks = 0
-    for name in names:
-        usage = CfUsage(name)
-        out.append(usage)
-        files: list[tuple[Path, int]] = []  # (path, data blocks)
-        known_records = known_bytes = 0
-        for cf, _level, path, _size in live:
-            if cf != name:
-                continue
-            with TableReader(path) as reader:
-                p = reader.table.prop_int
-                files.append((path, p("rocksdb.num.data.blocks") or 0))
-                known_records += p("rocksdb.num.entries") or 0
-                known_bytes += (p("rocksdb.raw.key.size") or 0) + (p("rocksdb.raw.value.size") or 0)
-        n_blocks = sum(b for _, b in files)
-        total_blocks += n_blocks
-        if not n_blocks:
-            continue
-        n = min(n_blocks, max(2, math.ceil(fraction * n_blocks)))
-        sampled += n
-        chosen = sorted(rng.sample(range(n_blocks), n))
-        blocks: list[_BlockSums] = []
-        first = 0
-        for path, count in files:
-            mine = [i - first for i in chosen if first <= i < first + count]
-            first += count
-            if not mine:
-                continue
-            with TableReader(path) as reader:
-                for handle in reader.data_handles_at(mine):
-                    sums = _BlockSums()
-                    visible = []
-                    for key, value in reader.entries(handle):
-                        sums.entries += 1
-                        sums.entry_bytes += len(key) + len(value)
-                        # An internal key ends in 8 bytes (LE) whose lowest is the type.
-                        if len(key) >= 8 and key[-8] in _RECORD_TYPES:
-                            visible.append((key[:-8], value))
-                    # One pass per record: the block's own usage, then merged into the CF's.
-                    block = CfUsage(name)
-                    _Accumulator(block, group_of, top).add(visible)
-                    sums.groups = {g: (grp.records, grp.bytes) for g, grp in block.groups.items()}
-                    _merge(usage, block, top)
-                    blocks.append(sums)
-        _estimate(usage, blocks, n_blocks, known_records, known_bytes)
-    tables, notes = table_usage(db_path)
-    wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
-    if wal:
-        notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
-    notes.append("largest records: among the sampled blocks only")
-    return Usage(
-        db_path,
-        "sample",
-        fraction,
-        out,
-        tables,
-        sampled_blocks=sampled,
-        total_blocks=total_blocks,
-        notes=notes,
-    )
-
-
-def _merge(into: CfUsage, part: CfUsage, top: int) -> None:
-    for g, grp in part.groups.items():
-        mine = into.groups.get(g)
-        if mine is None:
-            mine = into.groups[g] = Group()
-        mine.records += grp.records
-        mine.key_bytes += grp.key_bytes
-        mine.value_bytes += grp.value_bytes
-    for b, c in part.value_sizes.items():
-        into.value_sizes[b] = into.value_sizes.get(b, 0) + c
-    for item in part.largest:
-        if len(into.largest) < top:
-            heapq.heappush(into.largest, item)
-        elif item[0] > into.largest[0][0]:
-            heapq.heapreplace(into.largest, item)
-
-
-@dataclass
-class _BlockSums:
-    entries: int = 0
-    entry_bytes: int = 0
-    groups: dict[bytes, tuple[int, int]] = field(default_factory=dict)  # records, bytes
-
-
-def _estimate(
-    usage: CfUsage, blocks: list[_BlockSums], total: int, known_records: int, known_bytes: int
-) -> None:
-    """Turn the sampled sums into ratio estimates, with the error of each."""
-    n = len(blocks)
-    x_records = [b.entries for b in blocks]
-    x_bytes = [b.entry_bytes for b in blocks]
-    r_scale = known_records / (sum(x_records) or 1)
-    b_scale = known_bytes / (sum(x_bytes) or 1)
-    for name, group in usage.groups.items():
-        y_records = [b.groups.get(name, (0, 0))[0] for b in blocks]
-        y_bytes = [b.groups.get(name, (0, 0))[1] for b in blocks]
-        group.records_error = _ratio_error(y_records, x_records, n, total)
-        group.bytes_error = _ratio_error(y_bytes, x_bytes, n, total)
-        share = group.key_bytes / (group.bytes or 1)
-        group.records = round(group.records * r_scale)
-        estimated_bytes = sum(y_bytes) * b_scale
-        group.key_bytes = round(estimated_bytes * share)
-        group.value_bytes = round(estimated_bytes) - group.key_bytes
-    usage.value_sizes = {b: round(c * r_scale) for b, c in usage.value_sizes.items()}
-    _totals(usage)
-    all_records = [sum(r for r, _ in b.groups.values()) for b in blocks]
-    all_bytes = [sum(v for _, v in b.groups.values()) for b in blocks]
-    usage.total.records_error = _ratio_error(all_records, x_records, n, total)
-    usage.total.bytes_error = _ratio_error(all_bytes, x_bytes, n, total)
-
-
-def _ratio_error(y: list[int], x: list[int], n: int, total: int) -> float:
-    """ERROR_SIGMAS standard errors of the ratio estimate of sum(y) over `total` blocks."""
-    if n < 2:
-        return math.inf
-    ratio = sum(y) / (sum(x) or 1)
-    d = [yi - ratio * xi for yi, xi in zip(y, x, strict=True)]
-    mean = sum(d) / n
-    var = sum((v - mean) ** 2 for v in d) / (n - 1)
-    return ERROR_SIGMAS * total * math.sqrt(max(0.0, 1 - n / total) * var / n)
+            tables.append(
+                TableUsage(path.name, cf, level, size, None, None, None, str(exc), error=exc)
+            )
+    return tables, []
 
 
 def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> dict[str, Any]:
@@ -439,7 +303,11 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
         "path": str(usage.path),
         "mode": usage.mode,
         "fraction": usage.fraction,
-        "error": f"{ERROR_SIGMAS:g} standard errors" if usage.mode == "sample" else None,
+        "error": (
+            f"{ERROR_SIGMAS:g} standard errors, more for a prefix seen in few blocks"
+            if usage.mode == "sample"
+            else None
+        ),
         "sampled_blocks": usage.sampled_blocks,
         "total_blocks": usage.total_blocks,
         "column_families": cfs,

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kvtool.errors import (
-    CorruptionError,
     DatabaseNotFoundError,
-    PermissionDeniedError,
-    UnavailableError,
-    UsageError,
 )
 from kvtool.ondisk.coding import Damage, FormatError, InternalKey, UnsupportedFormat
 from kvtool.ondisk.logfile import read_log
@@ -29,25 +24,9 @@ from kvtool.ondisk.manifest import (
 )
 from kvtool.ondisk.sst import INDEX_TYPES, UNKNOWN_CF_ID, SstRecord, TableReader
 from kvtool.ondisk.writebatch import Batch, parse_batch
+from kvtool.ops.ondisk_errors import reading
 
 Encoder = Any  # Callable[[bytes], Any]: formats.records.encoder's result
-
-
-@contextmanager
-def reading(path: Path, what: str = "file") -> Iterator[None]:
-    """Turn the ondisk readers' and the OS's failures into kvtool errors naming `path`."""
-    try:
-        yield
-    except UnsupportedFormat as exc:
-        raise UnavailableError(f"{path}: {exc}") from None
-    except FormatError as exc:
-        raise CorruptionError(f"{path}: {exc}") from None
-    except FileNotFoundError:
-        raise DatabaseNotFoundError(f"{path}: no such {what}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path} is a directory, not a {what}") from None
-    except PermissionError:
-        raise PermissionDeniedError(f"{path}: permission denied") from None
 
 
 # -- sst -------------------------------------------------------------------------------------------

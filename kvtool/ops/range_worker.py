@@ -143,7 +143,7 @@ class Worker:
         self.buffered = 0
         self.io_fd: int | None = None  # /proc/self/task/TID/io, for `wchar` (see the module doc)
 
-    def _note_stop(self, signum: int, frame: Any) -> None:
+    def _note_stop(self, _signum: int, _frame: Any) -> None:
         # Never raises: a batch being written is finished (a blocked write too), never torn.
         self.stop = True
 

@@ -111,15 +111,15 @@ class Stopper:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        _exc_type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
     ) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
 
-    def _note(self, signum: int, frame: FrameType | None) -> None:
+    def _note(self, signum: int, _frame: FrameType | None) -> None:
         self.signals += 1
         if self.signum is None:
             self.signum = signum
@@ -180,7 +180,7 @@ class SignalGuard:
             signal.signal(sig, handler)
         self._previous.clear()
 
-    def _handle(self, signum: int, frame: object) -> None:
+    def _handle(self, signum: int, _frame: object) -> None:
         if self.holding:
             if self.pending is None:
                 self.pending = signum

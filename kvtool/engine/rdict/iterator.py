@@ -60,8 +60,8 @@ class RdictIterator(EngineIterator):
     value, next). On a static view (a READ_ONLY open: nothing can change under it) reads in one
     direction instead pull from rocksdict's own `items()`/`keys()` stream, one native call per
     record (about 40% less time, bench/bench_export.py). That stream ends silently on a corrupt
-    block (docs/design.md, fact 1): where it ends the native iterator is placed just past the last
-    record it gave and asked: a record there means the stream stopped early (raised as a
+    block (docs/design.md, Engine facts 1): where it ends the native iterator is placed just past
+    the last record it gave and asked: a record there means the stream stopped early (raised as a
     StorageError), else `status()` raises what stopped it. A new stream starts after each seek, and
     when a read changes kind (keys/items); the view being static, every stream sees the same data.
     `count` copies nothing out, so it steps the native iterator. A read against the direction of the

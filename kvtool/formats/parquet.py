@@ -1,0 +1,305 @@
+"""Parquet through pyarrow (the optional extra `kvtool[parquet]`): the schema of kvtool's part
+files, one part file written a row group at a time, and the records of any Parquet file with a
+binary or string `key` and `value` read back.
+
+pyarrow is imported only here and only when Parquet is asked for, so kvtool without the extra
+starts as fast as before and says how to install it (exit 69) instead of failing on an import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kvtool.engine.base import Entity
+from kvtool.errors import BadInputError, UnavailableError, UsageError
+from kvtool.formats.jsonl import Record
+from kvtool.formats.records import FieldFormat, decode_field, encoder
+
+INSTALL_HINT = "pip install 'kvtool[parquet]'"
+# Spark's default codec: fast to write, and every Parquet reader has it.
+COMPRESSION = "snappy"
+
+
+def pyarrow() -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet), or UnavailableError (exit 69) saying how to install them."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UnavailableError(
+            "Parquet needs pyarrow, which is not installed", hint=INSTALL_HINT
+        ) from None
+    return pa, pq
+
+
+def use_system_allocator() -> None:
+    """Have Arrow allocate with malloc: its default pool (mimalloc) keeps freed row groups
+    mapped, about 45 MB more peak RSS on the 2M-record benchmark (bench/bench_parquet.py)."""
+    pa, _ = pyarrow()
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
+class PartSchema:
+    """The columns of kvtool's part files and how a batch of records becomes a table.
+
+    `key` and `value` are binary, or strings when their format is utf8 (or hex/base64: the text
+    of those encodings). A wide-column entity's row has a null `value` and its columns in
+    `columns`, `list<struct<name, value>>`, the JSON Lines shape (names typed like keys, values
+    like values); a plain value's row has a null `columns`. --keys-only writes `key` alone.
+    """
+
+    def __init__(
+        self,
+        key_format: FieldFormat | str,
+        value_format: FieldFormat | str,
+        *,
+        keys_only: bool,
+    ) -> None:
+        pa, _ = pyarrow()
+        self._pa = pa
+        self.key_format = FieldFormat(key_format)
+        self.value_format = FieldFormat(value_format)
+        if FieldFormat.JSON in (self.key_format, self.value_format):
+            raise UsageError(
+                "--format parquet stores bytes or text, not JSON",
+                hint="use --value-format utf8 and parse it in the query (DuckDB: json(value))",
+            )
+        self.keys_only = keys_only
+        key_type = self._type(self.key_format)
+        fields = [pa.field("key", key_type, nullable=False)]
+        if not keys_only:
+            value_type = self._type(self.value_format)
+            column = pa.struct(
+                [pa.field("name", key_type, nullable=False), pa.field("value", value_type)]
+            )
+            fields += [pa.field("value", value_type), pa.field("columns", pa.list_(column))]
+        self.arrow = pa.schema(fields)
+
+    def _type(self, fmt: FieldFormat) -> Any:
+        return self._pa.binary() if fmt is FieldFormat.AUTO else self._pa.string()
+
+    def describe(self) -> dict[str, str]:
+        """The schema as the manifest records it: column name to Arrow type."""
+        return {f.name: str(f.type) for f in self.arrow}
+
+    def _array(self, data: list[bytes], fmt: FieldFormat) -> Any:
+        pa = self._pa
+        if fmt is FieldFormat.AUTO:
+            return pa.array(data, pa.binary())
+        if fmt is FieldFormat.UTF8:
+            try:  # Arrow checks the UTF-8 in C
+                return pa.array(data, pa.binary()).cast(pa.string())
+            except pa.ArrowInvalid:
+                for item in data:
+                    encoder(fmt)(item)  # raises the usual error naming the bytes
+                raise
+        encode = encoder(fmt)
+        return pa.array([encode(item) for item in data], pa.string())
+
+    def batch(self, records: Sequence[Record]) -> Any:
+        """`records` as an Arrow record batch of this schema."""
+        pa = self._pa
+        keys, values = zip(*records, strict=True)
+        arrays = [self._array(keys, self.key_format)]  # type: ignore[arg-type]
+        if not self.keys_only:
+            if Entity not in set(map(type, values)):
+                arrays.append(self._array(values, self.value_format))  # type: ignore[arg-type]
+                arrays.append(pa.nulls(len(values), self.arrow.field("columns").type))
+            else:
+                arrays += self._entity_arrays(values)  # type: ignore[arg-type]
+        return pa.RecordBatch.from_arrays(arrays, schema=self.arrow)
+
+    def _entity_arrays(self, values: list[bytes | Entity]) -> list[Any]:
+        pa = self._pa
+        encode_name = _text(self.key_format)
+        encode_value = _text(self.value_format)
+        plain: list[Any] = []
+        columns: list[Any] = []
+        for value in values:
+            if type(value) is Entity:
+                plain.append(None)
+                columns.append(
+                    [{"name": encode_name(n), "value": encode_value(v)} for n, v in value.columns]
+                )
+            else:
+                plain.append(encode_value(value))
+                columns.append(None)
+        return [
+            pa.array(plain, self.arrow.field("value").type),
+            pa.array(columns, self.arrow.field("columns").type),
+        ]
+
+
+def _text(fmt: FieldFormat) -> Any:
+    """Bytes as the Python value of their Parquet cell: bytes (binary) or str."""
+    if fmt is FieldFormat.AUTO:
+        return lambda data: data
+    return encoder(fmt)
+
+
+class PartWriter:
+    """One part file: each `write` is one row group, encoded and compressed on a thread of its
+    own while the caller reads the next one (Arrow releases the GIL there; rocksdict holds it
+    while it reads), so memory holds two row groups at most. A write's error is raised by the
+    next call."""
+
+    def __init__(self, path: Path, schema: PartSchema) -> None:
+        pa, pq = pyarrow()
+        self._pa = pa
+        self.path = path
+        # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
+        # half the write time before Parquet falls back to plain pages.
+        self._writer = pq.ParquetWriter(
+            str(path), schema.arrow, compression=COMPRESSION, use_dictionary=False
+        )
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvtool-parquet")
+        self._pending: Future[None] | None = None
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def write(self, batches: Sequence[Any]) -> None:
+        """Arrow record batches, written as one row group (after the previous one)."""
+        self._wait()
+        table = self._pa.Table.from_batches(batches)
+        self._pending = self._thread.submit(
+            self._writer.write_table, table, row_group_size=max(1, table.num_rows)
+        )
+
+    def close(self) -> None:
+        """Finish the file (its footer): every row group is written when this returns."""
+        try:
+            self._wait()
+            self._writer.close()
+        finally:
+            self._thread.shutdown(wait=True)
+
+    def discard(self) -> None:
+        """Stop writing, whatever state the file is in (the caller removes it)."""
+        with contextlib.suppress(Exception):
+            self._wait()
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        self._thread.shutdown(wait=True)
+
+
+# -- reading ------------------------------------------------------------------------------------
+_BINARY = ("binary", "large_binary", "fixed_size_binary")
+_STRING = ("string", "large_string", "utf8", "large_utf8")
+
+
+def is_parquet_file(path: Path) -> bool:
+    """Whether `path` is a Parquet file (its first bytes are PAR1), whatever its name."""
+    try:
+        with path.open("rb") as src:
+            return src.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
+def _kind(arrow_type: Any, column: str, where: str) -> str:
+    name = str(arrow_type)
+    if name.startswith(_BINARY):
+        return "binary"
+    if name in _STRING:
+        return "string"
+    raise BadInputError(
+        f"{where}: column {column!r} is {name}; kvtool reads binary or string key and value columns"
+    )
+
+
+def _decoder(kind: str, fmt: FieldFormat, what: str) -> Any:
+    """A cell (bytes or str) to the bytes it stands for in `fmt`."""
+    if kind == "binary":
+        return lambda cell: cell
+    if fmt in (FieldFormat.AUTO, FieldFormat.UTF8):
+        return lambda cell: cell.encode("utf-8", "surrogatepass")
+    return lambda cell: decode_field(cell, fmt, what=what)
+
+
+def read_records(
+    files: Sequence[Path],
+    key_format: FieldFormat,
+    value_format: FieldFormat,
+    *,
+    batch_rows: int = 8192,
+) -> Iterator[tuple[int, bytes, bytes | Entity] | tuple[int, BadInputError]]:
+    """(row, key, value) for each row of `files` in order, rows numbered from 1 across them;
+    a bad row gives (row, error) instead, for the caller to stop or skip on.
+
+    The value of a row with a null `value` and a `columns` list is that entity. String cells are
+    read in `key_format`/`value_format` (auto and utf8: their UTF-8 bytes); binary cells are
+    the bytes themselves.
+    """
+    _, pq = pyarrow()
+    row = 0
+    for path in files:
+        try:
+            reader = pq.ParquetFile(str(path))
+            schema = reader.schema_arrow
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+            raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+        names = set(schema.names)
+        if "key" not in names or not ({"value", "columns"} & names):
+            raise BadInputError(
+                f"{path}: a Parquet input needs a 'key' column and a 'value' column "
+                f"(it has {', '.join(schema.names)})"
+            )
+        key_kind = _kind(schema.field("key").type, "key", str(path))
+        wanted = ["key"]
+        decode_value = None
+        if "value" in names:
+            value_kind = _kind(schema.field("value").type, "value", str(path))
+            decode_value = _decoder(value_kind, value_format, "value")
+            wanted.append("value")
+        decode_name = decode_cell = None
+        if "columns" in names:
+            struct = schema.field("columns").type.value_type
+            decode_name = _decoder(
+                _kind(struct.field("name").type, "name", str(path)), key_format, "column name"
+            )
+            decode_cell = _decoder(
+                _kind(struct.field("value").type, "value", str(path)), value_format, "column value"
+            )
+            wanted.append("columns")
+        decode_key = _decoder(key_kind, key_format, "key")
+        try:
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
+                keys = batch.column(0).to_pylist()
+                values = batch.column("value").to_pylist() if decode_value else [None] * len(keys)
+                entities = batch.column("columns").to_pylist() if decode_name else None
+                for i, key in enumerate(keys):
+                    row += 1
+                    try:
+                        if key is None:
+                            raise BadInputError("the key is null")
+                        value = values[i]
+                        if value is not None:
+                            yield row, decode_key(key), decode_value(value)  # type: ignore[misc]
+                            continue
+                        cells = entities[i] if entities is not None else None
+                        if cells is None:
+                            raise BadInputError("the value is null")
+                        yield row, decode_key(key), _entity(cells, decode_name, decode_cell)
+                    except BadInputError as exc:
+                        yield row, exc
+        except (OSError, ValueError) as exc:
+            raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+
+
+def _entity(cells: list[dict[str, Any]], decode_name: Any, decode_value: Any) -> Entity:
+    columns: dict[bytes, bytes] = {}
+    for cell in cells:
+        if cell is None or cell.get("name") is None or cell.get("value") is None:
+            raise BadInputError("a column of 'columns' has a null name or value")
+        name = decode_name(cell["name"])
+        if name in columns:
+            raise BadInputError(f"column name {name!r:.60} appears twice")
+        columns[name] = decode_value(cell["value"])
+    return Entity(tuple(sorted(columns.items())))
