@@ -195,7 +195,11 @@ _STRING = ("string", "large_string", "utf8", "large_utf8")
 
 
 def is_parquet_file(path: Path) -> bool:
-    """Whether `path` is a Parquet file (its first bytes are PAR1), whatever its name."""
+    """Whether `path` is a Parquet file (its first bytes are PAR1), whatever its name. Only a
+    regular file can be: Parquet is read from its end, and a look into a FIFO or a device would
+    consume what the JSON Lines reader needs."""
+    if not path.is_file():
+        return False
     try:
         with path.open("rb") as src:
             return src.read(4) == b"PAR1"
