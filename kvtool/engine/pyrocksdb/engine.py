@@ -14,7 +14,9 @@ import rocksdb  # type: ignore[import-untyped]
 from kvtool.engine.base import DEFAULT_CF, Database, Engine, OpenMode
 from kvtool.engine.format_safety import (
     SafetyReport,
+    Need,
     assess,
+    database_needs,
     refuse_unless_forced,
     refuse_unmet_for_reading,
     unmet_needs,
@@ -194,6 +196,9 @@ class PyRocksdbEngine(Engine):
             shadow=None,
             options_keeper=keeper,
         )
+
+    def unmet_needs(self, path: Path) -> tuple[Need, ...]:
+        return database_needs(path, options_round_trip)
 
     def versions(self) -> dict[str, str]:
         from importlib.metadata import version
