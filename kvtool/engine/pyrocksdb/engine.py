@@ -13,8 +13,8 @@ import rocksdb  # type: ignore[import-untyped]
 
 from kvtool.engine.base import DEFAULT_CF, Database, Engine, OpenMode
 from kvtool.engine.format_safety import (
-    SafetyReport,
     Need,
+    SafetyReport,
     assess,
     database_needs,
     refuse_unless_forced,
