@@ -4,6 +4,7 @@ directory, into a database."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import zlib
 from collections.abc import Iterator
@@ -202,6 +203,7 @@ def import_(
         with _decompressed(sys.stdin.buffer) as (src, empty):
             if empty:
                 _refuse_empty_create(db, options)
+            options = dataclasses.replace(options, source_gzip=src is not sys.stdin.buffer)
             result = import_records(db, src, options)
     else:
         result = _import_file(db, Path(file), options, quiet=quiet)
@@ -225,6 +227,7 @@ def _import_file(db: Path, path: Path, options: ImportOptions, *, quiet: bool) -
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
     with raw, _decompressed(raw) as (src, empty):
         compressed = src is not raw
+        options = dataclasses.replace(options, source_gzip=compressed)
         if empty:
             _refuse_empty_create(db, options)
         if quiet or not sys.stderr.isatty():

@@ -78,6 +78,9 @@ class ImportOptions:
     # file ("-" for stdin) and the database.
     source_name: str | None = None
     db_name: str | None = None
+    # The input was gzip-compressed (known by its magic bytes, whatever its name): the resume
+    # hint reads it through zcat.
+    source_gzip: bool = False
 
 
 class LineError(Exception):

@@ -133,7 +133,7 @@ def resume_command(resume_line: int, options: ImportOptions) -> str:
     decides what is written where (a resume without --cf or the formats writes other bytes)."""
     source = options.source_name if options.source_name not in (None, "-") else None
     shown = shlex.quote(source) if source is not None else "FILE"
-    if source is not None and source.endswith(".gz"):
+    if options.source_gzip or (source is not None and source.endswith(".gz")):
         reader = f"zcat {shown} | tail -n +{resume_line}"
     else:
         reader = f"tail -n +{resume_line} {shown}"
