@@ -135,12 +135,19 @@ def test_released_handles_raise_clearly(small_db: Path) -> None:
         db.get(b"key:001")
 
 
-def test_read_only_open_leaves_no_temporary_directory(small_db: Path) -> None:
-    tmp = Path(tempfile.gettempdir())
-    before = {p.name for p in tmp.glob("kvtool-*")}
+def test_read_only_open_leaves_no_temporary_directory(
+    small_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A temp directory of the test's own: other processes on the machine share /tmp.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.setenv("TMPDIR", str(tmp))
     with open_db(small_db) as db:
         assert db.get(b"key:001") == b"value-1"
-    assert {p.name for p in tmp.glob("kvtool-*")} == before
+        used = tempfile.gettempdir()
+    assert used == str(tmp)
+    assert list(tmp.iterdir()) == []
 
 
 def test_iteration_reports_corruption_instead_of_ending(tmp_path: Path) -> None:

@@ -121,4 +121,4 @@ def test_mypy_strict_accepts_the_examples(tmp_path: Path) -> None:
     out = result.stdout
     assert "error:" not in out, out
     assert "kvtool.ops.count.CountResult" in out, out
-    assert "kvtool.api.RecordStream[bytes]" in out, out
+    assert "kvtool.api.records.RecordStream[bytes]" in out, out

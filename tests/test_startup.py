@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from kvtool.cli.app import ROOT_OPTIONS_WITH_VALUE, app, command_named
+from kvtool.cli.app import app
+from kvtool.cli.one_command import ROOT_OPTIONS_WITH_VALUE, command_named
 
 from .conftest import run_kvtool
 from .oracles import ldb_load

@@ -3,14 +3,12 @@ turns exceptions into an error line and an exit code."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
 import signal
 import sys
 import traceback
-from collections.abc import Iterator
 from types import FrameType
 from typing import Annotated, Any
 
@@ -43,6 +41,7 @@ from kvtool.cli import (
 )
 from kvtool.cli import property as property_command  # not to shadow the builtin
 from kvtool.cli.completion import install_zsh_template
+from kvtool.cli.one_command import click_command, only_command
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
@@ -219,16 +218,14 @@ def _error(message: str) -> None:
 def run(argv: list[str] | None = None) -> int:
     """Run kvtool with `argv` and return its exit code (never raises, never prints a traceback)."""
     previous = {sig: signal.signal(sig, _raise_interrupted) for sig in STOP_SIGNALS}
-    # This process is kvtool: streams stop at record boundaries on a signal and tune the
-    # allocator (settings a library caller's process keeps as they are; docs/library.md).
+    from kvtool.engine import ENGINE_CHOICE
     from kvtool.stream.memory import allow_process_tuning
     from kvtool.stream.pacing import handle_stop_signals
 
+    # This process is kvtool: it takes stop signals and tunes malloc (a library caller does not).
     allow_process_tuning()
     handle_stop_signals(True)
     STATE.reset()
-    from kvtool.engine import ENGINE_CHOICE
-
     ENGINE_CHOICE.name = None  # `--engine` (or KVTOOL_ENGINE) chooses again for this run
     _log_to_stderr()
     args = sys.argv[1:] if argv is None else list(argv)
@@ -269,7 +266,7 @@ def _run_app(args: list[str]) -> tuple[int, _Failure | None, bool]:
         # Rich's colours and boxes only on a terminal that wants them; elsewhere (pipes, files,
         # NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
         app.rich_markup_mode = None if _plain_output() else "rich"
-        with _only_command(args):
+        with only_command(app, args):
             result: Any = app(args=args, prog_name="kvtool", standalone_mode=False)
         return (result if isinstance(result, int) else 0), None, False
     except KvtoolError as exc:
@@ -311,7 +308,7 @@ def _finish_stats(
 
     try:
         new_code, message = finish_stats(
-            lambda: _click_command(args),  # built only when there are stats to report
+            lambda: click_command(app, args),  # built only when there are stats to report
             args,
             code=code,
             error=failure.message if failure is not None else None,
@@ -323,63 +320,6 @@ def _finish_stats(
     if message is not None and (failure is None or message != failure.message):
         return new_code, _Failure(message)  # the stats file could not be written
     return new_code, failure
-
-
-# The root options that take a value (`--engine NAME`): the command's name is the first argument
-# that is neither an option nor such a value. tests/test_startup.py checks the list is complete.
-ROOT_OPTIONS_WITH_VALUE = frozenset({"--engine"})
-
-
-def command_named(argv: list[str]) -> str | None:
-    """The command (or group) name in `argv`, if any: what `kvtool ... NAME ...` runs."""
-    args = iter(argv)
-    for arg in args:
-        if arg == "--":
-            return next(args, None)
-        if arg.startswith("-"):
-            if arg in ROOT_OPTIONS_WITH_VALUE:
-                next(args, None)
-            continue
-        return arg
-    return None
-
-
-@contextlib.contextmanager
-def _only_command(argv: list[str]) -> Iterator[None]:
-    """Let Typer build only the command that runs. Typer turns every registered command's
-    signature into Click parameters on each run; from Typer 0.29 on that took 35 ms of CPU for
-    kvtool's 20 commands, against 11 ms before (process time of the first `run(["count", DB])`,
-    best of 3). The root's help, completion and a mistyped name (whose suggestions list every
-    command) still get them all."""
-    name = command_named(argv)
-    if name is None or any(key.startswith("_KVTOOL_COMPLETE") for key in os.environ):
-        yield
-        return
-    commands = [c for c in app.registered_commands if _command_name(c) == name]
-    groups = [g for g in app.registered_groups if g.name == name]
-    if len(commands) + len(groups) != 1:
-        yield
-        return
-    saved = app.registered_commands, app.registered_groups
-    app.registered_commands, app.registered_groups = commands, groups
-    try:
-        yield
-    finally:
-        app.registered_commands, app.registered_groups = saved
-
-
-def _click_command(args: list[str]) -> Any:
-    """The Click command of this run, for its stats: only the command that runs is built (see
-    `_only_command`; `count` records its figures on every run)."""
-    with _only_command(args):
-        return typer.main.get_command(app)
-
-
-def _command_name(command: typer.models.CommandInfo) -> str:
-    if command.name:
-        return command.name
-    callback = command.callback.__name__ if command.callback else ""
-    return typer.main.get_command_name(callback)
 
 
 # OSError numbers that are the storage's, not kvtool's: exit 74 with one line.

@@ -9,7 +9,6 @@ starts as fast as before and says how to install it (exit 69) instead of failing
 from __future__ import annotations
 
 import contextlib
-import stat
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -196,14 +195,12 @@ _STRING = ("string", "large_string", "utf8", "large_utf8")
 
 
 def is_parquet_file(path: Path) -> bool:
-    """Whether `path` is a Parquet file (its first bytes are PAR1), whatever its name.
-
-    Only a regular file is looked at: a look into a FIFO (`<(zcat ...)`, /dev/stdin on a pipe)
-    would take its first bytes from the reader that comes next, and Parquet is read by seeking
-    to its footer, which a pipe cannot do anyway."""
+    """Whether `path` is a Parquet file (its first bytes are PAR1), whatever its name. Only a
+    regular file can be: Parquet is read from its end, and a look into a FIFO or a device would
+    consume what the JSON Lines reader needs."""
+    if not path.is_file():
+        return False
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            return False
         with path.open("rb") as src:
             return src.read(4) == b"PAR1"
     except OSError:
