@@ -52,6 +52,17 @@ def test_empty_input_creates_nothing(tmp_path: Path) -> None:
         assert not db.exists()
 
 
+def test_a_pipe_named_as_file_loses_no_bytes(tmp_path: Path) -> None:
+    """FILE as /dev/stdin on a pipe (or `<(zcat ...)`): the look for Parquet's magic bytes once
+    read the stream's first buffer (all of a small input), and the import then read nothing and
+    exited 0: every record silently lost."""
+    db = ldb_load(tmp_path / "db", [(b"kept", b"x")])
+    lines = b"".join(b'{"key":"k%d","value":"v%d"}\n' % (i, i) for i in range(3))
+    result = run_kvtool("import", db, "/dev/stdin", input=lines)
+    assert result.returncode == 0, result.stderr
+    assert ldb_scan(db) == [(b"k0", b"v0"), (b"k1", b"v1"), (b"k2", b"v2"), (b"kept", b"x")]
+
+
 def test_empty_input_creates_no_column_family_and_imports_nothing(tmp_path: Path) -> None:
     db = ldb_load(tmp_path / "db", RECORDS)
     result = run_kvtool("import", "--create", "--cf", "new", db, input=b"")
