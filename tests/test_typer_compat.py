@@ -62,3 +62,12 @@ def test_choices_ignore_case_and_lists_keep_every_value(db: Path) -> None:
     result = run_kvtool("compact", db, "--cf", "default", "--cf", "nope", "--bottommost", "FORCE")
     assert result.returncode == ExitCode.USAGE
     assert b"'nope'" in result.stderr
+
+
+def test_usage_names_a_variadic_argument_once() -> None:
+    """Typer 0.29 appends "..." to a variadic argument's usage name, which kvtool's metavar
+    ("FILE...") says already: the usage line must not read FILE......"""
+    result = run_kvtool("sst", "--help")
+    assert result.returncode == 0, result.stderr
+    usage = result.stdout.decode().splitlines()[0]
+    assert usage == "Usage: kvtool sst [OPTIONS] FILE...", usage

@@ -122,7 +122,8 @@ def _number(
 def plain_required_arguments() -> None:
     """Usage lines name a required argument `DB`, not Typer's `{DB}` (braces read as a choice
     or a shell brace expansion; man pages, git and Click write required operands bare). Typer
-    0.28 builds the usage name in `TyperArgument.make_metavar`, 0.29 in `_usage_display_name`."""
+    0.28 builds the usage name in `TyperArgument.make_metavar`, 0.29 in `_usage_display_name`,
+    which also appends "..." to a variadic argument's metavar that says "FILE..." already."""
     argument: Any = importlib.import_module("typer.core").TyperArgument
     if getattr(argument, "kvtool_plain", False):
         return
@@ -138,7 +139,9 @@ def _unbraced(original: Any) -> Any:
         name = original(*args, **kwargs)
         if isinstance(name, str) and name.startswith("{") and "}" in name:
             end = name.index("}")
-            return name[1:end] + name[end + 1 :]
+            name = name[1:end] + name[end + 1 :]
+        if isinstance(name, str) and name.endswith("......"):
+            name = name[:-3]
         return name
 
     return wrapper
