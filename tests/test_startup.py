@@ -124,3 +124,30 @@ def test_a_run_builds_only_its_command(
     extra = ["--stats-file", str(tmp_path / "s.json")] if stats else []
     assert run(["count", str(db), *extra]) == 0
     assert built and set(built) == {"count"}
+
+
+def test_parquet_export_loads_pyarrow_without_numpy(db: Path, tmp_path: Path) -> None:
+    """pyarrow works without NumPy, which was half of its import: the kvtool process blocks it
+    (kvtool.formats.parquet._without_numpy), and the dataset is still right."""
+    import pyarrow.parquet as pq  # the test extra has it (as tests/test_parquet.py needs)
+
+    out = tmp_path / "ds"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-X", "importtime", "-m", "kvtool", "export", str(db)),
+            *("--format", "parquet", "-o", str(out), "-q"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "pyarrow.parquet" in imported  # the list is what it seems
+    assert "numpy" not in imported
+    table = pq.read_table(out)
+    assert table.column("key").to_pylist() == [b"a", b"b"]
+    assert table.column("value").to_pylist() == [b"1", b"2"]
