@@ -12,6 +12,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from kvtool.formats.records import FieldFormat, decode_field, encoder
 from kvtool.stream.memory import process_tuning_allowed
 
 INSTALL_HINT = "pip install 'kvtool[parquet]'"
+_first, _second = itemgetter(0), itemgetter(1)
 # Spark's default codec: fast to write, and every Parquet reader has it.
 COMPRESSION = "snappy"
 
@@ -130,14 +132,15 @@ class PartSchema:
     def batch(self, records: Sequence[Record]) -> Any:
         """`records` as an Arrow record batch of this schema."""
         pa = self._pa
-        keys, values = zip(*records, strict=True)
-        arrays = [self._array(keys, self.key_format)]  # type: ignore[arg-type]
+        # Two C-level passes: zip(*records) took twice as long (1024 iterators, one per record).
+        keys, values = list(map(_first, records)), list(map(_second, records))
+        arrays = [self._array(keys, self.key_format)]
         if not self.keys_only:
             if Entity not in set(map(type, values)):
-                arrays.append(self._array(values, self.value_format))  # type: ignore[arg-type]
+                arrays.append(self._array(values, self.value_format))
                 arrays.append(pa.nulls(len(values), self.arrow.field("columns").type))
             else:
-                arrays += self._entity_arrays(values)  # type: ignore[arg-type]
+                arrays += self._entity_arrays(values)
         return pa.RecordBatch.from_arrays(arrays, schema=self.arrow)
 
     def _entity_arrays(self, values: list[bytes | Entity]) -> list[Any]:
