@@ -15,7 +15,7 @@ from kvtool.cli.app import app
 from kvtool.cli.one_command import ROOT_OPTIONS_WITH_VALUE, command_named
 
 from .conftest import run_kvtool
-from .oracles import ldb_load
+from .oracles import ldb_load, ldb_scan
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -126,28 +126,32 @@ def test_a_run_builds_only_its_command(
     assert built and set(built) == {"count"}
 
 
-def test_parquet_export_loads_pyarrow_without_numpy(db: Path, tmp_path: Path) -> None:
-    """pyarrow works without NumPy, which was half of its import: the kvtool process blocks it
-    (kvtool.formats.parquet._without_numpy), and the dataset is still right."""
+def test_parquet_export_and_import_load_pyarrow_without_numpy(db: Path, tmp_path: Path) -> None:
+    """pyarrow works without NumPy, which was half of its import: the kvtool process leaves it
+    out (kvtool.formats.parquet._without_numpy), and the dataset and the import are still right."""
     import pyarrow.parquet as pq  # the test extra has it (as tests/test_parquet.py needs)
 
+    def imports(*argv: str) -> set[str]:
+        result = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "kvtool", *argv],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            cwd=tmp_path,
+            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+
     out = tmp_path / "ds"
-    result = subprocess.run(
-        [
-            *(sys.executable, "-X", "importtime", "-m", "kvtool", "export", str(db)),
-            *("--format", "parquet", "-o", str(out), "-q"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
-    assert "pyarrow.parquet" in imported  # the list is what it seems
-    assert "numpy" not in imported
+    exported = imports("export", str(db), "--format", "parquet", "-o", str(out), "-q")
+    assert "pyarrow.parquet" in exported  # the list is what it seems
+    assert "numpy" not in exported
     table = pq.read_table(out)
     assert table.column("key").to_pylist() == [b"a", b"b"]
     assert table.column("value").to_pylist() == [b"1", b"2"]
+    copy = tmp_path / "copy"
+    imported = imports("import", "--create", str(copy), str(out), "-q")
+    assert "pyarrow.parquet" in imported and "numpy" not in imported
+    assert ldb_scan(copy) == [(b"a", b"1"), (b"b", b"2")]

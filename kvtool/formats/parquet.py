@@ -20,7 +20,6 @@ from kvtool.engine.base import Entity
 from kvtool.errors import BadInputError, UnavailableError, UsageError
 from kvtool.formats.jsonl import Record
 from kvtool.formats.records import FieldFormat, decode_field, encoder
-from kvtool.stream.memory import process_tuning_allowed
 
 INSTALL_HINT = "pip install 'kvtool[parquet]'"
 _first, _second = itemgetter(0), itemgetter(1)
@@ -28,11 +27,13 @@ _first, _second = itemgetter(0), itemgetter(1)
 COMPRESSION = "snappy"
 
 
-def pyarrow() -> tuple[Any, Any]:
-    """(pyarrow, pyarrow.parquet), or UnavailableError (exit 69) saying how to install them."""
+def pyarrow(*, numpy: bool = True) -> tuple[Any, Any]:
+    """(pyarrow, pyarrow.parquet), or UnavailableError (exit 69) saying how to install them.
+
+    `numpy=False` (the kvtool process's choice, never a library caller's: it lasts for the
+    process) has the first import leave NumPy out (`_without_numpy`)."""
     try:
-        fresh = "pyarrow" not in sys.modules and "numpy" not in sys.modules
-        if fresh and process_tuning_allowed():
+        if not numpy and "pyarrow" not in sys.modules and "numpy" not in sys.modules:
             return _without_numpy()
         return _import()
     except ImportError:
@@ -49,7 +50,7 @@ def _import() -> tuple[Any, Any]:
 
 
 def _without_numpy() -> tuple[Any, Any]:
-    """pyarrow imported without NumPy, in the kvtool process only: pyarrow works without it
+    """pyarrow imported without NumPy: pyarrow works without it
     (`lib.pyx`: numpy is optional) and kvtool hands it only lists and buffers, never arrays.
     NumPy was half of pyarrow's import: 0.14 s of CPU against 0.06 s without it, paid before
     the range workers start. The block lasts for the import only; a pyarrow that needs NumPy

@@ -12,12 +12,12 @@ from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.errors import KvtoolError, StoppedError, UsageError
 from kvtool.formats.dataset import Dataset
-from kvtool.formats.parquet import PartSchema, use_system_allocator
+from kvtool.formats.parquet import PartSchema, pyarrow, use_system_allocator
 from kvtool.formats.parts import PART_BYTES
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.export import ExportResult, Progress
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
-from kvtool.stream.memory import collect_less, keep_freed_memory
+from kvtool.stream.memory import collect_less, keep_freed_memory, process_tuning_allowed
 
 
 @dataclass
@@ -78,7 +78,8 @@ def export_parquet(
         raise UsageError("--partition-by-prefix must be at least 1 byte")
     if part_bytes < 1:
         raise UsageError("--part-size must be at least 1 byte")
-    schema = PartSchema(key_format, value_format, keys_only=spec.keys_only)  # 69 without pyarrow
+    pyarrow(numpy=not process_tuning_allowed())  # 69 without it; NumPy left out in kvtool's CLI
+    schema = PartSchema(key_format, value_format, keys_only=spec.keys_only)
     use_system_allocator()
     keep_freed_memory()
     collect_less()

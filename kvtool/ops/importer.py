@@ -77,8 +77,10 @@ def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS)
     the database at `path`, as `import_records` does JSON Lines; rows stand for lines."""
     from kvtool.formats.parquet import pyarrow
     from kvtool.ops.import_parquet import parquet_files, parquet_records
+    from kvtool.stream.memory import process_tuning_allowed
 
-    pyarrow()  # 69 without it, before the database is opened (or created)
+    # 69 without it, before the database is opened (or created); NumPy left out in kvtool's CLI
+    pyarrow(numpy=not process_tuning_allowed())
     files = parquet_files(source)
     return _import(path, options, lambda stats: parquet_records(files, options, stats), unit="row")
 
