@@ -50,11 +50,10 @@ def _import() -> tuple[Any, Any]:
 
 
 def _without_numpy() -> tuple[Any, Any]:
-    """pyarrow imported without NumPy: pyarrow works without it
-    (`lib.pyx`: numpy is optional) and kvtool hands it only lists and buffers, never arrays.
-    NumPy was half of pyarrow's import: 0.14 s of CPU against 0.06 s without it, paid before
-    the range workers start. The block lasts for the import only; a pyarrow that needs NumPy
-    is imported with it."""
+    """pyarrow imported without NumPy, which pyarrow treats as optional (`lib.pyx`) and kvtool
+    never needs (it hands pyarrow lists and buffers, never arrays). NumPy was half of pyarrow's
+    import, paid before the range workers start: 0.14 s of CPU against 0.06 s without it. The
+    block lasts for the import only; a pyarrow that needs NumPy is imported with it."""
     sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy: ImportError
     try:
         return _import()
@@ -185,7 +184,7 @@ class PartWriter:
         # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
         # half the write time before Parquet falls back to plain pages. Min/max statistics only
         # where a query prunes row groups by them (key, not value or columns): computing them
-        # for every value was a tenth of the write time.
+        # for every value was 6% of the write time (bench/bench_parquet.py --codecs).
         stats = [name for name in schema.arrow.names if name not in ("value", "columns")]
         self._writer = pq.ParquetWriter(
             str(path),
