@@ -1,7 +1,8 @@
 """How kvtool encodes its Parquet part files (kvtool.formats.parquet.PartWriter): Snappy pages,
 min/max statistics on `key` for every row group, so that DuckDB and Spark skip row groups and
-files outside a key range, and none on `value` (computing them was 6% of the write time,
-and no query prunes by a value's min/max). The database is ldb's; pyarrow reads the footers."""
+files outside a key range, and none on `value` (unsorted values seldom let a row group's range
+exclude anything, and computing them was 6% of the write time). The database is ldb's; pyarrow
+reads the footers."""
 
 from __future__ import annotations
 

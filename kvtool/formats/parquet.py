@@ -182,9 +182,10 @@ class PartWriter:
         self._pa = pa
         self.path = path
         # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
-        # half the write time before Parquet falls back to plain pages. Min/max statistics only
-        # where a query prunes row groups by them (key, not value or columns): computing them
-        # for every value was 6% of the write time (bench/bench_parquet.py --codecs).
+        # half the write time before Parquet falls back to plain pages. Min/max statistics where
+        # queries prune row groups by them: keys (sorted), not values or columns (unsorted: a
+        # row group's range seldom excludes anything), which cost 6% of the write time
+        # (bench/bench_parquet.py --codecs).
         stats = [name for name in schema.arrow.names if name not in ("value", "columns")]
         self._writer = pq.ParquetWriter(
             str(path),
