@@ -155,3 +155,32 @@ def test_parquet_export_and_import_load_pyarrow_without_numpy(db: Path, tmp_path
     imported = imports("import", "--create", str(copy), str(out), "-q")
     assert "pyarrow.parquet" in imported and "numpy" not in imported
     assert ldb_scan(copy) == [(b"a", b"1"), (b"b", b"2")]
+
+
+@pytest.mark.parametrize(
+    ("text", "optional"),
+    [
+        ("__version__ = version = '26.0.1'\n", True),
+        ("__version__ = version = '18.0.0'\n", True),
+        ("version = '17.0.0'\n", False),  # NumPy still a dependency: imported as ever
+        ("version = '15.0.2'\n", False),
+        ("nothing to read\n", False),
+        (None, False),  # no version file
+    ],
+)
+def test_numpy_is_left_out_only_where_pyarrow_runs_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str | None, optional: bool
+) -> None:
+    import importlib.machinery
+    import importlib.util
+
+    from kvtool.formats import parquet
+
+    package = tmp_path / "pyarrow"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    if text is not None:
+        (package / "_generated_version.py").write_text(text)
+    spec = importlib.machinery.ModuleSpec("pyarrow", None, origin=str(package / "__init__.py"))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
+    assert parquet._numpy_optional() is optional

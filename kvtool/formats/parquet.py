@@ -33,7 +33,8 @@ def pyarrow(*, numpy: bool = True) -> tuple[Any, Any]:
     `numpy=False` (the kvtool process's choice, never a library caller's: it lasts for the
     process) has the first import leave NumPy out (`_without_numpy`)."""
     try:
-        if not numpy and "pyarrow" not in sys.modules and "numpy" not in sys.modules:
+        fresh = "pyarrow" not in sys.modules and "numpy" not in sys.modules
+        if not numpy and fresh and _numpy_optional():
             return _without_numpy()
         return _import()
     except ImportError:
@@ -49,20 +50,35 @@ def _import() -> tuple[Any, Any]:
     return pa, pq
 
 
+def _numpy_optional() -> bool:
+    """Whether the installed pyarrow runs without NumPy (18 and later: apache/arrow#41904 made
+    it optional, #44148 dropped the dependency), read from its version file without importing
+    it; False when that cannot be told."""
+    import importlib.util
+    import re
+
+    try:
+        spec = importlib.util.find_spec("pyarrow")
+        if spec is None or spec.origin is None:
+            return False
+        text = (Path(spec.origin).parent / "_generated_version.py").read_text()
+    except (ImportError, OSError, ValueError):
+        return False
+    found = re.search(r"""version\s*=\s*['"](\d+)\.""", text)
+    return found is not None and int(found.group(1)) >= 18
+
+
 def _without_numpy() -> tuple[Any, Any]:
     """pyarrow imported without NumPy, which pyarrow treats as optional (`lib.pyx`) and kvtool
     never needs (it hands pyarrow lists and buffers, never arrays). NumPy was half of pyarrow's
     import, paid before the range workers start: 0.14 s of CPU against 0.06 s without it. The
-    block lasts for the import only; a pyarrow that needs NumPy is imported with it."""
+    block lasts for the import only."""
     sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy: ImportError
     try:
         return _import()
-    except ImportError:
-        pass
     finally:
         if "numpy" in sys.modules and sys.modules["numpy"] is None:
             del sys.modules["numpy"]
-    return _import()
 
 
 def use_system_allocator() -> None:
