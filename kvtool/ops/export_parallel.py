@@ -42,24 +42,236 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kvtool import errors
-from kvtool.engine import Bounds, OpenMode, open_db
+from kvtool.engine import Bounds, Database, OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_plan import Chunk
+from kvtool.ops.range_coordinator import Crew
+from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk
 from kvtool.ops.range_worker import (
     POLL,
-    Crew,
     Inbox,
     Job,
+    Mode,
+    Stop,
     Worker,
     dead_wchar,
     framed_size,
+    parse_wchar,
     write_fd,
 )
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
+from kvtool.stream import (
+    ReadSpec,
+    ScanStats,
+    Stopper,
+    StopRequested,
+    TokenBucket,
+    count_marked,
+    count_step,
+    read_stage,
+)
+from kvtool.stream.pipeline import Batch
+
+if TYPE_CHECKING:
+    from kvtool.ops.range_coordinator import Coordinator
+
+Progressed = Callable[[int], None] | None
+
+
+# -- the modes ------------------------------------------------------------------------------------
+@dataclass
+class Part:
+    """One rendered batch (whole records) and its stats: the unit a worker writes and reports."""
+
+    data: bytes
+    stats: ScanStats  # the batch's records; `last_key` is its last
+    first: bytes  # where the parent re-reads the batch if a worker dies writing it
+
+    @classmethod
+    def of(cls, batch: Batch, data: bytes) -> Part:
+        stats = ScanStats()
+        stats.add(batch)
+        return cls(data, stats, batch[0][0])
+
+
+@dataclass
+class Written:
+    """What a chunk (or the first part of one) holds: rendered batches waiting to be written."""
+
+    parts: list[Part] = field(default_factory=list)
+    size: int = 0
+
+
+class WriteInTurn(Mode):
+    """JSON Lines: each chunk rendered, and written to one fd when the parent gives it the turn
+    (once every earlier chunk is written).
+
+    A worker does not wait for a turn to read on: finished chunks wait in memory while it reads
+    the next, up to BUFFER_LIMIT bytes; only then does it wait. The chunk that holds the turn is
+    written as it is read.
+    """
+
+    ordered = True
+
+    def __init__(
+        self, render: Render, out_fd: int, where: str, stats: ScanStats, progressed: Progressed
+    ) -> None:
+        self.render, self.out_fd, self.where = render, out_fd, where
+        # in a worker
+        self.current: int | None = None  # the chunk being read
+        self.turn: int | None = None  # the chunk of ours that may be written now
+        self.waiting: dict[int, Written] = {}  # read chunks waiting for their turn
+        self.buffered = 0
+        self.io_fd: int | None = None  # /proc/self/task/TID/io, for `wchar` (see the module doc)
+        # in the parent
+        self.stats, self.progressed = stats, progressed
+        self.output_bytes = 0
+        self.writing: dict[int, tuple[Any, int]] = {}  # worker -> its announced write, framed
+        self.torn: _Torn | None = None
+
+    def begin(self, worker: Worker) -> None:
+        with contextlib.suppress(OSError):
+            self.io_fd = os.open(f"/proc/self/task/{os.getpid()}/io", os.O_RDONLY)
+
+    def failure(self, exc: OSError) -> str:
+        return f"writing {self.where}: {exc.strerror or exc}"
+
+    def held(self) -> int:
+        return self.buffered
+
+    def pending(self) -> bool:
+        return bool(self.waiting)
+
+    def _wchar(self) -> int:
+        """Bytes this thread has written so far, by the kernel's count (-1 if unknown)."""
+        if self.io_fd is None:
+            return -1
+        try:
+            return parse_wchar(os.pread(self.io_fd, 4096, 0))
+        except OSError:
+            return -1
+
+    def grant(self, worker: Worker, number: int) -> None:
+        if number in (self.current, worker.assigned):  # being read, or about to be
+            self.turn = number
+            return
+        chunk = self.waiting.pop(number)
+        self.buffered -= chunk.size
+        self._write(worker, number, chunk, final=True)
+
+    def _write(self, worker: Worker, number: int, chunk: Written, *, final: bool) -> None:
+        """Write the chunk's batches in order, each announced before and reported after it is
+        written; a stop between two batches ends the chunk there (the parent has the cursor)."""
+        parts = chunk.parts
+        for i, part in enumerate(parts):
+            if worker.stop:
+                raise Stop
+            last = final and i == len(parts) - 1
+            before = self._wchar()
+            records = part.stats.records
+            worker.send(("writing", number, part.first, records, len(part.data), before))
+            write_fd(self.out_fd, part.data)
+            worker.send(("wrote", number, last, part.stats, len(part.data)))
+        if final and not parts:
+            worker.send(("wrote", number, True, ScanStats(), 0))
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
+        self.current = number
+        chunk = Written()
+        # The plan folded the spec's `after` into the chunks' bounds.
+        spec = dataclasses.replace(worker.job.spec, after=None)
+        with read_stage(db, spec, bounds) as batches:
+            # A Stop drops what was read and not yet written: the cursor is before it.
+            for batch in batches:
+                worker.check()
+                part = Part.of(batch, self.render(batch))
+                chunk.parts.append(part)
+                chunk.size += len(part.data)
+                self.buffered += len(part.data)
+                worker.poll(block=False)
+                while self.turn != number and self.buffered >= BUFFER_LIMIT:
+                    worker.poll(block=True)
+                if self.turn == number:
+                    self._write(worker, number, chunk, final=False)
+                    self.buffered -= chunk.size
+                    chunk = Written()
+        self.current = None
+        if self.turn == number:
+            self.buffered -= chunk.size
+            self._write(worker, number, chunk, final=True)
+        else:
+            self.waiting[number] = chunk
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "writing":
+            self.writing[worker] = (message, framed_size(message))
+        elif kind == "wrote":
+            self.writing.pop(worker, None)
+            _, number, final, part, size = message
+            self.stats.merge(part)  # writes come in output order: its last key is the last
+            self.output_bytes += size
+            if self.progressed is not None and part.records:
+                self.progressed(part.records)
+            if final:
+                run.passed(number)
+        else:
+            super().take(run, worker, message)
+
+    def lost(self, run: Coordinator, worker: int, pid: int) -> None:
+        announced = self.writing.pop(worker, None)
+        if announced is None:
+            return
+        # Read what the dead thread wrote before it is reaped: then /proc forgets it.
+        total = dead_wchar(pid)
+        (_, number, first, records, size, before), framed = announced
+        known = total >= 0 and before >= 0
+        written = total - before - framed if known else -1
+        self.torn = _Torn(number, first, records, size, written)
+
+
+class Count(Mode):
+    """count: each chunk counted in the scan's direction (the workers share --rate); a dead
+    worker fails the count."""
+
+    resumable = False
+
+    def __init__(self) -> None:
+        # in the parent: chunk number -> (records, the last one's key, counted to its end)
+        self.counts: dict[int, tuple[int, bytes | None, bool]] = {}
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
+        """Count one chunk and report it, with the key of the last record counted; a stop
+        reports how far it got (the parent's cursor resumes there)."""
+        spec = worker.job.spec
+        reverse = spec.krange.reverse
+        total, last = 0, None
+        rate = spec.rate / worker.job.workers if spec.rate else None  # the workers share --rate
+        bucket = TokenBucket(rate) if rate else None
+        with db.bounded(spec.krange.cf, bounds) as it:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
+            try:
+                # The first step comes before any check: a stopped chunk counted something.
+                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
+                    total, last = total + n, key
+                    if bucket is not None:
+                        worker.sleep(bucket.take(n))
+                    worker.check()
+            except Stop:
+                worker.send(("counted", number, total, last, False))
+                raise
+        worker.send(("counted", number, total, last, True))
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        if message[0] != "counted":
+            super().take(run, worker, message)
+        _, number, records, last, complete = message
+        self.counts[number] = (records, last, complete)
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -138,7 +350,7 @@ def export_parallel(
     crew = Crew()
     base = _offset(out_fd)
     try:
-        for index in range(workers):
+        for _ in range(workers):
             status_r, status_w = os.pipe()
             commands_r, commands_w = os.pipe()
             sys.stderr.flush()
@@ -149,8 +361,12 @@ def export_parallel(
                     os.close(commands_w)
                     for fd in crew.fds():
                         os.close(fd)
-                    job = Job(db_path, spec, render, out_fd, workers, where)
-                    Worker(job, index, commands_r, status_w).run()
+                    mode: Mode = (
+                        Count()
+                        if render is None
+                        else WriteInTurn(render, out_fd, where, stats, progressed)
+                    )
+                    Worker(Job(db_path, spec, workers), mode, commands_r, status_w).run()
                 finally:
                     os._exit(1)
             os.close(status_w)
