@@ -27,6 +27,10 @@ the parent learns how many bytes of it reached the output from the kernel's coun
 thread's writes (`wchar` in /proc/PID/task/PID/io, taken by the worker just before the write)
 and completes the batch itself, re-reading it from the same view of the database; a regular file
 is cut back to the last whole batch instead. So even then no record is torn.
+
+Here: that JSON Lines mode (`WriteInTurn`), the results and the mending. The machinery is shared
+with count and Parquet export: kvtool.ops.range_worker (the worker, and `Mode`, what a chunk
+makes) and kvtool.ops.range_coordinator (the parent).
 """
 
 from __future__ import annotations
@@ -35,25 +39,19 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import select
-import signal
 import stat
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kvtool import errors
 from kvtool.engine import Bounds, Database, OpenMode, open_db
-from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_coordinator import Crew
+from kvtool.ops.count import Count
+from kvtool.ops.range_coordinator import Coordinator, run_workers
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk
 from kvtool.ops.range_worker import (
-    POLL,
-    Inbox,
-    Job,
     Mode,
     Stop,
     Worker,
@@ -67,17 +65,9 @@ from kvtool.stream import (
     ScanStats,
     Stopper,
     StopRequested,
-    TokenBucket,
-    count_marked,
-    count_step,
     read_stage,
 )
 from kvtool.stream.pipeline import Batch
-
-if TYPE_CHECKING:
-    from kvtool.ops.range_coordinator import Coordinator
-
-Progressed = Callable[[int], None] | None
 
 
 # -- the modes ------------------------------------------------------------------------------------
@@ -116,7 +106,12 @@ class WriteInTurn(Mode):
     ordered = True
 
     def __init__(
-        self, render: Render, out_fd: int, where: str, stats: ScanStats, progressed: Progressed
+        self,
+        render: Render,
+        out_fd: int,
+        where: str,
+        stats: ScanStats,
+        progressed: Callable[[int], None] | None,
     ) -> None:
         self.render, self.out_fd, self.where = render, out_fd, where
         # in a worker
@@ -232,48 +227,6 @@ class WriteInTurn(Mode):
         self.torn = _Torn(number, first, records, size, written)
 
 
-class Count(Mode):
-    """count: each chunk counted in the scan's direction (the workers share --rate); a dead
-    worker fails the count."""
-
-    resumable = False
-
-    def __init__(self) -> None:
-        # in the parent: chunk number -> (records, the last one's key, counted to its end)
-        self.counts: dict[int, tuple[int, bytes | None, bool]] = {}
-
-    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
-        """Count one chunk and report it, with the key of the last record counted; a stop
-        reports how far it got (the parent's cursor resumes there)."""
-        spec = worker.job.spec
-        reverse = spec.krange.reverse
-        total, last = 0, None
-        rate = spec.rate / worker.job.workers if spec.rate else None  # the workers share --rate
-        bucket = TokenBucket(rate) if rate else None
-        with db.bounded(spec.krange.cf, bounds) as it:
-            if reverse:
-                it.seek_to_last()
-            else:
-                it.seek_to_first()
-            try:
-                # The first step comes before any check: a stopped chunk counted something.
-                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
-                    total, last = total + n, key
-                    if bucket is not None:
-                        worker.sleep(bucket.take(n))
-                    worker.check()
-            except Stop:
-                worker.send(("counted", number, total, last, False))
-                raise
-        worker.send(("counted", number, total, last, True))
-
-    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
-        if message[0] != "counted":
-            super().take(run, worker, message)
-        _, number, records, last, complete = message
-        self.counts[number] = (records, last, complete)
-
-
 # -- the parent -----------------------------------------------------------------------------------
 @dataclass
 class _Torn:
@@ -319,16 +272,6 @@ class ParallelResult:
         return total, last
 
 
-def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.KvtoolError)) or cls in (
-        errors.StoppedError,
-        errors.BadInputError,
-    ):
-        cls = errors.KvtoolError
-    return cls(message, hint=hint)
-
-
 def export_parallel(
     db_path: Path,
     spec: ReadSpec,
@@ -347,39 +290,31 @@ def export_parallel(
     Returns None, having written nothing, when the workers' views differ (a writer changed the
     database between their opens): the caller then exports in one process.
     """
-    crew = Crew()
+    if render is None:  # the old spelling of count_parallel
+        return _counted(db_path, spec, workers, stopper)
+    mode = WriteInTurn(render, out_fd, where, stats, progressed)
     base = _offset(out_fd)
-    try:
-        for _ in range(workers):
-            status_r, status_w = os.pipe()
-            commands_r, commands_w = os.pipe()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the parent's code
-                try:
-                    os.close(status_r)
-                    os.close(commands_w)
-                    for fd in crew.fds():
-                        os.close(fd)
-                    mode: Mode = (
-                        Count()
-                        if render is None
-                        else WriteInTurn(render, out_fd, where, stats, progressed)
-                    )
-                    Worker(Job(db_path, spec, workers), mode, commands_r, status_w).run()
-                finally:
-                    os._exit(1)
-            os.close(status_w)
-            os.close(commands_r)
-            crew.add(pid, Inbox(status_r), commands_w)
-        result = _coordinate(crew, stopper, stats, started, progressed, ordered=render is not None)
-    except BaseException:
-        crew.end(hurry=True)
-        raise
-    crew.end()
-    if result is not None and result.torn is not None and render is not None:
+    run = run_workers(
+        db_path,
+        spec,
+        mode,
+        workers=workers,
+        stopper=stopper,
+        started=(lambda estimate, _sequence: started(estimate)) if started else None,
+    )
+    if run is None:
+        return None
+    result = _result(run, stats)
+    result.output_bytes, result.torn = mode.output_bytes, mode.torn
+    if result.torn is not None:
         _mend(db_path, spec, render, out_fd, base, result)
     return result
+
+
+def _result(run: Coordinator, stats: ScanStats) -> ParallelResult:
+    r = ParallelResult(stats, 0, run.stopped, run.closed, run.error)
+    r.plan, r.sequence = run.plan, run.sequence
+    return r
 
 
 def _offset(fd: int) -> int | None:
@@ -444,151 +379,16 @@ def count_parallel(
     """Count `spec`'s records with `workers` forked processes, chunks side by side (`rate`
     shared among them); the total is `count_prefix()`. None when the workers' views differ (the
     caller counts in one process)."""
-    return export_parallel(
-        db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
-    )
+    return _counted(db_path, spec, workers, stopper)
 
 
-def _worker_died(result: ParallelResult, pid: int, status: int, *, ordered: bool) -> None:
-    """Record that a worker ended without a word (killed, e.g. by the OOM killer): exit 74."""
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-    else:
-        how = f"ended with exit code {os.WEXITSTATUS(status)}"
-    message = f"worker process {pid} {how}"
-    if result.error is not None or result.stopped is not None or result.closed:
-        return
-    if ordered:  # an export keeps what was written and says where to resume
-        result.stopped = StopRequested(ExitCode.IO_ERROR, message)
-    else:
-        result.error = errors.StorageError(message)
-
-
-def _coordinate(
-    crew: Crew,
-    stopper: Stopper,
-    stats: ScanStats,
-    started: Callable[[int | None], None] | None,
-    progressed: Callable[[int], None] | None,
-    *,
-    ordered: bool,
+def _counted(
+    db_path: Path, spec: ReadSpec, workers: int, stopper: Stopper
 ) -> ParallelResult | None:
-    result = ParallelResult(stats=stats, output_bytes=0)
-    ready: dict[int, tuple[int, Any, str | None]] = {}
-    chunks = 0
-    next_chunk = 0
-    turn = 0  # the chunk that may write now
-    owner: dict[int, int] = {}  # chunk -> worker (status fd)
-    finished = 0
-    going = False
-    workers = len(crew.pids)
-    last_word: set[int] = set()  # workers that said how they ended
-    writing: dict[int, tuple[Any, int]] = {}  # worker -> its announced write, framed size
-    ended: set[int] = set()
-
-    def hand_out(worker: int) -> None:
-        nonlocal next_chunk
-        if next_chunk >= chunks or result.error or result.stopped or result.closed:
-            crew.command(worker, b"e")
-            return
-        owner[next_chunk] = worker
-        crew.command(worker, b"c", next_chunk)
-        if ordered and next_chunk == turn:
-            crew.command(worker, b"t", next_chunk)
-        next_chunk += 1
-
-    def halt() -> None:
-        crew.stop()
-        for worker in crew.inboxes:
-            crew.command(worker, b"x")
-
-    while True:
-        if result.stopped is None and result.error is None and not result.closed:
-            try:
-                stopper.check()
-            except StopRequested as exc:
-                result.stopped = exc
-                halt()
-        open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
-        if not open_fds:
-            break
-        readable, _, _ = select.select(open_fds, [], [], POLL)
-        for fd in readable:
-            inbox = crew.inboxes[fd]
-            for message in inbox.read():
-                kind = message[0]
-                if kind in ("done", "closed", "error", "bug"):
-                    last_word.add(fd)
-                if kind == "writing":
-                    writing[fd] = (message, framed_size(message))
-                elif kind == "ready":
-                    ready[fd] = (message[1], message[2], message[3])
-                elif kind == "next":
-                    hand_out(fd)
-                elif kind == "wrote":
-                    writing.pop(fd, None)
-                    _, number, final, part, size = message
-                    stats.merge(part)  # writes come in output order: its last key is the last
-                    result.output_bytes += size
-                    if progressed is not None and part.records:
-                        progressed(part.records)
-                    if final:
-                        turn = number + 1
-                        if turn in owner:
-                            crew.command(owner[turn], b"t", turn)
-                elif kind == "counted":
-                    _, number, records, last, complete = message
-                    result.counts[number] = (records, last, complete)
-                elif kind == "done":
-                    finished += 1
-                elif kind == "closed":
-                    result.closed = True
-                    halt()
-                elif kind in ("error", "bug"):
-                    if result.error is None:
-                        if kind == "bug":
-                            result.error = errors.KvtoolError(
-                                f"a worker process failed: {message[1]}"
-                            )
-                        else:
-                            result.error = _error(message[1], message[2], message[3])
-                    halt()
-            if inbox.closed and fd not in ended:
-                ended.add(fd)
-                announced = writing.pop(fd, None)
-                # Read what the dead thread wrote before reaping it: then /proc forgets it.
-                total = dead_wchar(crew.pid_of[fd]) if announced is not None else -1
-                status = crew.reap(fd)
-                if announced is not None:
-                    (_, number, first, records, size, before), framed = announced
-                    known = total >= 0 and before >= 0
-                    written = total - before - framed if known else -1
-                    result.torn = _Torn(number, first, records, size, written)
-                if fd not in last_word and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
-                    _worker_died(result, crew.pid_of[fd], status, ordered=ordered)
-                    halt()
-        if not going and len(ready) == workers:
-            going = True
-            views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
-            if result.error is not None or result.stopped is not None:
-                halt()
-            elif len(views) != 1:
-                halt()
-                return None
-            else:
-                _seq, plan, estimate = next(iter(ready.values()))
-                result.plan, result.sequence = list(plan), _seq
-                chunks = len(plan)
-                if started is not None:
-                    started(int(estimate) if estimate and estimate.isdigit() else None)
-                for worker in list(crew.inboxes):
-                    hand_out(worker)
-    complete = result.error is None and result.stopped is None and not result.closed
-    if complete and (finished < workers or (ordered and turn < chunks)):
-        result.error = errors.KvtoolError("a worker process ended without reporting")
+    mode = Count()
+    run = run_workers(db_path, spec, mode, workers=workers, stopper=stopper)
+    if run is None:
+        return None
+    result = _result(run, ScanStats())
+    result.counts = mode.counts
     return result

@@ -21,28 +21,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import select
-import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kvtool import errors
 from kvtool.engine import Database
-from kvtool.errors import ExitCode, KvtoolError
+from kvtool.errors import KvtoolError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema
 from kvtool.formats.parts import Part, PartSeries
-from kvtool.ops.range_coordinator import Crew
+from kvtool.ops.range_coordinator import Coordinator, run_workers
 from kvtool.ops.range_plan import Chunk
-from kvtool.ops.range_worker import POLL, Inbox, Job, Mode, Stop, Worker
+from kvtool.ops.range_worker import Mode, Stop, Worker
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
-
-if TYPE_CHECKING:
-    from kvtool.ops.range_coordinator import Coordinator
 
 # Records a chunk holds (about): a part file of 25-30 MB of the benchmark's 114-byte records,
 # and enough chunks on a large database for two workers to finish together.
@@ -155,133 +147,11 @@ def export_parquet_parallel(
 ) -> ParallelOutcome | None:
     """Write `spec` as chunk part files under `root` with `workers` forked processes; None when
     their views differ (nothing written)."""
-    job = Job(db_path, spec, workers)
     mode = WriteParts(schema, root, part_bytes, partition_by_prefix, progressed)
-    crew = Crew()
-    try:
-        for _ in range(workers):
-            status_r, status_w = os.pipe()
-            commands_r, commands_w = os.pipe()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the parent's code
-                try:
-                    os.close(status_r)
-                    os.close(commands_w)
-                    for fd in crew.fds():
-                        os.close(fd)
-                    Worker(job, mode, commands_r, status_w).run()
-                finally:
-                    os._exit(1)
-            os.close(status_w)
-            os.close(commands_r)
-            crew.add(pid, Inbox(status_r), commands_w)
-        outcome = _coordinate(crew, stopper, started, progressed)
-    except BaseException:
-        crew.end(hurry=True)
-        raise
-    crew.end()
-    return outcome
-
-
-def _coordinate(
-    crew: Crew,
-    stopper: Stopper,
-    started: Callable[[int | None, int], None] | None,
-    progressed: Callable[[int], None] | None,
-) -> ParallelOutcome | None:
-    out = ParallelOutcome()
-    ready: dict[int, tuple[int, list[Chunk], str | None]] = {}
-    next_chunk = 0
-    going = False
-    last_word: set[int] = set()
-
-    def halt() -> None:
-        crew.stop()
-        for worker in crew.inboxes:
-            crew.command(worker, b"x")
-
-    def hand_out(worker: int) -> None:
-        nonlocal next_chunk
-        if next_chunk >= len(out.plan) or out.error or out.stopped:
-            crew.command(worker, b"e")
-            return
-        out.chunks[next_chunk] = _Chunk()
-        crew.command(worker, b"c", next_chunk)
-        next_chunk += 1
-
-    while True:
-        if out.stopped is None and out.error is None:
-            try:
-                stopper.check()
-            except StopRequested as exc:
-                out.stopped = exc
-                halt()
-        open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
-        if not open_fds:
-            break
-        readable, _, _ = select.select(open_fds, [], [], POLL)
-        for fd in readable:
-            inbox = crew.inboxes[fd]
-            for message in inbox.read():
-                kind = message[0]
-                if kind in ("done", "error", "bug"):
-                    last_word.add(fd)
-                if kind == "ready":
-                    ready[fd] = (message[1], message[2], message[3])
-                elif kind == "next":
-                    hand_out(fd)
-                elif kind == "part":
-                    _, number, part = message
-                    out.chunks[number].parts.append(part)
-                    if progressed is not None:
-                        progressed(part.records)
-                elif kind == "chunk":
-                    _, number, stats, whole = message
-                    out.chunks[number].stats = stats
-                    out.chunks[number].whole = whole
-                elif kind in ("error", "bug") and out.error is None:
-                    if kind == "bug":
-                        out.error = KvtoolError(f"a worker process failed: {message[1]}")
-                    else:
-                        out.error = _error(message[1], message[2], message[3])
-                    halt()
-            if inbox.closed:
-                status = crew.reap(fd)
-                died = os.WIFSIGNALED(status) or os.WEXITSTATUS(status)
-                if fd not in last_word and died and out.error is None and out.stopped is None:
-                    how = (
-                        f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-                        if os.WIFSIGNALED(status)
-                        else f"ended with exit code {os.WEXITSTATUS(status)}"
-                    )
-                    out.stopped = StopRequested(
-                        ExitCode.IO_ERROR, f"worker process {crew.pid_of[fd]} {how}"
-                    )
-                    halt()
-        if not going and len(ready) == len(crew.pid_of):
-            going = True
-            views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
-            if len(views) != 1:
-                halt()
-                return None
-            out.sequence, plan, estimate = next(iter(ready.values()))
-            out.plan = list(plan)
-            if started is not None:
-                started(int(estimate) if estimate and estimate.isdigit() else None, out.sequence)
-            for worker in list(crew.inboxes):
-                hand_out(worker)
-    return out
-
-
-def _error(name: str, message: str, hint: str | None) -> KvtoolError:
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, KvtoolError)) or cls in (
-        errors.StoppedError,
-        errors.BadInputError,
-    ):
-        cls = KvtoolError
-    return cls(message, hint=hint)
+    run = run_workers(db_path, spec, mode, workers=workers, stopper=stopper, started=started)
+    if run is None or run.disagreed:  # the views differ (even after a stop): nothing written
+        return None
+    return ParallelOutcome(mode.chunks, run.plan, run.sequence, run.stopped, run.error)
 
 
 def keep_prefix(dataset: Dataset, outcome: ParallelOutcome, stats: ScanStats) -> bool:

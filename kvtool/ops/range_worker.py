@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from kvtool.engine import Database, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, KvtoolError
-from kvtool.ops.range_plan import BUFFER_LIMIT, CHUNK_RECORDS, Chunk, plan_chunks
+from kvtool.ops.range_plan import BUFFER_LIMIT, CHUNK_RECORDS, plan_chunks
 from kvtool.stream import ReadSpec
 
 if TYPE_CHECKING:
@@ -112,7 +112,17 @@ class Mode:
     def begin(self, worker: Worker) -> None:
         """Set up in the forked worker, before the database opens."""
 
-    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
+    def plan(self, db: Database, spec: ReadSpec) -> list[Any]:
+        """The chunks, in output order (equal in workers that see one view: the parent compares
+        them)."""
+        order = db.key_order(spec.krange.cf)
+        return plan_chunks(db.live_files(), spec, order, target=self.chunk_records)
+
+    def estimate(self, db: Database, spec: ReadSpec) -> str | None:
+        """The database's estimate of the records read (for progress; None: none)."""
+        return db.property("rocksdb.estimate-num-keys", spec.krange.cf)
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Any) -> None:
         """Read chunk `number` and report it (`worker.send`); `worker.check()` raises Stop when
         the parent asks to stop."""
         raise NotImplementedError
@@ -225,11 +235,9 @@ class Worker:
 
     def _run(self) -> None:
         job, mode = self.job, self.mode
-        spec = job.spec
         with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            order = db.key_order(spec.krange.cf)
-            chunks = plan_chunks(db.live_files(), spec, order, target=mode.chunk_records)
-            estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
+            chunks = mode.plan(db, job.spec)
+            estimate = mode.estimate(db, job.spec)
             send(self.status, ("ready", db.sequence_number(), chunks, estimate))
             while True:
                 while self.assigned is None and not self.no_more:
