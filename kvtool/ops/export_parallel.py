@@ -48,7 +48,6 @@ from typing import Any
 from kvtool import errors
 from kvtool.engine import Bounds, Database, OpenMode, open_db
 from kvtool.formats.jsonl import Render
-from kvtool.ops.count import Count
 from kvtool.ops.range_coordinator import Coordinator, run_workers
 from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk
 from kvtool.ops.range_worker import (
@@ -385,6 +384,8 @@ def count_parallel(
 def _counted(
     db_path: Path, spec: ReadSpec, workers: int, stopper: Stopper
 ) -> ParallelResult | None:
+    from kvtool.ops.count import Count  # not imported by an export
+
     mode = Count()
     run = run_workers(db_path, spec, mode, workers=workers, stopper=stopper)
     if run is None:
