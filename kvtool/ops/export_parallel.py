@@ -48,7 +48,7 @@ from kvtool import errors
 from kvtool.engine import Bounds, OpenMode, open_db
 from kvtool.errors import ExitCode
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_plan import Chunk
+from kvtool.ops.range_plan import Chunk, Tally
 from kvtool.ops.range_worker import (
     POLL,
     Crew,
@@ -85,6 +85,7 @@ class ParallelResult:
     # count_parallel: chunk number -> (records counted, the last one's key, whether the chunk
     # was counted to its end); a stopped worker reports how far it got
     counts: dict[int, tuple[int, bytes | None, bool]] = field(default_factory=dict)
+    partials: dict[int, Any] = field(default_factory=dict)  # a Tally's, by chunk number
     plan: list[Chunk] = field(default_factory=list)
     sequence: int = -1  # the workers' common view
     torn: _Torn | None = None
@@ -129,8 +130,10 @@ def export_parallel(
     stats: ScanStats,
     started: Callable[[int | None], None] | None = None,
     progressed: Callable[[int], None] | None = None,
+    tally: Tally | None = None,
 ) -> ParallelResult | None:
-    """Export `spec` with `workers` forked processes writing to `out_fd` in key order.
+    """Export `spec` with `workers` forked processes writing to `out_fd` in key order (or, with
+    no `render`, count it; with a `tally`, reduce the tally's chunks to `result.partials`).
 
     Returns None, having written nothing, when the workers' views differ (a writer changed the
     database between their opens): the caller then exports in one process.
@@ -149,7 +152,7 @@ def export_parallel(
                     os.close(commands_w)
                     for fd in crew.fds():
                         os.close(fd)
-                    job = Job(db_path, spec, render, out_fd, workers, where)
+                    job = Job(db_path, spec, render, out_fd, workers, where, tally)
                     Worker(job, index, commands_r, status_w).run()
                 finally:
                     os._exit(1)
@@ -328,6 +331,10 @@ def _coordinate(
                 elif kind == "counted":
                     _, number, records, last, complete = message
                     result.counts[number] = (records, last, complete)
+                elif kind == "reduced":
+                    _, number, records, result.partials[number] = message
+                    if progressed is not None:
+                        progressed(records)
                 elif kind == "done":
                     finished += 1
                 elif kind == "closed":

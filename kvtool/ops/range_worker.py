@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from kvtool.engine import Database, OpenMode, open_db
 from kvtool.errors import STOP_SIGNALS, KvtoolError
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, plan_chunks
+from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk, Tally, plan_chunks
 from kvtool.stream import ReadSpec, ScanStats, TokenBucket, count_marked, count_step, read_stage
 from kvtool.stream.pipeline import Batch
 
@@ -91,6 +91,7 @@ class Job:
     out_fd: int
     workers: int
     where: str
+    tally: Tally | None = None  # reduce the chunks to partials instead (render is None)
 
 
 class Stop(Exception):
@@ -239,8 +240,11 @@ class Worker:
         job = self.job
         spec = job.spec
         with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            chunks = plan_chunks(db.live_files(), spec, db.key_order(spec.krange.cf))
-            estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
+            if job.tally is not None:
+                chunks, estimate = job.tally.plan(db), None
+            else:
+                chunks = plan_chunks(db.live_files(), spec, db.key_order(spec.krange.cf))
+                estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
             send(self.status, ("ready", db.sequence_number(), chunks, estimate))
             while True:
                 while self.assigned is None and not self.no_more:
@@ -248,7 +252,10 @@ class Worker:
                 if self.assigned is None:
                     break
                 number, self.assigned = self.assigned, None
-                if job.render is None:
+                if job.tally is not None:
+                    reduced = job.tally.reduce(db, chunks[number], self._check)
+                    send(self.status, ("reduced", number, *reduced))
+                elif job.render is None:
                     self._count(db, number, chunks[number])
                 else:
                     self._chunk(db, number, chunks[number])
