@@ -27,6 +27,10 @@ the parent learns how many bytes of it reached the output from the kernel's coun
 thread's writes (`wchar` in /proc/PID/task/PID/io, taken by the worker just before the write)
 and completes the batch itself, re-reading it from the same view of the database; a regular file
 is cut back to the last whole batch instead. So even then no record is torn.
+
+The same workers count a range (`count_parallel`: each chunk's count and last key), or, given a
+`Tally` (exact `du`, kvtool.ops.du_exact), plan their own chunks and reduce each to a partial
+result that the parent merges; both write nothing.
 """
 
 from __future__ import annotations
