@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,6 +174,26 @@ def test_an_unknown_column_family_is_a_usage_error_with_workers(db614: Path) -> 
     result = run_kvtool("du", db614, "-j", "2", "--cf", "nope")
     assert result.returncode == 2, result.stderr
     assert result.stderr == b"kvtool: error: no column family 'nope'\n"
+
+
+def test_a_corrupt_block_is_exit_74_in_a_worker_as_in_one_process(
+    db614: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "corrupt.db"
+    shutil.copytree(db614, copy)
+    sst = max(copy.glob("*.sst"), key=lambda p: p.stat().st_size)
+    data = bytearray(sst.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    sst.write_bytes(bytes(data))
+    errors = []
+    for workers in ("1", "2"):
+        result = run_kvtool("du", copy, "-j", workers)
+        assert result.returncode == 74, result.stderr
+        assert result.stdout == b""
+        errors.append(result.stderr)
+    assert errors[0] == errors[1]  # the file and offset, from the worker that read it
+    assert errors[0].startswith(b"kvtool: error: ") and errors[0].count(b"\n") == 1
 
 
 def test_largest_records_merge_to_one_runs_in_any_chunking() -> None:
