@@ -28,9 +28,11 @@ thread's writes (`wchar` in /proc/PID/task/PID/io, taken by the worker just befo
 and completes the batch itself, re-reading it from the same view of the database; a regular file
 is cut back to the last whole batch instead. So even then no record is torn.
 
-Here: that JSON Lines mode (`WriteInTurn`), the results and the mending. The machinery is shared
-with count and Parquet export: kvtool.ops.range_worker (the worker, and `Mode`, what a chunk
-makes) and kvtool.ops.range_coordinator (the parent).
+Here: that JSON Lines mode (`WriteInTurn`), the results and the mending. The same workers count
+a range (`count_parallel`, ops.count.Count: each chunk's count and last key), write Parquet parts
+(ops.export_parquet_parallel) or, for exact `du`, plan their own chunks and reduce each to a
+partial the parent merges (ops.du_exact). The machinery is ops.range_worker (the worker, and
+`Mode`, what a chunk makes) and ops.range_coordinator (the parent's side).
 """
 
 from __future__ import annotations
