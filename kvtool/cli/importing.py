@@ -14,7 +14,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from kvtool.cli.options import MAX_COUNT, ColumnFamily, DbPath, Force, Quiet, WaitLock
+from kvtool.cli.completion import column_families
+from kvtool.cli.options import MAX_COUNT, DbPath, Force, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
 from kvtool.formats.records import FieldFormat, KeyFormat
 from kvtool.ops.choices import ImportMode, OnError
@@ -53,13 +54,24 @@ def import_(
             case_sensitive=False,
         ),
     ] = FieldFormat.AUTO,
-    cf: ColumnFamily = "default",
+    cf: Annotated[
+        str | None,
+        typer.Option(
+            "--cf",
+            help="Column family to import into (default: default). A Parquet dataset with a cf "
+            "column (an export of several column families) puts each row into the one it "
+            "names, unless --cf is given.",
+            metavar="NAME",
+            autocompletion=column_families,
+        ),
+    ] = None,
     create: Annotated[
         bool,
         typer.Option(
             "--create",
             help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
-            "and ldb 7.8 open it) or the --cf column family if missing.",
+            "and ldb 7.8 open it) or the column families it writes (--cf, or a Parquet "
+            "dataset's cf column) if missing.",
         ),
     ] = False,
     mode: Annotated[
@@ -185,7 +197,8 @@ def import_(
         batch_bytes=parse_size(batch_bytes, option="--batch-bytes"),
         sort_memory=parse_size(sort_memory, option="--sort-memory"),
         tmp_dir=tmp_dir,
-        cf=cf,
+        cf=cf if cf is not None else "default",
+        cf_column=cf is None,
         create=create,
         wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,
