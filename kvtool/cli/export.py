@@ -93,8 +93,8 @@ def export(
         bool,
         typer.Option(
             "--all-cfs",
-            help="With --format parquet: export every column family of the database, in its "
-            "order, into one dataset with a cf column, through one view (one point in time).",
+            help="With --format parquet: export every column family of the database (in the "
+            "order kvtool cf list shows) into one dataset with a cf column, through one view (one point in time).",
         ),
     ] = False,
     prefix: Prefix = None,
