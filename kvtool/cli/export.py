@@ -94,7 +94,8 @@ def export(
         typer.Option(
             "--all-cfs",
             help="With --format parquet: export every column family of the database (in the "
-            "order kvtool cf list shows) into one dataset with a cf column, through one view (one point in time).",
+            "order kvtool cf list shows) into one dataset with a cf column, through one view "
+            "(one point in time).",
         ),
     ] = False,
     prefix: Prefix = None,
@@ -180,6 +181,8 @@ def export(
         kvtool export demo.db --rate 5000 --timeout 10m --stats json
 
         kvtool export demo.db --key-format hex --start 00ff --end 0100
+
+        kvtool export demo.db --format parquet --all-cfs -o demo-ds/
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec

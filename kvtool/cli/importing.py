@@ -164,7 +164,11 @@ def import_(
     string, is read byte-exact: binary cells are the bytes, string cells are read in
     --key-format/--value-format (auto and utf8: their UTF-8 bytes). A row with a null value
     and a columns list (list<struct<name, value>>) is that wide-column entity. Rows are
-    numbered from 1 across the files, and stand for lines in errors and stats.
+    numbered from 1 across the files, and stand for lines in errors and stats. A cf column (an
+    export of several column families) puts each row into the column family it names, one pass
+    each (--mode sst ingests each one's when its pass ends); column families the database lacks
+    are refused (exit 2) before anything is written, or created with --create; --cf NAME puts
+    every row into NAME instead.
 
     Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
     129): a signal never falls inside a commit, and the message says exactly what the database

@@ -311,6 +311,9 @@ def read_records(
         decode_key = _decoder(key_kind, key_format, "key")
         has_cf = "cf" in names
         if cf is not None and has_cf:
+            if not _may_hold(reader.metadata, cf, nulls=nulls):
+                row += reader.metadata.num_rows  # another CF's part: its rows keep their numbers
+                continue
             wanted.append("cf")
         try:
             for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
@@ -346,6 +349,23 @@ def read_records(
                         yield row, exc
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+
+
+def _may_hold(metadata: Any, cf: str, *, nulls: bool) -> bool:
+    """Whether a file's `cf` column may hold `cf` (or, with `nulls`, a null), by its row groups'
+    statistics: a part of a kvtool dataset holds one CF, so a pass skips the others unread."""
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            if column.path_in_schema != "cf":
+                continue
+            stats = column.statistics
+            if stats is None or not stats.has_min_max or (nulls and stats.null_count != 0):
+                return True
+            if stats.min <= cf <= stats.max:
+                return True
+    return False
 
 
 def _entity(cells: list[dict[str, Any]], decode_name: Any, decode_value: Any) -> Entity:
