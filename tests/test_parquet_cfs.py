@@ -295,3 +295,29 @@ def test_refusals(db: Path, tmp_path: Path, args: list[str], message: bytes) -> 
     assert result.returncode == 2, result.stderr
     assert result.stderr.count(b"\n") == 1 and message in result.stderr
     assert not out.exists()
+
+
+def test_any_parquet_file_with_a_cf_column_is_routed_row_by_row(tmp_path: Path) -> None:
+    """A file another program wrote (pyarrow here), its CFs interleaved: each row goes to its
+    CF; a row without one is a bad row, counted once, by its number in the file."""
+    source = tmp_path / "mixed.parquet"
+    pq.write_table(
+        pa.table({
+            "cf": ["b", "a", None, "b", "a"],
+            "key": [b"k1", b"k2", b"k3", b"k4", b"\xffk5"],
+            "value": [b"1", b"2", b"3", b"4", b"5"],
+        }),
+        source,
+        row_group_size=2,
+    )  # fmt: skip
+    copy = tmp_path / "copy"
+    result = run_kvtool("import", "--create", copy, source, "--on-error", "skip",
+                        "--stats", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    stats = json.loads(result.stderr.decode().strip().splitlines()[-1])
+    assert (stats["records"], stats["lines"], stats["skipped_lines"]) == (4, 5, 1)
+    assert ldb_scan(copy, "--column_family=a") == [(b"k2", b"2"), (b"\xffk5", b"5")]
+    assert ldb_scan(copy, "--column_family=b") == [(b"k1", b"1"), (b"k4", b"4")]
+    stopped = run_kvtool("import", "--create", tmp_path / "other", source)
+    assert stopped.returncode == 65
+    assert b"row 3: the row names no column family" in stopped.stderr

@@ -258,6 +258,12 @@ def cf_values(path: Path) -> list[str] | None:
     return values
 
 
+def row_count(files: Sequence[Path]) -> int:
+    """The rows of the Parquet `files`, from their footers."""
+    _, pq = pyarrow()
+    return sum(pq.ParquetFile(str(path)).metadata.num_rows for path in files)
+
+
 def read_records(
     files: Sequence[Path],
     key_format: FieldFormat,

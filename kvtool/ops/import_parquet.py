@@ -12,7 +12,7 @@ from pathlib import Path
 from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
 from kvtool.formats.dataset import MANIFEST, dataset_files
-from kvtool.formats.parquet import cf_values, read_records
+from kvtool.formats.parquet import cf_values, read_records, row_count
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped
 
@@ -72,4 +72,5 @@ def parquet_records(
             yield item
     except BadInputError as exc:  # an unreadable file, or one without key and value columns
         raise LineError(row + 1, exc.message) from None
-    stats.lines = row
+    # A pass of one column family yields its rows only: the input's rows are all of them.
+    stats.lines = max(stats.lines, row if cf is None else row_count(files))
