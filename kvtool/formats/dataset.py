@@ -13,9 +13,10 @@ manifest's cursor and the options match, so a resumed dataset never holds a reco
 
 An export of several column families (kvtool.ops.export_parquet_cfs) writes them one after the
 other into the same directory, each part file holding one (its `cf` column and manifest entry
-name it), and the manifest's `column_families` gives each one's range, state (complete, partial:
-begun when the run stopped, pending: not begun), records, parts and the sequence numbers of the runs
-that read it. The cursor names its column family, so a resume knows which are done.
+name it), and the manifest's `column_families` gives each one's range, state (complete;
+partial: begun when the run stopped; pending: not begun), records, parts and the sequence
+numbers of the runs that read it. The cursor names its column family, so a resume knows which
+are done.
 """
 
 from __future__ import annotations

@@ -104,10 +104,9 @@ def export_parquet(
     if cfs is not None:
         from kvtool.ops.export_parquet_cfs import export_parquet_cfs
 
-        return export_parquet_cfs(  # type: ignore[no-any-return]
+        return export_parquet_cfs(
             db_path, spec, cfs, path, schema, after=after, options=options,
-            part_bytes=part_bytes, partition_by_prefix=partition_by_prefix,
-            progress=progress, range_of=_range,
+            part_bytes=part_bytes, partition_by_prefix=partition_by_prefix, progress=progress,
         )  # fmt: skip
     engine = get_engine()
     count = 1

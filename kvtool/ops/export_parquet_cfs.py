@@ -25,6 +25,7 @@ from kvtool.errors import UsageError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema
 from kvtool.ops.export import Progress
+from kvtool.ops.export_parquet import DatasetResult, _range
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.cursor import Cursor, read_token
 
@@ -66,12 +67,8 @@ def export_parquet_cfs(
     part_bytes: int,
     partition_by_prefix: int | None,
     progress: Progress | None,
-    range_of: Any,
-) -> Any:
-    """Write the column families `names` (or ALL) as one dataset in `path`: see the module.
-    Returns a DatasetResult (kvtool.ops.export_parquet)."""
-    from kvtool.ops.export_parquet import DatasetResult
-
+) -> DatasetResult:
+    """Write the column families `names` (or ALL) as one dataset in `path`: see the module."""
     if spec.limit is not None:
         raise UsageError("--limit applies to one column family: give one --cf")
     engine = get_engine()
@@ -94,7 +91,7 @@ def export_parquet_cfs(
         first, after_key = _resume_point(specs, after)
         resume_from = specs[first].cursor_after(after_key)
         sequence = db.sequence_number()
-        options = {**options, "range": {**range_of(spec), "cf": list(names)}}
+        options = {**options, "range": {**_range(spec), "cf": list(names)}}
         dataset = Dataset(
             path,
             schema,
@@ -109,7 +106,7 @@ def export_parquet_cfs(
             cursor_after=specs[first].cursor_after,
             part_bytes=part_bytes,
             partition_by_prefix=partition_by_prefix,
-            column_families=[{"name": s.krange.cf, "range": range_of(s)} for s in specs],
+            column_families=[{"name": s.krange.cf, "range": _range(s)} for s in specs],
         )
         if progress is not None:
             progress.start(None)
