@@ -133,6 +133,8 @@ def export_bytes(db: Path, cf: str) -> tuple[int, int]:
 def test_exact_totals_equal_count_and_export(layered_db: Path, tmp_path: Path) -> None:
     before = dir_state(layered_db)
     usage = kv_json("du", "--json", layered_db)
+    # Range workers (one chunk list over both column families) read the same, field by field.
+    assert kv_json("du", "--json", "--workers", "2", layered_db) == usage
     assert dir_state(layered_db) == before
     by_cf = {cf["name"]: cf for cf in usage["column_families"]}
     assert set(by_cf) == {"default", "blobs"}

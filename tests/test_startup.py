@@ -128,7 +128,7 @@ def test_a_run_builds_only_its_command(
 
 def test_parquet_export_and_import_load_pyarrow_without_numpy(db: Path, tmp_path: Path) -> None:
     """pyarrow works without NumPy, which was half of its import: the kvtool process leaves it
-    out (kvtool.formats.parquet._without_numpy), and the dataset and the import are still right."""
+    out (kvtool.formats.arrow._without_numpy), and the dataset and the import are still right."""
     import pyarrow.parquet as pq  # the test extra has it (as tests/test_parquet.py needs)
 
     def imports(*argv: str) -> set[str]:
@@ -174,7 +174,7 @@ def test_numpy_is_left_out_only_where_pyarrow_runs_without_it(
     import importlib.machinery
     import importlib.util
 
-    from kvtool.formats import parquet
+    from kvtool.formats import arrow
 
     package = tmp_path / "pyarrow"
     package.mkdir()
@@ -183,4 +183,4 @@ def test_numpy_is_left_out_only_where_pyarrow_runs_without_it(
         (package / "_generated_version.py").write_text(text)
     spec = importlib.machinery.ModuleSpec("pyarrow", None, origin=str(package / "__init__.py"))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
-    assert parquet._numpy_optional() is optional
+    assert arrow._numpy_optional() is optional

@@ -2,14 +2,14 @@
 files, one part file written a row group at a time, and the records of any Parquet file with a
 binary or string `key` and `value` read back.
 
-pyarrow is imported only here and only when Parquet is asked for, so kvtool without the extra
-starts as fast as before and says how to install it (exit 69) instead of failing on an import.
+pyarrow is imported only through kvtool.formats.arrow and only when Parquet is asked for, so
+kvtool without the extra starts as fast as before and says how to install it (exit 69) instead of
+failing on an import.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
@@ -17,68 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from kvtool.engine.base import Entity
-from kvtool.errors import BadInputError, UnavailableError, UsageError
+from kvtool.errors import BadInputError, UsageError
+from kvtool.formats.arrow import pyarrow
 from kvtool.formats.jsonl import Record
 from kvtool.formats.records import FieldFormat, decode_field, encoder
 
-INSTALL_HINT = "pip install 'kvtool[parquet]'"
 _first, _second = itemgetter(0), itemgetter(1)
 # Spark's default codec: fast to write, and every Parquet reader has it.
 COMPRESSION = "snappy"
-
-
-def pyarrow(*, numpy: bool = True) -> tuple[Any, Any]:
-    """(pyarrow, pyarrow.parquet), or UnavailableError (exit 69) saying how to install them.
-
-    `numpy=False` (the kvtool process's choice, never a library caller's: it lasts for the
-    process) has the first import leave NumPy out (`_without_numpy`)."""
-    try:
-        fresh = "pyarrow" not in sys.modules and "numpy" not in sys.modules
-        if not numpy and fresh and _numpy_optional():
-            return _without_numpy()
-        return _import()
-    except ImportError:
-        raise UnavailableError(
-            "Parquet needs pyarrow, which is not installed", hint=INSTALL_HINT
-        ) from None
-
-
-def _import() -> tuple[Any, Any]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    return pa, pq
-
-
-def _numpy_optional() -> bool:
-    """Whether the installed pyarrow runs without NumPy (18 and later: apache/arrow#41904 made
-    it optional, #44148 dropped the dependency), read from its version file without importing
-    it; False when that cannot be told."""
-    import importlib.util
-    import re
-
-    try:
-        spec = importlib.util.find_spec("pyarrow")
-        if spec is None or spec.origin is None:
-            return False
-        text = (Path(spec.origin).parent / "_generated_version.py").read_text()
-    except (ImportError, OSError, ValueError):
-        return False
-    found = re.search(r"""version\s*=\s*['"](\d+)\.""", text)
-    return found is not None and int(found.group(1)) >= 18
-
-
-def _without_numpy() -> tuple[Any, Any]:
-    """pyarrow imported without NumPy, which pyarrow treats as optional (`lib.pyx`) and kvtool
-    never needs (it hands pyarrow lists and buffers, never arrays). NumPy was half of pyarrow's
-    import, paid before the range workers start: 0.14 s of CPU against 0.06 s without it. The
-    block lasts for the import only."""
-    sys.modules["numpy"] = None  # type: ignore[assignment]  # import numpy: ImportError
-    try:
-        return _import()
-    finally:
-        if "numpy" in sys.modules and sys.modules["numpy"] is None:
-            del sys.modules["numpy"]
 
 
 def use_system_allocator() -> None:
@@ -95,6 +41,10 @@ class PartSchema:
     of those encodings). A wide-column entity's row has a null `value` and its columns in
     `columns`, `list<struct<name, value>>`, the JSON Lines shape (names typed like keys, values
     like values); a plain value's row has a null `columns`. --keys-only writes `key` alone.
+
+    `cf_column` (an export of several column families) adds a first column `cf`, the column
+    family's name as a dictionary-encoded string: every row of a batch gets `cf`, the column
+    family being written (a part file holds one).
     """
 
     def __init__(
@@ -103,6 +53,7 @@ class PartSchema:
         value_format: FieldFormat | str,
         *,
         keys_only: bool,
+        cf_column: bool = False,
     ) -> None:
         pa, _ = pyarrow()
         self._pa = pa
@@ -114,8 +65,12 @@ class PartSchema:
                 hint="use --value-format utf8 and parse it in the query (DuckDB: json(value))",
             )
         self.keys_only = keys_only
+        self.cf_column = cf_column
+        self.cf: str | None = None  # the column family being written, with cf_column
         key_type = self._type(self.key_format)
-        fields = [pa.field("key", key_type, nullable=False)]
+        fields = [pa.field("cf", pa.dictionary(pa.int32(), pa.string()), nullable=False)]
+        fields = fields if cf_column else []
+        fields.append(pa.field("key", key_type, nullable=False))
         if not keys_only:
             value_type = self._type(self.value_format)
             column = pa.struct(
@@ -151,6 +106,9 @@ class PartSchema:
         # Two C-level passes: zip(*records) took twice as long (1024 iterators, one per record).
         keys, values = list(map(_first, records)), list(map(_second, records))
         arrays = [self._array(keys, self.key_format)]
+        if self.cf_column:
+            indices = pa.repeat(pa.scalar(0, pa.int32()), len(keys))
+            arrays.insert(0, pa.DictionaryArray.from_arrays(indices, pa.array([self.cf])))
         if not self.keys_only:
             if Entity not in set(map(type, values)):
                 arrays.append(self._array(values, self.value_format))
@@ -198,16 +156,17 @@ class PartWriter:
         self._pa = pa
         self.path = path
         # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
-        # half the write time before Parquet falls back to plain pages. Min/max statistics where
-        # queries prune row groups by them: keys (sorted), not values or columns (unsorted: a
-        # row group's range seldom excludes anything), which cost 6% of the write time
+        # half the write time before Parquet falls back to plain pages. Except `cf`: one name
+        # per part file, a dictionary of one entry. Min/max statistics where queries prune row
+        # groups by them: keys (sorted) and cf, not values or columns (unsorted: a row group's
+        # range seldom excludes anything), which cost 6% of the write time
         # (bench/bench_parquet.py --codecs).
         stats = [name for name in schema.arrow.names if name not in ("value", "columns")]
         self._writer = pq.ParquetWriter(
             str(path),
             schema.arrow,
             compression=COMPRESSION,
-            use_dictionary=False,
+            use_dictionary=["cf"] if schema.cf_column else False,
             write_statistics=stats,
         )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvtool-parquet")
@@ -281,15 +240,41 @@ def _decoder(kind: str, fmt: FieldFormat, what: str) -> Any:
     return lambda cell: decode_field(cell, fmt, what=what)
 
 
+def cf_values(path: Path) -> list[str] | None:
+    """The distinct values of the `cf` column of the Parquet file `path`, in the order of their
+    first rows (nulls left out); None when it has no `cf` column."""
+    _, pq = pyarrow()
+    try:
+        reader = pq.ParquetFile(str(path))
+        if "cf" not in reader.schema_arrow.names:
+            return None
+        column = reader.read(columns=["cf"]).column("cf")
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+    values: list[str] = column.unique().drop_null().to_pylist()
+    return values
+
+
+def row_count(files: Sequence[Path]) -> int:
+    """The rows of the Parquet `files`, from their footers."""
+    _, pq = pyarrow()
+    return sum(pq.ParquetFile(str(path)).metadata.num_rows for path in files)
+
+
 def read_records(
     files: Sequence[Path],
     key_format: FieldFormat,
     value_format: FieldFormat,
     *,
     batch_rows: int = 8192,
+    cf: str | None = None,
+    nulls: bool = False,
 ) -> Iterator[tuple[int, bytes, bytes | Entity] | tuple[int, BadInputError]]:
     """(row, key, value) for each row of `files` in order, rows numbered from 1 across them;
     a bad row gives (row, error) instead, for the caller to stop or skip on.
+
+    With `cf`, only the rows whose `cf` column holds it (numbered as in the whole input); with
+    `nulls` too, a row with a null or no `cf` is a bad row (one pass of several reports them).
 
     The value of a row with a null `value` and a `columns` list is that entity. String cells are
     read in `key_format`/`value_format` (auto and utf8: their UTF-8 bytes); binary cells are
@@ -327,13 +312,31 @@ def read_records(
             )
             wanted.append("columns")
         decode_key = _decoder(key_kind, key_format, "key")
+        has_cf = "cf" in names
+        if cf is not None and has_cf:
+            if not _may_hold(reader.metadata, cf, nulls=nulls):
+                row += reader.metadata.num_rows  # another CF's part: its rows keep their numbers
+                continue
+            wanted.append("cf")
         try:
             for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
                 keys = batch.column(0).to_pylist()
                 values = batch.column("value").to_pylist() if decode_value else [None] * len(keys)
                 entities = batch.column("columns").to_pylist() if decode_name else None
+                cfs = batch.column("cf").to_pylist() if cf is not None and has_cf else None
                 for i, key in enumerate(keys):
                     row += 1
+                    if cf is not None:
+                        name = cfs[i] if cfs is not None else None
+                        if name is None and nulls:
+                            yield (
+                                row,
+                                BadInputError(
+                                    "the row names no column family (a null or no cf column)"
+                                ),
+                            )
+                        if name != cf:
+                            continue
                     try:
                         if key is None:
                             raise BadInputError("the key is null")
@@ -349,6 +352,23 @@ def read_records(
                         yield row, exc
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+
+
+def _may_hold(metadata: Any, cf: str, *, nulls: bool) -> bool:
+    """Whether a file's `cf` column may hold `cf` (or, with `nulls`, a null), by its row groups'
+    statistics: a part of a kvtool dataset holds one CF, so a pass skips the others unread."""
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            if column.path_in_schema != "cf":
+                continue
+            stats = column.statistics
+            if stats is None or not stats.has_min_max or (nulls and stats.null_count != 0):
+                return True
+            if stats.min <= cf <= stats.max:
+                return True
+    return False
 
 
 def _entity(cells: list[dict[str, Any]], decode_name: Any, decode_value: Any) -> Entity:

@@ -1,18 +1,17 @@
 """`du`: where a database's bytes and records are, grouped by key prefix per column family: the
-report's model, the exact count (every record, through the engine), each live SST file's table
-properties (tombstones per file and level), and the report as a dict. `du_sample` estimates the
-same report from a random sample of SST data blocks."""
+report's model, the adding up of records into it, each live SST file's table properties
+(tombstones per file and level), and the report as a dict. `du_exact` reads every record (in
+range workers or one process), `du_sample` estimates the report from a random sample of SST data
+blocks."""
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kvtool.errors import UsageError
 from kvtool.ondisk.coding import FormatError
 from kvtool.ondisk.manifest import Version, current_manifest, read_edits, replay
 from kvtool.ondisk.sst import TableReader
@@ -117,17 +116,26 @@ def _bucket_bounds(bucket: int) -> tuple[int, int]:
     return (0, 0) if bucket == 0 else (1 << (bucket - 1), (1 << bucket) - 1)
 
 
-class _Accumulator:
-    """Adds records to a CfUsage: the hot loop of exact mode, kept to local lookups."""
+class Accumulator:
+    """Adds records to a CfUsage: the hot loop of exact mode, kept to local lookups.
+
+    The largest records are the `top` first by (bytes descending, key ascending): one order
+    whatever order the records come in, so partial usages of range workers' chunks merge into
+    exactly one process's (kvtool.ops.du_parallel). Candidates pile up in `usage.largest` and are
+    cut back to `top` now and then; a record that cannot beat the last one kept is skipped with
+    one comparison (the usual case: keys rise, so an equal size never beats it)."""
 
     def __init__(self, usage: CfUsage, group_of: Callable[[bytes], bytes], top: int) -> None:
         self.usage = usage
         self.group_of = group_of
         self.top = top
+        self.floor: tuple[int, bytes] = (-1, b"")  # the last kept of a full top: to beat
 
     def add(self, records: Iterable[tuple[bytes, bytes]]) -> int:
         usage, group_of, top = self.usage, self.group_of, self.top
         groups, sizes, largest = usage.groups, usage.value_sizes, usage.largest
+        low, low_key = self.floor
+        room = 2 * top + 64  # candidates held before a cut
         n = 0
         for key, value in records:
             n += 1
@@ -143,43 +151,24 @@ class _Accumulator:
             sizes[b] = sizes.get(b, 0) + 1
             if top:
                 size = kl + vl
-                if len(largest) < top:
-                    heapq.heappush(largest, (size, key, vl))
-                elif size > largest[0][0]:
-                    heapq.heapreplace(largest, (size, key, vl))
+                if size > low or (size == low and key < low_key):
+                    largest.append((size, key, vl))
+                    if len(largest) >= room:
+                        self.finish()
+                        low, low_key = self.floor
         return n
 
+    def finish(self) -> None:
+        """Cut the candidates back to the `top` largest."""
+        largest = self.usage.largest
+        largest.sort(key=largest_first)
+        del largest[self.top :]
+        if len(largest) == self.top and self.top:
+            self.floor = largest[-1][0], largest[-1][1]
 
-def exact_usage(
-    db_path: Path,
-    grouping: Grouping,
-    *,
-    cfs: list[str] | None = None,
-    top: int = 10,
-    progress: Callable[[int], None] | None = None,
-) -> Usage:
-    """Read every record of each column family through a read-only open."""
-    from kvtool.engine import OpenMode, open_db
-    from kvtool.stream import Stopper
 
-    group_of = grouping.function()
-    out: list[CfUsage] = []
-    with Stopper() as stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
-        names = cfs or db.column_families
-        for name in names:
-            if name not in db.column_families:
-                raise UsageError(f"no column family {name!r}")
-            usage = CfUsage(name)
-            acc = _Accumulator(usage, group_of, top)
-            for batch in db.batches(name, batch_size=4096):
-                n = acc.add(batch)
-                if progress is not None:
-                    progress(n)
-                stopper.check()
-            add_up(usage)
-            out.append(usage)
-    tables, notes = table_usage(db_path)
-    return Usage(db_path, "exact", None, out, tables, notes=notes)
+def largest_first(record: tuple[int, bytes, int]) -> tuple[int, bytes]:
+    return -record[0], record[1]
 
 
 def add_up(usage: CfUsage) -> None:
@@ -275,7 +264,7 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 ],
                 "largest": [
                     {"key": key(k), "bytes": size, "key_bytes": len(k), "value_bytes": vl}
-                    for size, k, vl in sorted(cf.largest, key=lambda t: (-t[0], t[1]))
+                    for size, k, vl in sorted(cf.largest, key=largest_first)
                 ],
             }
         )

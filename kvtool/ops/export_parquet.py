@@ -4,6 +4,7 @@ that resumes into the same directory."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,9 @@ from typing import Any
 from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.errors import KvtoolError, StoppedError, UsageError
+from kvtool.formats.arrow import pyarrow
 from kvtool.formats.dataset import Dataset
-from kvtool.formats.parquet import PartSchema, pyarrow, use_system_allocator
+from kvtool.formats.parquet import PartSchema, use_system_allocator
 from kvtool.formats.parts import PART_BYTES
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.export import ExportResult, Progress
@@ -63,6 +65,8 @@ def export_parquet(
     part_bytes: int = PART_BYTES,
     progress: Progress | None = None,
     workers: int | None = None,
+    cfs: Sequence[str] | None = None,
+    after: str | None = None,
 ) -> DatasetResult:
     """Write the records of `spec` as a Parquet dataset in the directory `path`.
 
@@ -78,8 +82,16 @@ def export_parquet(
         raise UsageError("--partition-by-prefix must be at least 1 byte")
     if part_bytes < 1:
         raise UsageError("--part-size must be at least 1 byte")
+    if cfs is not None and workers is not None and workers > 1:
+        raise UsageError(
+            "--workers: several column families are read by one process, through one view "
+            "(one point in time for all of them)",
+            hint="drop --workers, or export each column family on its own",
+        )
     pyarrow(numpy=not process_tuning_allowed())  # 69 without it; NumPy left out in kvtool's CLI
-    schema = PartSchema(key_format, value_format, keys_only=spec.keys_only)
+    schema = PartSchema(
+        key_format, value_format, keys_only=spec.keys_only, cf_column=cfs is not None
+    )
     use_system_allocator()
     keep_freed_memory()
     collect_less()
@@ -90,6 +102,13 @@ def export_parquet(
         "partition_by_prefix": partition_by_prefix,
         "range": _range(spec),
     }
+    if cfs is not None:
+        from kvtool.ops.export_parquet_cfs import export_parquet_cfs
+
+        return export_parquet_cfs(
+            db_path, spec, cfs, path, schema, after=after, options=options,
+            part_bytes=part_bytes, partition_by_prefix=partition_by_prefix, progress=progress,
+        )  # fmt: skip
     engine = get_engine()
     count = 1
     if spec.limit is None and not spec.rate and not spec.bytes_rate:
