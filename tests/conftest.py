@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -177,10 +179,17 @@ def writer_process(tmp_path: Path) -> Iterator[Callable[[Path], subprocess.Popen
 
 def _wrote_a_record(result: subprocess.CompletedProcess[bytes]) -> bool:
     """Whether a stopped export, count or diff got past its first record (see below)."""
-    return not (
-        re.search(rb"nothing was (written|counted|compared): run it again", result.stderr)
-        or result.stderr.startswith(b'{"records":0,')
-    )
+    if re.search(rb"nothing was (written|counted|compared): run it again", result.stderr):
+        return False
+    # A resumed run that stopped before its first record names the file it appends to, not
+    # "nothing was written": its --stats json line (the stats envelope) counts no records.
+    first = result.stderr.split(b"\n", 1)[0]
+    if first.startswith(b"{"):
+        with contextlib.suppress(ValueError):
+            stats = json.loads(first)
+            if isinstance(stats, dict) and 0 in (stats.get("records"), stats.get("count")):
+                return False
+    return True
 
 
 def run_stopped_by_deadline(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from .conftest import IN_CI, kvtool_executable, run_kvtool
-from .oracles import ldb_load, ldb_scan, rocksdict_script
+from .oracles import ldb_load, ldb_ok, ldb_scan, rocksdict_script
 
 if not IN_CI:
     pytest.importorskip("pyarrow")
@@ -308,7 +308,8 @@ def test_import_reads_any_parquet_with_key_and_value_and_names_a_bad_row(tmp_pat
 
 @pytest.mark.slow  # several kvtool runs
 def test_the_fleet_recipe_in_docs_analytics_runs(tmp_path: Path) -> None:
-    """docs/analytics.md's DuckDB code, run as written over three hosts' exports on two days."""
+    """docs/analytics.md's DuckDB code, run as written over three hosts' exports on two days
+    (every column family but on the older day, partitioned by prefix)."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "analytics.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
     code = next(b for b in blocks if "glob.glob" in b and "duckdb" in b)
@@ -324,9 +325,16 @@ def test_the_fleet_recipe_in_docs_analytics_runs(tmp_path: Path) -> None:
             for i in range(n)
         )
         db = ldb_load(tmp_path / f"{day}-{host}.db", records)
+        # The same keys in a second column family: the recipe counts default's alone.
+        ldb_ok(f"--db={db}", "create_column_family", "audit")
+        ldb_load(db, records, "--column_family=audit")
         out = tmp_path / "kvstate" / f"date={day}" / f"host={host}"
         out.parent.mkdir(parents=True, exist_ok=True)
-        assert run_kvtool("export", db, "--format", "parquet", "-o", out).returncode == 0
+        # The older day's is a one-CF export (no cf column), as before a host took --all-cfs.
+        cfs = ["--cf", "default"] if day == "2026-11-23" else ["--all-cfs"]
+        exported = run_kvtool("export", db, "--format", "parquet", "-o", out, *cfs,
+                              "--partition-by-prefix", "1")  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
     # A dataset still being written (no _SUCCESS) is left out.
     (tmp_path / "kvstate" / "date=2026-11-30" / "host=web3").mkdir()
     pq.write_table(

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from kvtool.cli.completion import column_families
 from kvtool.cli.options import (
     MAX_WORKERS,
     After,
     BytesRate,
-    ColumnFamily,
     DbPath,
     End,
     KeysOnly,
@@ -79,7 +79,25 @@ def export(
             case_sensitive=False,
         ),
     ] = ExportFormat.JSONL,
-    cf: ColumnFamily = "default",
+    cf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cf",
+            help="Column family to export (default: default). Repeatable with --format parquet: "
+            "the dataset then has a cf column naming each record's column family.",
+            metavar="NAME",
+            autocompletion=column_families,
+        ),
+    ] = None,
+    all_cfs: Annotated[
+        bool,
+        typer.Option(
+            "--all-cfs",
+            help="With --format parquet: export every column family of the database (in the "
+            "order kvtool cf list shows) into one dataset with a cf column, through one view "
+            "(one point in time).",
+        ),
+    ] = False,
     prefix: Prefix = None,
     start: Start = None,
     end: End = None,
@@ -163,15 +181,27 @@ def export(
         kvtool export demo.db --rate 5000 --timeout 10m --stats json
 
         kvtool export demo.db --key-format hex --start 00ff --end 0100
+
+        kvtool export demo.db --format parquet --all-cfs -o demo-ds/
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
     from kvtool.cli.report import record_stats
+    from kvtool.errors import UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
+    names = list(cf or ["default"])
+    if all_cfs and cf:
+        raise UsageError("--all-cfs exports every column family: give it or --cf, not both")
+    several = all_cfs or len(names) > 1
+    if several and fmt is not ExportFormat.PARQUET:
+        raise UsageError(
+            "several column families are exported only with --format parquet (its cf column)",
+            hint="export one --cf at a time",
+        )
     spec = read_spec(
-        cf=cf,
+        cf=names[0],
         prefix=prefix,
         start=start,
         end=end,
@@ -179,7 +209,7 @@ def export(
         key_format=key_format,
         limit=limit,
         keys_only=keys_only,
-        after=after,
+        after=None if several else after,  # a cursor names one of several: checked there
         rate=rate,
         bytes_rate=bytes_rate,
         timeout=timeout,
@@ -187,11 +217,11 @@ def export(
     to_stdout = output is None or str(output) == "-"
     if fmt is ExportFormat.PARQUET:
         _export_parquet(db, spec, output, to_stdout, key_format, value_format, partition_by_prefix,
-                        part_size, workers, quiet)  # fmt: skip
+                        part_size, workers, quiet,
+                        cfs=(["*"] if all_cfs else names) if several else None,
+                        after=after if several else None)  # fmt: skip
         return
     if partition_by_prefix is not None:
-        from kvtool.errors import UsageError
-
         raise UsageError("--partition-by-prefix is for --format parquet")
     terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
@@ -235,6 +265,9 @@ def _export_parquet(
     part_size: str,
     workers: int | None,
     quiet: bool,
+    *,
+    cfs: list[str] | None,
+    after: str | None,
 ) -> None:
     """`export --format parquet -o DIR` (kvtool.ops.export_parquet)."""
     from kvtool.cli.report import record_stats
@@ -255,6 +288,8 @@ def _export_parquet(
         part_bytes=parse_size(part_size, option="--part-size"),
         progress=_Bar() if (not quiet and sys.stderr.isatty()) else None,
         workers=workers,
+        cfs=cfs,
+        after=after,
     )
     record_stats("export stopped" if result.stopped else "export done", result.stats)
     result.raise_for_status()

@@ -14,7 +14,8 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from kvtool.cli.options import MAX_COUNT, ColumnFamily, DbPath, Force, Quiet, WaitLock
+from kvtool.cli.completion import column_families
+from kvtool.cli.options import MAX_COUNT, DbPath, Force, Quiet, WaitLock
 from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
 from kvtool.formats.records import FieldFormat, KeyFormat
 from kvtool.ops.choices import ImportMode, OnError
@@ -53,13 +54,24 @@ def import_(
             case_sensitive=False,
         ),
     ] = FieldFormat.AUTO,
-    cf: ColumnFamily = "default",
+    cf: Annotated[
+        str | None,
+        typer.Option(
+            "--cf",
+            help="Column family to import into (default: default). A Parquet dataset with a cf "
+            "column (an export of several column families) puts each row into the one it "
+            "names, unless --cf is given.",
+            metavar="NAME",
+            autocompletion=column_families,
+        ),
+    ] = None,
     create: Annotated[
         bool,
         typer.Option(
             "--create",
             help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
-            "and ldb 7.8 open it) or the --cf column family if missing.",
+            "and ldb 7.8 open it) or the column families it writes (--cf, or a Parquet "
+            "dataset's cf column) if missing.",
         ),
     ] = False,
     mode: Annotated[
@@ -152,7 +164,11 @@ def import_(
     string, is read byte-exact: binary cells are the bytes, string cells are read in
     --key-format/--value-format (auto and utf8: their UTF-8 bytes). A row with a null value
     and a columns list (list<struct<name, value>>) is that wide-column entity. Rows are
-    numbered from 1 across the files, and stand for lines in errors and stats.
+    numbered from 1 across the files, and stand for lines in errors and stats. A cf column (an
+    export of several column families) puts each row into the column family it names, one pass
+    each (--mode sst ingests each one's when its pass ends); column families the database lacks
+    are refused (exit 2) before anything is written, or created with --create; --cf NAME puts
+    every row into NAME instead.
 
     Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
     129): a signal never falls inside a commit, and the message says exactly what the database
@@ -185,7 +201,8 @@ def import_(
         batch_bytes=parse_size(batch_bytes, option="--batch-bytes"),
         sort_memory=parse_size(sort_memory, option="--sort-memory"),
         tmp_dir=tmp_dir,
-        cf=cf,
+        cf=cf if cf is not None else "default",
+        cf_column=cf is None,
         create=create,
         wait_lock=parse_duration(wait_lock, option="--wait-lock", zero_ok=True),
         force=force,

@@ -10,6 +10,13 @@ complete part files and a manifest whose cursor resumes right after them: a stop
 part; a kill leaves an `.inprogress` file that the resuming run deletes, with any part the
 manifest does not list. A run with `--after CURSOR -o DIR` continues only when CURSOR is the
 manifest's cursor and the options match, so a resumed dataset never holds a record twice.
+
+An export of several column families (kvtool.ops.export_parquet_cfs) writes them one after the
+other into the same directory, each part file holding one (its `cf` column and manifest entry
+name it), and the manifest's `column_families` gives each one's range, state (complete;
+partial: begun when the run stopped; pending: not begun), records, parts and the sequence
+numbers of the runs that read it. The cursor names its column family, so a resume knows which
+are done.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ class Dataset:
         part_bytes: int = PART_BYTES,
         row_group_bytes: int = ROW_GROUP_BYTES,
         partition_by_prefix: int | None = None,
+        column_families: Sequence[Mapping[str, Any]] | None = None,
     ) -> None:
         self.root = root
         self._schema = schema
@@ -76,6 +84,12 @@ class Dataset:
             "state": "running",
             "cursor": resume_from,
         }
+        if column_families is not None:
+            self._manifest["column_families"] = [
+                {**cf, "state": "pending", "records": 0, "parts": 0, "sequences": []}
+                for cf in column_families
+            ]
+        self._cf: dict[str, Any] | None = None  # the column family being written
         self._original: str | None = None  # the manifest as this run found it
         self._open(resume_from)
         self._run: dict[str, Any] = {
@@ -143,6 +157,8 @@ class Dataset:
         self.parts = [Part(**p) for p in old["parts"]]
         self._manifest["runs"] = old["runs"]
         self._manifest["records"] = old["records"]
+        if "column_families" in self._manifest:
+            self._manifest["column_families"] = old["column_families"]
         listed = {p.path for p in self.parts}
         # What a killed run left: its `.inprogress` part, or a part it closed but had not yet
         # listed (its records come again after the manifest's cursor): ours by name, so removed.
@@ -163,9 +179,27 @@ class Dataset:
         """Append a batch (in key order): see `PartSeries.write`."""
         self._series.write(batch)
 
+    def begin_cf(self, name: str, cursor_after: Callable[[bytes], str | None]) -> None:
+        """Write column family `name` from now on (its cursors by `cursor_after`): closes the
+        open part (a part holds one column family); the one written before is complete."""
+        self._series.close()
+        if self._cf is not None:
+            self._cf["state"] = "complete"
+        self._cursor_after = cursor_after
+        self._schema.cf = name
+        self._cf = next(c for c in self._manifest["column_families"] if c["name"] == name)
+        self._cf["state"] = "partial"
+        sequence = self._run["sequence"]
+        if sequence is not None and sequence not in self._cf["sequences"]:
+            self._cf["sequences"].append(sequence)
+        self._save()
+
     def add(self, part: Part) -> None:
         """List a closed part (in key order) in the manifest; its last key is the new cursor."""
         self.parts.append(part)
+        if self._cf is not None:
+            self._cf["records"] += part.records
+            self._cf["parts"] += 1
         self._run["records"] += part.records
         self._bytes_this_run += part.file_bytes
         self._manifest["records"] += part.records
@@ -185,7 +219,7 @@ class Dataset:
 
     def _save(self) -> None:
         """Rewrite the manifest atomically (a temp file renamed over it)."""
-        self._manifest["parts"] = [asdict(p) for p in self.parts]
+        self._manifest["parts"] = [_listed(p) for p in self.parts]
         temp = self.root / (MANIFEST + IN_PROGRESS)
         temp.write_text(json.dumps(self._manifest, indent=1) + "\n")
         os.replace(temp, self.root / MANIFEST)
@@ -202,6 +236,9 @@ class Dataset:
             self._empty_part()
         self._manifest["state"] = self._run["state"] = state
         self._manifest["cursor"] = self._run["cursor"] = cursor
+        if state == "complete":
+            for cf in self._manifest.get("column_families", ()):
+                cf["state"] = "complete"
         self._save()
         if state == "complete":
             (self.root / SUCCESS).write_bytes(b"")
@@ -240,10 +277,24 @@ class Dataset:
         if not self.parts:
             self.withdraw()
 
+    def close_part(self) -> str | None:
+        """Close the open part: the cursor is then right after the last record written."""
+        self._series.close()
+        cursor: str | None = self._manifest["cursor"]
+        return cursor
+
     @property
     def bytes_written(self) -> int:
         """The size of the part files this run closed."""
         return self._bytes_this_run
+
+
+def _listed(part: Part) -> dict[str, Any]:
+    """A part as the manifest lists it (`cf` only in an export of several column families)."""
+    listed = asdict(part)
+    if listed["cf"] is None:
+        del listed["cf"]
+    return listed
 
 
 def _number(relative: str) -> int:

@@ -50,6 +50,10 @@ class PartSchema:
     of those encodings). A wide-column entity's row has a null `value` and its columns in
     `columns`, `list<struct<name, value>>`, the JSON Lines shape (names typed like keys, values
     like values); a plain value's row has a null `columns`. --keys-only writes `key` alone.
+
+    `cf_column` (an export of several column families) adds a first column `cf`, the column
+    family's name as a dictionary-encoded string: every row of a batch gets `cf`, the column
+    family being written (a part file holds one).
     """
 
     def __init__(
@@ -58,6 +62,7 @@ class PartSchema:
         value_format: FieldFormat | str,
         *,
         keys_only: bool,
+        cf_column: bool = False,
     ) -> None:
         pa, _ = pyarrow()
         self._pa = pa
@@ -69,8 +74,12 @@ class PartSchema:
                 hint="use --value-format utf8 and parse it in the query (DuckDB: json(value))",
             )
         self.keys_only = keys_only
+        self.cf_column = cf_column
+        self.cf: str | None = None  # the column family being written, with cf_column
         key_type = self._type(self.key_format)
-        fields = [pa.field("key", key_type, nullable=False)]
+        fields = [pa.field("cf", pa.dictionary(pa.int32(), pa.string()), nullable=False)]
+        fields = fields if cf_column else []
+        fields.append(pa.field("key", key_type, nullable=False))
         if not keys_only:
             value_type = self._type(self.value_format)
             column = pa.struct(
@@ -105,6 +114,9 @@ class PartSchema:
         pa = self._pa
         keys, values = zip(*records, strict=True)
         arrays = [self._array(keys, self.key_format)]  # type: ignore[arg-type]
+        if self.cf_column:
+            indices = pa.repeat(pa.scalar(0, pa.int32()), len(keys))
+            arrays.insert(0, pa.DictionaryArray.from_arrays(indices, pa.array([self.cf])))
         if not self.keys_only:
             if Entity not in set(map(type, values)):
                 arrays.append(self._array(values, self.value_format))  # type: ignore[arg-type]
@@ -153,8 +165,12 @@ class PartWriter:
         self.path = path
         # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
         # half the write time before Parquet falls back to plain pages.
+        # Except `cf`: one name per part file, a dictionary of one entry.
         self._writer = pq.ParquetWriter(
-            str(path), schema.arrow, compression=COMPRESSION, use_dictionary=False
+            str(path),
+            schema.arrow,
+            compression=COMPRESSION,
+            use_dictionary=["cf"] if schema.cf_column else False,
         )
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kvtool-parquet")
         self._pending: Future[None] | None = None
@@ -227,15 +243,41 @@ def _decoder(kind: str, fmt: FieldFormat, what: str) -> Any:
     return lambda cell: decode_field(cell, fmt, what=what)
 
 
+def cf_values(path: Path) -> list[str] | None:
+    """The distinct values of the `cf` column of the Parquet file `path`, in the order of their
+    first rows (nulls left out); None when it has no `cf` column."""
+    _, pq = pyarrow()
+    try:
+        reader = pq.ParquetFile(str(path))
+        if "cf" not in reader.schema_arrow.names:
+            return None
+        column = reader.read(columns=["cf"]).column("cf")
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+    values: list[str] = column.unique().drop_null().to_pylist()
+    return values
+
+
+def row_count(files: Sequence[Path]) -> int:
+    """The rows of the Parquet `files`, from their footers."""
+    _, pq = pyarrow()
+    return sum(pq.ParquetFile(str(path)).metadata.num_rows for path in files)
+
+
 def read_records(
     files: Sequence[Path],
     key_format: FieldFormat,
     value_format: FieldFormat,
     *,
     batch_rows: int = 8192,
+    cf: str | None = None,
+    nulls: bool = False,
 ) -> Iterator[tuple[int, bytes, bytes | Entity] | tuple[int, BadInputError]]:
     """(row, key, value) for each row of `files` in order, rows numbered from 1 across them;
     a bad row gives (row, error) instead, for the caller to stop or skip on.
+
+    With `cf`, only the rows whose `cf` column holds it (numbered as in the whole input); with
+    `nulls` too, a row with a null or no `cf` is a bad row (one pass of several reports them).
 
     The value of a row with a null `value` and a `columns` list is that entity. String cells are
     read in `key_format`/`value_format` (auto and utf8: their UTF-8 bytes); binary cells are
@@ -273,13 +315,31 @@ def read_records(
             )
             wanted.append("columns")
         decode_key = _decoder(key_kind, key_format, "key")
+        has_cf = "cf" in names
+        if cf is not None and has_cf:
+            if not _may_hold(reader.metadata, cf, nulls=nulls):
+                row += reader.metadata.num_rows  # another CF's part: its rows keep their numbers
+                continue
+            wanted.append("cf")
         try:
             for batch in reader.iter_batches(batch_size=batch_rows, columns=wanted):
                 keys = batch.column(0).to_pylist()
                 values = batch.column("value").to_pylist() if decode_value else [None] * len(keys)
                 entities = batch.column("columns").to_pylist() if decode_name else None
+                cfs = batch.column("cf").to_pylist() if cf is not None and has_cf else None
                 for i, key in enumerate(keys):
                     row += 1
+                    if cf is not None:
+                        name = cfs[i] if cfs is not None else None
+                        if name is None and nulls:
+                            yield (
+                                row,
+                                BadInputError(
+                                    "the row names no column family (a null or no cf column)"
+                                ),
+                            )
+                        if name != cf:
+                            continue
                     try:
                         if key is None:
                             raise BadInputError("the key is null")
@@ -295,6 +355,23 @@ def read_records(
                         yield row, exc
         except (OSError, ValueError) as exc:
             raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+
+
+def _may_hold(metadata: Any, cf: str, *, nulls: bool) -> bool:
+    """Whether a file's `cf` column may hold `cf` (or, with `nulls`, a null), by its row groups'
+    statistics: a part of a kvtool dataset holds one CF, so a pass skips the others unread."""
+    for group in range(metadata.num_row_groups):
+        row_group = metadata.row_group(group)
+        for index in range(row_group.num_columns):
+            column = row_group.column(index)
+            if column.path_in_schema != "cf":
+                continue
+            stats = column.statistics
+            if stats is None or not stats.has_min_max or (nulls and stats.null_count != 0):
+                return True
+            if stats.min <= cf <= stats.max:
+                return True
+    return False
 
 
 def _entity(cells: list[dict[str, Any]], decode_name: Any, decode_value: Any) -> Entity:

@@ -25,7 +25,8 @@ PART_BYTES = 256 * 2**20
 @dataclass
 class Part:
     """One closed part file: its path under DIR, its records, their size in memory as Arrow data
-    (key and value bytes, and offsets), the file's size, and its key range (hex)."""
+    (key and value bytes, and offsets), the file's size, and its key range (hex); in an export
+    of several column families, the one whose records it holds."""
 
     path: str
     records: int
@@ -33,6 +34,7 @@ class Part:
     file_bytes: int
     first_key: str
     last_key: str
+    cf: str | None = None
 
 
 def partition_of(key: bytes, width: int) -> str:
@@ -133,6 +135,8 @@ class PartSeries:
                 "file_bytes": 0,
                 "first_key": self._first_key.hex(),
             }
+            if self._schema.cf_column:
+                self._part["cf"] = self._schema.cf
         with storage(self.root / self._part["path"]):
             self._writer.write(self._pending)
         self._part["records"] += self._pending_rows

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kvtool.engine import OpenMode, open_db
+from kvtool.engine import Database, OpenMode, open_db
 from kvtool.errors import StoppedError, UsageError
+from kvtool.ops.range_plan import Chunk
+from kvtool.ops.range_worker import Mode, Stop, Worker
 from kvtool.stream import (
     ReadSpec,
     Stopper,
@@ -18,6 +20,9 @@ from kvtool.stream import (
     count_marked,
     count_step,
 )
+
+if TYPE_CHECKING:
+    from kvtool.ops.range_coordinator import Coordinator
 
 
 @dataclass
@@ -150,3 +155,45 @@ def _worker_count(workers: int | None, db_path: Path, spec: ReadSpec, estimate: 
     from kvtool.ops.range_plan import worker_count
 
     return worker_count(workers, db_path, spec)
+
+
+class Count(Mode):
+    """Range workers counting (kvtool.ops.export_parallel.count_parallel): each chunk counted in
+    the scan's direction, the workers sharing --rate; a worker that dies fails the count."""
+
+    resumable = False
+
+    def __init__(self) -> None:
+        # in the parent: chunk number -> (records, the last one's key, counted to its end)
+        self.counts: dict[int, tuple[int, bytes | None, bool]] = {}
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
+        """Count one chunk and report it, with the key of the last record counted; a stop
+        reports how far it got (the parent's cursor resumes there)."""
+        spec = worker.job.spec
+        reverse = spec.krange.reverse
+        total, last = 0, None
+        rate = spec.rate / worker.job.workers if spec.rate else None  # the workers share --rate
+        bucket = TokenBucket(rate) if rate else None
+        with db.bounded(spec.krange.cf, bounds) as it:
+            if reverse:
+                it.seek_to_last()
+            else:
+                it.seek_to_first()
+            try:
+                # The first step comes before any check: a stopped chunk counted something.
+                for n, key in count_marked(it, reverse=reverse, step=count_step(rate)):
+                    total, last = total + n, key
+                    if bucket is not None:
+                        worker.sleep(bucket.take(n))
+                    worker.check()
+            except Stop:
+                worker.send(("counted", number, total, last, False))
+                raise
+        worker.send(("counted", number, total, last, True))
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        if message[0] != "counted":
+            super().take(run, worker, message)
+        _, number, records, last, complete = message
+        self.counts[number] = (records, last, complete)

@@ -1,22 +1,21 @@
 """Exact `du`: every record of each column family, read by forked range workers side by side
 (each reduces its chunks to partial usages the parent merges) or through one read-only open.
 
-The workers (kvtool.ops.export_parallel, with a `Tally`) plan chunks over every column family
-at once, so one run reads one point in time as one process does: the run goes ahead only if
-every worker's view has the same sequence number and plan, else it reads in one process. A
-partial is a chunk's groups, value-size histogram and largest-record candidates; groups and
-histograms add up, and the largest records are the first `top` of the union by (bytes
-descending, key ascending), the order the one-process run keeps (du.Accumulator): the merged
-report equals one process's, field by field.
+The workers (kvtool.ops.range_coordinator, in the mode `UsageTally`) plan chunks over every
+column family at once, so one run reads one point in time as one process does: the run goes
+ahead only if every worker's view has the same sequence number and plan, else it reads in one
+process. A partial is a chunk's groups, value-size histogram and largest-record candidates;
+groups and histograms add up, and the largest records are the first `top` of the union by
+(bytes descending, key ascending), the order the one-process run keeps (du.Accumulator): the
+merged report equals one process's, field by field.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from kvtool.engine import Bounds, Database, OpenMode, open_db
 from kvtool.engine.ondisk import sst_bytes
@@ -31,8 +30,10 @@ from kvtool.ops.du import (
     largest_first,
     table_usage,
 )
+from kvtool.ops.range_coordinator import Coordinator, run_workers
 from kvtool.ops.range_plan import MIN_SST_BYTES, WORKERS, plan_chunks
-from kvtool.stream import KeyRange, ReadSpec, ScanStats, Stopper, StopRequested
+from kvtool.ops.range_worker import Mode, Worker
+from kvtool.stream import KeyRange, ReadSpec, Stopper, StopRequested
 
 BATCH = 4096  # records an exact read takes from the engine at a time
 
@@ -117,16 +118,24 @@ def _names(db: Database, cfs: list[str] | None) -> list[str]:
     return cfs or db.column_families
 
 
-@dataclass(frozen=True)
-class UsageTally:
-    """What a range worker does for `du` (range_plan.Tally): chunks of every column family,
-    each reduced to a Partial. Inherited by the forked workers, never pickled."""
+class UsageTally(Mode):
+    """What range workers make of `du`'s chunks: chunks of every column family, each reduced to
+    a Partial sent to the parent; a worker that dies fails the run (there is no cursor)."""
 
-    cfs: list[str] | None
-    grouping: Grouping
-    top: int
+    resumable = False
 
-    def plan(self, db: Database) -> list[TallyChunk]:
+    def __init__(
+        self,
+        cfs: list[str] | None,
+        grouping: Grouping,
+        top: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.cfs, self.grouping, self.top = cfs, grouping, top
+        self.progress = progress
+        self.partials: dict[int, Partial] = {}  # in the parent, by chunk number
+
+    def plan(self, db: Database, spec: ReadSpec | None = None) -> list[TallyChunk]:
         """(index, column family, bounds) of each chunk; a column family whose key order
         kvtool cannot sort is one chunk."""
         files = db.live_files()
@@ -136,13 +145,20 @@ class UsageTally:
             if not order.known:
                 chunks.append((index, name, Bounds()))
                 continue
-            spec = ReadSpec(krange=KeyRange(cf=name))
-            chunks += [(index, name, bounds) for bounds in plan_chunks(files, spec, order)]
+            cf_spec = ReadSpec(krange=KeyRange(cf=name))
+            chunks += [(index, name, bounds) for bounds in plan_chunks(files, cf_spec, order)]
         return chunks
+
+    def estimate(self, db: Database, spec: ReadSpec) -> str | None:
+        return None
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: TallyChunk) -> None:
+        worker.send(("reduced", number, *self.reduce(db, bounds, worker.check)))
 
     def reduce(
         self, db: Database, chunk: TallyChunk, check: Callable[[], None]
     ) -> tuple[int, Partial]:
+        """(records read, the chunk's partial); `check()` raises when the worker must stop."""
         index, name, bounds = chunk
         usage = CfUsage(name)
         acc = Accumulator(usage, self.grouping.function(), self.top)
@@ -155,6 +171,13 @@ class UsageTally:
         acc.finish()
         groups = {p: (g.records, g.key_bytes, g.value_bytes) for p, g in usage.groups.items()}
         return records, (index, groups, usage.value_sizes, usage.largest)
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        if message[0] != "reduced":
+            super().take(run, worker, message)
+        _, number, records, self.partials[number] = message
+        if self.progress is not None:
+            self.progress(records)
 
 
 def parallel_usage(
@@ -169,34 +192,21 @@ def parallel_usage(
     """Every column family's usage from `workers` forked processes; None when their views of
     the database differ (the caller reads in one process). Raises StopRequested on a stop and
     the workers' error on a failure (a killed worker: StorageError, exit 74)."""
-    from kvtool.ops.export_parallel import export_parallel
-
-    tally = UsageTally(cfs, grouping, top)
-    result = export_parallel(
-        db_path,
-        ReadSpec(),
-        None,
-        -1,
-        workers=workers,
-        where="",
-        stopper=stopper,
-        stats=ScanStats(),
-        progressed=progress,
-        tally=tally,
-    )
-    if result is None:
+    tally = UsageTally(cfs, grouping, top, progress)
+    run = run_workers(db_path, ReadSpec(), tally, workers=workers, stopper=stopper)
+    if run is None:
         return None
-    if result.error is not None:
-        raise result.error
-    if result.stopped is not None:
-        raise result.stopped
-    plan = cast(list[TallyChunk], result.plan)
-    if len(result.partials) != len(plan):  # never seen: the workers said they were done
+    if run.error is not None:
+        raise run.error
+    if run.stopped is not None:
+        raise run.stopped
+    plan = cast(list[TallyChunk], run.plan)
+    if len(tally.partials) != len(plan):  # never seen: the workers said they were done
         raise KvtoolError("a worker process ended without reporting every chunk")
     usages: dict[int, CfUsage] = {}
     for number, (index, name, _) in enumerate(plan):
         usage = usages.setdefault(index, CfUsage(name))
-        merge(usage, result.partials[number])
+        merge(usage, tally.partials[number])
     for usage in usages.values():
         usage.largest.sort(key=largest_first)
         del usage.largest[top:]

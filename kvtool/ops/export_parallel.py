@@ -28,9 +28,11 @@ thread's writes (`wchar` in /proc/PID/task/PID/io, taken by the worker just befo
 and completes the batch itself, re-reading it from the same view of the database; a regular file
 is cut back to the last whole batch instead. So even then no record is torn.
 
-The same workers count a range (`count_parallel`: each chunk's count and last key), or, given a
-`Tally` (exact `du`, kvtool.ops.du_exact), plan their own chunks and reduce each to a partial
-result that the parent merges; both write nothing.
+Here: that JSON Lines mode (`WriteInTurn`), the results and the mending. The same workers count
+a range (`count_parallel`, ops.count.Count: each chunk's count and last key), write Parquet parts
+(ops.export_parquet_parallel) or, for exact `du`, plan their own chunks and reduce each to a
+partial the parent merges (ops.du_exact). The machinery is ops.range_worker (the worker, and
+`Mode`, what a chunk makes) and ops.range_coordinator (the parent's side).
 """
 
 from __future__ import annotations
@@ -39,31 +41,191 @@ import contextlib
 import dataclasses
 import fcntl
 import os
-import select
-import signal
 import stat
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kvtool import errors
-from kvtool.engine import Bounds, OpenMode, open_db
-from kvtool.errors import ExitCode
+from kvtool.engine import Bounds, Database, OpenMode, open_db
 from kvtool.formats.jsonl import Render
-from kvtool.ops.range_plan import Chunk, Tally
+from kvtool.ops.range_coordinator import Coordinator, run_workers
+from kvtool.ops.range_plan import BUFFER_LIMIT, Chunk
 from kvtool.ops.range_worker import (
-    POLL,
-    Crew,
-    Inbox,
-    Job,
+    Mode,
+    Stop,
     Worker,
     dead_wchar,
     framed_size,
+    parse_wchar,
     write_fd,
 )
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
+from kvtool.stream import (
+    ReadSpec,
+    ScanStats,
+    Stopper,
+    StopRequested,
+    read_stage,
+)
+from kvtool.stream.pipeline import Batch
+
+
+# -- the modes ------------------------------------------------------------------------------------
+@dataclass
+class Part:
+    """One rendered batch (whole records) and its stats: the unit a worker writes and reports."""
+
+    data: bytes
+    stats: ScanStats  # the batch's records; `last_key` is its last
+    first: bytes  # where the parent re-reads the batch if a worker dies writing it
+
+    @classmethod
+    def of(cls, batch: Batch, data: bytes) -> Part:
+        stats = ScanStats()
+        stats.add(batch)
+        return cls(data, stats, batch[0][0])
+
+
+@dataclass
+class Written:
+    """What a chunk (or the first part of one) holds: rendered batches waiting to be written."""
+
+    parts: list[Part] = field(default_factory=list)
+    size: int = 0
+
+
+class WriteInTurn(Mode):
+    """JSON Lines: each chunk rendered, and written to one fd when the parent gives it the turn
+    (once every earlier chunk is written).
+
+    A worker does not wait for a turn to read on: finished chunks wait in memory while it reads
+    the next, up to BUFFER_LIMIT bytes; only then does it wait. The chunk that holds the turn is
+    written as it is read.
+    """
+
+    ordered = True
+
+    def __init__(
+        self,
+        render: Render,
+        out_fd: int,
+        where: str,
+        stats: ScanStats,
+        progressed: Callable[[int], None] | None,
+    ) -> None:
+        self.render, self.out_fd, self.where = render, out_fd, where
+        # in a worker
+        self.current: int | None = None  # the chunk being read
+        self.turn: int | None = None  # the chunk of ours that may be written now
+        self.waiting: dict[int, Written] = {}  # read chunks waiting for their turn
+        self.buffered = 0
+        self.io_fd: int | None = None  # /proc/self/task/TID/io, for `wchar` (see the module doc)
+        # in the parent
+        self.stats, self.progressed = stats, progressed
+        self.output_bytes = 0
+        self.writing: dict[int, tuple[Any, int]] = {}  # worker -> its announced write, framed
+        self.torn: _Torn | None = None
+
+    def begin(self, worker: Worker) -> None:
+        with contextlib.suppress(OSError):
+            self.io_fd = os.open(f"/proc/self/task/{os.getpid()}/io", os.O_RDONLY)
+
+    def failure(self, exc: OSError) -> str:
+        return f"writing {self.where}: {exc.strerror or exc}"
+
+    def held(self) -> int:
+        return self.buffered
+
+    def pending(self) -> bool:
+        return bool(self.waiting)
+
+    def _wchar(self) -> int:
+        """Bytes this thread has written so far, by the kernel's count (-1 if unknown)."""
+        if self.io_fd is None:
+            return -1
+        try:
+            return parse_wchar(os.pread(self.io_fd, 4096, 0))
+        except OSError:
+            return -1
+
+    def grant(self, worker: Worker, number: int) -> None:
+        if number in (self.current, worker.assigned):  # being read, or about to be
+            self.turn = number
+            return
+        chunk = self.waiting.pop(number)
+        self.buffered -= chunk.size
+        self._write(worker, number, chunk, final=True)
+
+    def _write(self, worker: Worker, number: int, chunk: Written, *, final: bool) -> None:
+        """Write the chunk's batches in order, each announced before and reported after it is
+        written; a stop between two batches ends the chunk there (the parent has the cursor)."""
+        parts = chunk.parts
+        for i, part in enumerate(parts):
+            if worker.stop:
+                raise Stop
+            last = final and i == len(parts) - 1
+            before = self._wchar()
+            records = part.stats.records
+            worker.send(("writing", number, part.first, records, len(part.data), before))
+            write_fd(self.out_fd, part.data)
+            worker.send(("wrote", number, last, part.stats, len(part.data)))
+        if final and not parts:
+            worker.send(("wrote", number, True, ScanStats(), 0))
+
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
+        self.current = number
+        chunk = Written()
+        # The plan folded the spec's `after` into the chunks' bounds.
+        spec = dataclasses.replace(worker.job.spec, after=None)
+        with read_stage(db, spec, bounds) as batches:
+            # A Stop drops what was read and not yet written: the cursor is before it.
+            for batch in batches:
+                worker.check()
+                part = Part.of(batch, self.render(batch))
+                chunk.parts.append(part)
+                chunk.size += len(part.data)
+                self.buffered += len(part.data)
+                worker.poll(block=False)
+                while self.turn != number and self.buffered >= BUFFER_LIMIT:
+                    worker.poll(block=True)
+                if self.turn == number:
+                    self._write(worker, number, chunk, final=False)
+                    self.buffered -= chunk.size
+                    chunk = Written()
+        self.current = None
+        if self.turn == number:
+            self.buffered -= chunk.size
+            self._write(worker, number, chunk, final=True)
+        else:
+            self.waiting[number] = chunk
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "writing":
+            self.writing[worker] = (message, framed_size(message))
+        elif kind == "wrote":
+            self.writing.pop(worker, None)
+            _, number, final, part, size = message
+            self.stats.merge(part)  # writes come in output order: its last key is the last
+            self.output_bytes += size
+            if self.progressed is not None and part.records:
+                self.progressed(part.records)
+            if final:
+                run.passed(number)
+        else:
+            super().take(run, worker, message)
+
+    def lost(self, run: Coordinator, worker: int, pid: int) -> None:
+        announced = self.writing.pop(worker, None)
+        if announced is None:
+            return
+        # Read what the dead thread wrote before it is reaped: then /proc forgets it.
+        total = dead_wchar(pid)
+        (_, number, first, records, size, before), framed = announced
+        known = total >= 0 and before >= 0
+        written = total - before - framed if known else -1
+        self.torn = _Torn(number, first, records, size, written)
 
 
 # -- the parent -----------------------------------------------------------------------------------
@@ -89,7 +251,6 @@ class ParallelResult:
     # count_parallel: chunk number -> (records counted, the last one's key, whether the chunk
     # was counted to its end); a stopped worker reports how far it got
     counts: dict[int, tuple[int, bytes | None, bool]] = field(default_factory=dict)
-    partials: dict[int, Any] = field(default_factory=dict)  # a Tally's, by chunk number
     plan: list[Chunk] = field(default_factory=list)
     sequence: int = -1  # the workers' common view
     torn: _Torn | None = None
@@ -112,16 +273,6 @@ class ParallelResult:
         return total, last
 
 
-def _error(name: str, message: str, hint: str | None) -> errors.KvtoolError:
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, errors.KvtoolError)) or cls in (
-        errors.StoppedError,
-        errors.BadInputError,
-    ):
-        cls = errors.KvtoolError
-    return cls(message, hint=hint)
-
-
 def export_parallel(
     db_path: Path,
     spec: ReadSpec,
@@ -134,43 +285,37 @@ def export_parallel(
     stats: ScanStats,
     started: Callable[[int | None], None] | None = None,
     progressed: Callable[[int], None] | None = None,
-    tally: Tally | None = None,
 ) -> ParallelResult | None:
-    """Export `spec` with `workers` forked processes writing to `out_fd` in key order (or, with
-    no `render`, count it; with a `tally`, reduce the tally's chunks to `result.partials`).
+    """Export `spec` with `workers` forked processes writing to `out_fd` in key order.
 
     Returns None, having written nothing, when the workers' views differ (a writer changed the
     database between their opens): the caller then exports in one process.
     """
-    crew = Crew()
+    if render is None:  # the old spelling of count_parallel
+        return _counted(db_path, spec, workers, stopper)
+    mode = WriteInTurn(render, out_fd, where, stats, progressed)
     base = _offset(out_fd)
-    try:
-        for index in range(workers):
-            status_r, status_w = os.pipe()
-            commands_r, commands_w = os.pipe()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the parent's code
-                try:
-                    os.close(status_r)
-                    os.close(commands_w)
-                    for fd in crew.fds():
-                        os.close(fd)
-                    job = Job(db_path, spec, render, out_fd, workers, where, tally)
-                    Worker(job, index, commands_r, status_w).run()
-                finally:
-                    os._exit(1)
-            os.close(status_w)
-            os.close(commands_r)
-            crew.add(pid, Inbox(status_r), commands_w)
-        result = _coordinate(crew, stopper, stats, started, progressed, ordered=render is not None)
-    except BaseException:
-        crew.end(hurry=True)
-        raise
-    crew.end()
-    if result is not None and result.torn is not None and render is not None:
+    run = run_workers(
+        db_path,
+        spec,
+        mode,
+        workers=workers,
+        stopper=stopper,
+        started=(lambda estimate, _sequence: started(estimate)) if started else None,
+    )
+    if run is None:
+        return None
+    result = _result(run, stats)
+    result.output_bytes, result.torn = mode.output_bytes, mode.torn
+    if result.torn is not None:
         _mend(db_path, spec, render, out_fd, base, result)
     return result
+
+
+def _result(run: Coordinator, stats: ScanStats) -> ParallelResult:
+    r = ParallelResult(stats, 0, run.stopped, run.closed, run.error)
+    r.plan, r.sequence = run.plan, run.sequence
+    return r
 
 
 def _offset(fd: int) -> int | None:
@@ -235,155 +380,18 @@ def count_parallel(
     """Count `spec`'s records with `workers` forked processes, chunks side by side (`rate`
     shared among them); the total is `count_prefix()`. None when the workers' views differ (the
     caller counts in one process)."""
-    return export_parallel(
-        db_path, spec, None, -1, workers=workers, where="", stopper=stopper, stats=ScanStats()
-    )
+    return _counted(db_path, spec, workers, stopper)
 
 
-def _worker_died(result: ParallelResult, pid: int, status: int, *, ordered: bool) -> None:
-    """Record that a worker ended without a word (killed, e.g. by the OOM killer): exit 74."""
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(number).name
-        except ValueError:
-            name = f"signal {number}"
-        how = f"was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
-    else:
-        how = f"ended with exit code {os.WEXITSTATUS(status)}"
-    message = f"worker process {pid} {how}"
-    if result.error is not None or result.stopped is not None or result.closed:
-        return
-    if ordered:  # an export keeps what was written and says where to resume
-        result.stopped = StopRequested(ExitCode.IO_ERROR, message)
-    else:
-        result.error = errors.StorageError(message)
-
-
-def _coordinate(
-    crew: Crew,
-    stopper: Stopper,
-    stats: ScanStats,
-    started: Callable[[int | None], None] | None,
-    progressed: Callable[[int], None] | None,
-    *,
-    ordered: bool,
+def _counted(
+    db_path: Path, spec: ReadSpec, workers: int, stopper: Stopper
 ) -> ParallelResult | None:
-    result = ParallelResult(stats=stats, output_bytes=0)
-    ready: dict[int, tuple[int, Any, str | None]] = {}
-    chunks = 0
-    next_chunk = 0
-    turn = 0  # the chunk that may write now
-    owner: dict[int, int] = {}  # chunk -> worker (status fd)
-    finished = 0
-    going = False
-    workers = len(crew.pids)
-    last_word: set[int] = set()  # workers that said how they ended
-    writing: dict[int, tuple[Any, int]] = {}  # worker -> its announced write, framed size
-    ended: set[int] = set()
+    from kvtool.ops.count import Count  # not imported by an export
 
-    def hand_out(worker: int) -> None:
-        nonlocal next_chunk
-        if next_chunk >= chunks or result.error or result.stopped or result.closed:
-            crew.command(worker, b"e")
-            return
-        owner[next_chunk] = worker
-        crew.command(worker, b"c", next_chunk)
-        if ordered and next_chunk == turn:
-            crew.command(worker, b"t", next_chunk)
-        next_chunk += 1
-
-    def halt() -> None:
-        crew.stop()
-        for worker in crew.inboxes:
-            crew.command(worker, b"x")
-
-    while True:
-        if result.stopped is None and result.error is None and not result.closed:
-            try:
-                stopper.check()
-            except StopRequested as exc:
-                result.stopped = exc
-                halt()
-        open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
-        if not open_fds:
-            break
-        readable, _, _ = select.select(open_fds, [], [], POLL)
-        for fd in readable:
-            inbox = crew.inboxes[fd]
-            for message in inbox.read():
-                kind = message[0]
-                if kind in ("done", "closed", "error", "bug"):
-                    last_word.add(fd)
-                if kind == "writing":
-                    writing[fd] = (message, framed_size(message))
-                elif kind == "ready":
-                    ready[fd] = (message[1], message[2], message[3])
-                elif kind == "next":
-                    hand_out(fd)
-                elif kind == "wrote":
-                    writing.pop(fd, None)
-                    _, number, final, part, size = message
-                    stats.merge(part)  # writes come in output order: its last key is the last
-                    result.output_bytes += size
-                    if progressed is not None and part.records:
-                        progressed(part.records)
-                    if final:
-                        turn = number + 1
-                        if turn in owner:
-                            crew.command(owner[turn], b"t", turn)
-                elif kind == "counted":
-                    _, number, records, last, complete = message
-                    result.counts[number] = (records, last, complete)
-                elif kind == "reduced":
-                    _, number, records, result.partials[number] = message
-                    if progressed is not None:
-                        progressed(records)
-                elif kind == "done":
-                    finished += 1
-                elif kind == "closed":
-                    result.closed = True
-                    halt()
-                elif kind in ("error", "bug"):
-                    if result.error is None:
-                        if kind == "bug":
-                            result.error = errors.KvtoolError(
-                                f"a worker process failed: {message[1]}"
-                            )
-                        else:
-                            result.error = _error(message[1], message[2], message[3])
-                    halt()
-            if inbox.closed and fd not in ended:
-                ended.add(fd)
-                announced = writing.pop(fd, None)
-                # Read what the dead thread wrote before reaping it: then /proc forgets it.
-                total = dead_wchar(crew.pid_of[fd]) if announced is not None else -1
-                status = crew.reap(fd)
-                if announced is not None:
-                    (_, number, first, records, size, before), framed = announced
-                    known = total >= 0 and before >= 0
-                    written = total - before - framed if known else -1
-                    result.torn = _Torn(number, first, records, size, written)
-                if fd not in last_word and (os.WIFSIGNALED(status) or os.WEXITSTATUS(status)):
-                    _worker_died(result, crew.pid_of[fd], status, ordered=ordered)
-                    halt()
-        if not going and len(ready) == workers:
-            going = True
-            views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
-            if result.error is not None or result.stopped is not None:
-                halt()
-            elif len(views) != 1:
-                halt()
-                return None
-            else:
-                _seq, plan, estimate = next(iter(ready.values()))
-                result.plan, result.sequence = list(plan), _seq
-                chunks = len(plan)
-                if started is not None:
-                    started(int(estimate) if estimate and estimate.isdigit() else None)
-                for worker in list(crew.inboxes):
-                    hand_out(worker)
-    complete = result.error is None and result.stopped is None and not result.closed
-    if complete and (finished < workers or (ordered and turn < chunks)):
-        result.error = errors.KvtoolError("a worker process ended without reporting")
+    mode = Count()
+    run = run_workers(db_path, spec, mode, workers=workers, stopper=stopper)
+    if run is None:
+        return None
+    result = _result(run, ScanStats())
+    result.counts = mode.counts
     return result

@@ -4,6 +4,7 @@ that resumes into the same directory."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ def export_parquet(
     part_bytes: int = PART_BYTES,
     progress: Progress | None = None,
     workers: int | None = None,
+    cfs: Sequence[str] | None = None,
+    after: str | None = None,
 ) -> DatasetResult:
     """Write the records of `spec` as a Parquet dataset in the directory `path`.
 
@@ -78,7 +81,16 @@ def export_parquet(
         raise UsageError("--partition-by-prefix must be at least 1 byte")
     if part_bytes < 1:
         raise UsageError("--part-size must be at least 1 byte")
-    schema = PartSchema(key_format, value_format, keys_only=spec.keys_only)  # 69 without pyarrow
+    if cfs is not None and workers is not None and workers > 1:
+        raise UsageError(
+            "--workers: several column families are read by one process, through one view "
+            "(one point in time for all of them)",
+            hint="drop --workers, or export each column family on its own",
+        )
+    # 69 without pyarrow
+    schema = PartSchema(
+        key_format, value_format, keys_only=spec.keys_only, cf_column=cfs is not None
+    )
     use_system_allocator()
     keep_freed_memory()
     collect_less()
@@ -89,6 +101,13 @@ def export_parquet(
         "partition_by_prefix": partition_by_prefix,
         "range": _range(spec),
     }
+    if cfs is not None:
+        from kvtool.ops.export_parquet_cfs import export_parquet_cfs
+
+        return export_parquet_cfs(
+            db_path, spec, cfs, path, schema, after=after, options=options,
+            part_bytes=part_bytes, partition_by_prefix=partition_by_prefix, progress=progress,
+        )  # fmt: skip
     engine = get_engine()
     count = 1
     if spec.limit is None and not spec.rate and not spec.bytes_rate:

@@ -21,23 +21,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import select
-import signal
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from kvtool import errors
-from kvtool.engine import OpenMode, open_db
-from kvtool.errors import STOP_SIGNALS, ExitCode, KvtoolError
+from kvtool.engine import Database
+from kvtool.errors import KvtoolError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema
 from kvtool.formats.parts import Part, PartSeries
-from kvtool.ops.range_plan import Chunk, plan_chunks
-from kvtool.ops.range_worker import COMMAND, POLL, Crew, Inbox, send
+from kvtool.ops.range_coordinator import Coordinator, run_workers
+from kvtool.ops.range_plan import Chunk
+from kvtool.ops.range_worker import Mode, Stop, Worker
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, read_stage
 
 # Records a chunk holds (about): a part file of 25-30 MB of the benchmark's 114-byte records,
@@ -63,89 +59,29 @@ class ParallelOutcome:
     error: KvtoolError | None = None
 
 
-@dataclass
-class _Job:
-    db_path: Path
-    spec: ReadSpec
-    schema: PartSchema
-    root: Path
-    part_bytes: int
-    partition_by_prefix: int | None
+class WriteParts(Mode):
+    """Parquet: each chunk written as part files of its own, each reported when closed; a stop
+    closes the part being written, so a chunk holds a prefix of its records in whole files."""
 
+    chunk_records = CHUNK_RECORDS
 
-class _Stop(Exception):
-    pass
+    def __init__(
+        self,
+        schema: PartSchema,
+        root: Path,
+        part_bytes: int,
+        partition_by_prefix: int | None,
+        progressed: Callable[[int], None] | None,
+    ) -> None:
+        self.schema, self.root = schema, root
+        self.part_bytes, self.partition_by_prefix = part_bytes, partition_by_prefix
+        self.progressed = progressed
+        self.chunks: dict[int, _Chunk] = {}  # in the parent: what the workers reported
 
+    def failure(self, exc: OSError) -> str:
+        return f"writing parts: {exc}"
 
-class _Worker:
-    """One forked worker: reads the chunks the parent hands it and writes each as part files."""
-
-    def __init__(self, job: _Job, commands: int, status: int) -> None:
-        self.job, self.commands, self.status = job, commands, status
-        self.stop = False
-        self.parent = os.getppid()
-        self.inbox = b""
-
-    def _note_stop(self, signum: int, frame: Any) -> None:
-        self.stop = True
-
-    def _check(self) -> None:
-        if self.stop or os.getppid() != self.parent:
-            raise _Stop
-
-    def _command(self) -> tuple[bytes, int]:
-        while len(self.inbox) < COMMAND.size:
-            self._check()
-            ready, _, _ = select.select([self.commands], [], [], POLL)
-            if ready:
-                data = os.read(self.commands, 4096)
-                if not data:
-                    raise _Stop
-                self.inbox += data
-        kind, number = COMMAND.unpack_from(self.inbox)
-        self.inbox = self.inbox[COMMAND.size :]
-        if kind == b"x":
-            raise _Stop
-        return kind, number
-
-    def run(self) -> NoReturn:
-        code = 0
-        try:
-            for sig in STOP_SIGNALS:  # the parent decides how to stop
-                signal.signal(sig, signal.SIG_IGN)
-            signal.signal(signal.SIGUSR1, self._note_stop)
-            self._run()
-        except _Stop:
-            pass
-        except OSError as exc:
-            send(self.status, ("error", "StorageError", f"writing parts: {exc}", None))
-        except KvtoolError as exc:
-            send(self.status, ("error", type(exc).__name__, exc.message, exc.hint))
-        except BaseException as exc:  # a bug: report it, never return into the parent's code
-            code = 1
-            with contextlib.suppress(BaseException):
-                send(self.status, ("bug", f"{type(exc).__name__}: {exc}"))
-        finally:
-            os._exit(code)
-
-    def _run(self) -> None:
-        job = self.job
-        spec = job.spec
-        with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            order = db.key_order(spec.krange.cf)
-            plan = plan_chunks(db.live_files(), spec, order, target=CHUNK_RECORDS)
-            estimate = db.property("rocksdb.estimate-num-keys", spec.krange.cf)
-            send(self.status, ("ready", db.sequence_number(), plan, estimate))
-            while True:
-                send(self.status, ("next",))
-                kind, number = self._command()
-                if kind != b"c":
-                    break
-                self._chunk(db, number, plan[number])
-        send(self.status, ("done",))
-
-    def _chunk(self, db: Any, number: int, bounds: Chunk) -> None:
-        job = self.job
+    def chunk(self, worker: Worker, db: Database, number: int, bounds: Chunk) -> None:
         count = 0
 
         def name() -> str:
@@ -154,35 +90,46 @@ class _Worker:
             return f"chunk-{number:05d}-{count:03d}.parquet"
 
         def closed(part: Part) -> None:
-            send(self.status, ("part", number, part))
+            worker.send(("part", number, part))
 
         series = PartSeries(
-            job.root,
-            job.schema,
+            self.root,
+            self.schema,
             name=name,
             closed=closed,
-            part_bytes=job.part_bytes,
-            partition_by_prefix=job.partition_by_prefix,
+            part_bytes=self.part_bytes,
+            partition_by_prefix=self.partition_by_prefix,
         )
         stats = ScanStats()
-        spec = dataclasses.replace(job.spec, after=None)  # the plan folded `after` in
+        spec = dataclasses.replace(worker.job.spec, after=None)  # the plan folded `after` in
         try:
             with read_stage(db, spec, bounds) as batches:
                 for batch in batches:
-                    if self.stop or os.getppid() != self.parent:
-                        break
+                    worker.check()
                     series.write(batch)
                     stats.add(batch)
-                else:
-                    series.close()
-                    send(self.status, ("chunk", number, stats, True))
-                    return
+            series.close()
+        except Stop:
+            series.close()  # the records read so far, in complete files
+            worker.send(("chunk", number, stats, False))
+            raise
         except BaseException:
             series.discard()
             raise
-        series.close()  # stopped: the records read so far, in complete files
-        send(self.status, ("chunk", number, stats, False))
-        raise _Stop
+        worker.send(("chunk", number, stats, True))
+
+    def take(self, run: Coordinator, worker: int, message: tuple[Any, ...]) -> None:
+        kind, number = message[0], message[1]
+        chunk = self.chunks.setdefault(number, _Chunk())
+        if kind == "part":
+            part = message[2]
+            chunk.parts.append(part)
+            if self.progressed is not None:
+                self.progressed(part.records)
+        elif kind == "chunk":
+            chunk.stats, chunk.whole = message[2], message[3]
+        else:
+            super().take(run, worker, message)
 
 
 def export_parquet_parallel(
@@ -200,137 +147,11 @@ def export_parquet_parallel(
 ) -> ParallelOutcome | None:
     """Write `spec` as chunk part files under `root` with `workers` forked processes; None when
     their views differ (nothing written)."""
-    job = _Job(db_path, spec, schema, root, part_bytes, partition_by_prefix)
-    crew = Crew()
-    try:
-        for _ in range(workers):
-            status_r, status_w = os.pipe()
-            commands_r, commands_w = os.pipe()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # the worker: never returns into the parent's code
-                try:
-                    os.close(status_r)
-                    os.close(commands_w)
-                    for fd in crew.fds():
-                        os.close(fd)
-                    _Worker(job, commands_r, status_w).run()
-                finally:
-                    os._exit(1)
-            os.close(status_w)
-            os.close(commands_r)
-            crew.add(pid, Inbox(status_r), commands_w)
-        outcome = _coordinate(crew, stopper, started, progressed)
-    except BaseException:
-        crew.end(hurry=True)
-        raise
-    crew.end()
-    return outcome
-
-
-def _coordinate(
-    crew: Crew,
-    stopper: Stopper,
-    started: Callable[[int | None, int], None] | None,
-    progressed: Callable[[int], None] | None,
-) -> ParallelOutcome | None:
-    out = ParallelOutcome()
-    ready: dict[int, tuple[int, list[Chunk], str | None]] = {}
-    asking: list[int] = []
-    next_chunk = 0
-    going = False
-    last_word: set[int] = set()
-
-    def halt() -> None:
-        crew.stop()
-        for worker in crew.inboxes:
-            crew.command(worker, b"x")
-
-    def hand_out(worker: int) -> None:
-        nonlocal next_chunk
-        if next_chunk >= len(out.plan) or out.error or out.stopped:
-            crew.command(worker, b"e")
-            return
-        out.chunks[next_chunk] = _Chunk()
-        crew.command(worker, b"c", next_chunk)
-        next_chunk += 1
-
-    while True:
-        if out.stopped is None and out.error is None:
-            try:
-                stopper.check()
-            except StopRequested as exc:
-                out.stopped = exc
-                halt()
-        open_fds = [fd for fd, inbox in crew.inboxes.items() if not inbox.closed]
-        if not open_fds:
-            break
-        readable, _, _ = select.select(open_fds, [], [], POLL)
-        for fd in readable:
-            inbox = crew.inboxes[fd]
-            for message in inbox.read():
-                kind = message[0]
-                if kind in ("done", "error", "bug"):
-                    last_word.add(fd)
-                if kind == "ready":
-                    ready[fd] = (message[1], message[2], message[3])
-                elif kind == "next":
-                    if going:
-                        hand_out(fd)
-                    else:
-                        asking.append(fd)
-                elif kind == "part":
-                    _, number, part = message
-                    out.chunks[number].parts.append(part)
-                    if progressed is not None:
-                        progressed(part.records)
-                elif kind == "chunk":
-                    _, number, stats, whole = message
-                    out.chunks[number].stats = stats
-                    out.chunks[number].whole = whole
-                elif kind in ("error", "bug") and out.error is None:
-                    if kind == "bug":
-                        out.error = KvtoolError(f"a worker process failed: {message[1]}")
-                    else:
-                        out.error = _error(message[1], message[2], message[3])
-                    halt()
-            if inbox.closed:
-                status = crew.reap(fd)
-                died = os.WIFSIGNALED(status) or os.WEXITSTATUS(status)
-                if fd not in last_word and died and out.error is None and out.stopped is None:
-                    how = (
-                        f"was killed by {signal.Signals(os.WTERMSIG(status)).name}"
-                        if os.WIFSIGNALED(status)
-                        else f"ended with exit code {os.WEXITSTATUS(status)}"
-                    )
-                    out.stopped = StopRequested(
-                        ExitCode.IO_ERROR, f"worker process {crew.pid_of[fd]} {how}"
-                    )
-                    halt()
-        if not going and len(ready) == len(crew.pid_of):
-            going = True
-            views = {(seq, tuple(plan)) for seq, plan, _ in ready.values()}
-            if len(views) != 1:
-                halt()
-                return None
-            out.sequence, plan, estimate = next(iter(ready.values()))
-            out.plan = list(plan)
-            if started is not None:
-                started(int(estimate) if estimate and estimate.isdigit() else None, out.sequence)
-            for worker in asking:
-                hand_out(worker)
-            asking.clear()
-    return out
-
-
-def _error(name: str, message: str, hint: str | None) -> KvtoolError:
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, KvtoolError)) or cls in (
-        errors.StoppedError,
-        errors.BadInputError,
-    ):
-        cls = KvtoolError
-    return cls(message, hint=hint)
+    mode = WriteParts(schema, root, part_bytes, partition_by_prefix, progressed)
+    run = run_workers(db_path, spec, mode, workers=workers, stopper=stopper, started=started)
+    if run is None or run.disagreed:  # the views differ (even after a stop): nothing written
+        return None
+    return ParallelOutcome(mode.chunks, run.plan, run.sequence, run.stopped, run.error)
 
 
 def keep_prefix(dataset: Dataset, outcome: ParallelOutcome, stats: ScanStats) -> bool:

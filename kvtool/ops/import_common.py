@@ -71,6 +71,9 @@ class ImportOptions:
     sort_memory: int = 512 * 10**6
     tmp_dir: Path | None = None
     cf: str = DEFAULT_CF
+    # A Parquet input's `cf` column (an export of several column families) decides where each
+    # row goes; --cf given turns it off and puts every row into `cf`.
+    cf_column: bool = False
     create: bool = False
     wait_lock: float = 0.0
     force: bool = False

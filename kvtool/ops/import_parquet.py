@@ -4,13 +4,15 @@ raised as `LineError` or counted as skipped, as import_jsonl does for lines."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
-from kvtool.formats.dataset import dataset_files
-from kvtool.formats.parquet import read_records
+from kvtool.formats.dataset import MANIFEST, dataset_files
+from kvtool.formats.parquet import cf_values, read_records, row_count
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped
 
@@ -25,14 +27,41 @@ def parquet_files(source: Path) -> list[Path]:
     return files
 
 
+def column_families_of(files: list[Path], source: Path) -> list[str] | None:
+    """The column families the `cf` columns of `files` name, in the order of their first rows,
+    after those the manifest of a kvtool dataset `source` lists (empty ones too: an import
+    creates them as the export found them); None when no file has a `cf` column (a one-CF
+    export, any other Parquet file)."""
+    seen: dict[str, None] = {}
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        listed = json.loads((source / MANIFEST).read_text())["column_families"]
+        seen.update(dict.fromkeys(str(cf["name"]) for cf in listed))
+    found = False
+    for path in files:
+        values = cf_values(path)
+        if values is not None:
+            found = True
+            seen.update(dict.fromkeys(values))
+    return list(seen) if found else None
+
+
 def parquet_records(
-    files: list[Path], options: ImportOptions, stats: ImportStats
+    files: list[Path],
+    options: ImportOptions,
+    stats: ImportStats,
+    *,
+    cf: str | None = None,
+    nulls: bool = False,
 ) -> Iterator[tuple[int, bytes, bytes | Entity]]:
-    """(row, key, value) for each row of the Parquet `files` (see `parquet_files`)."""
+    """(row, key, value) for each row of the Parquet `files` (see `parquet_files`); with `cf`,
+    of the rows whose `cf` column names it (rows keep their number in the whole input), and, with
+    `nulls`, a row without a column family is a bad row."""
     skip = options.on_error is OnError.SKIP
     row = 0
     try:
-        for item in read_records(files, options.key_format, options.value_format):
+        for item in read_records(
+            files, options.key_format, options.value_format, cf=cf, nulls=nulls
+        ):
             row = item[0]
             if len(item) == 2:
                 reason = item[1].message
@@ -43,4 +72,5 @@ def parquet_records(
             yield item
     except BadInputError as exc:  # an unreadable file, or one without key and value columns
         raise LineError(row + 1, exc.message) from None
-    stats.lines = row
+    # A pass of one column family yields its rows only: the input's rows are all of them.
+    stats.lines = max(stats.lines, row if cf is None else row_count(files))

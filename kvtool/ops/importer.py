@@ -18,6 +18,7 @@ message names exactly what the database holds.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shlex
 import time
 from collections.abc import Callable, Iterator
@@ -76,28 +77,46 @@ def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS)
     """Import the Parquet file or dataset directory `source` (kvtool.ops.import_parquet) into
     the database at `path`, as `import_records` does JSON Lines; rows stand for lines."""
     from kvtool.formats.parquet import pyarrow
-    from kvtool.ops.import_parquet import parquet_files, parquet_records
+    from kvtool.ops.import_parquet import column_families_of, parquet_files, parquet_records
 
     pyarrow()  # 69 without it, before the database is opened (or created)
     files = parquet_files(source)
-    return _import(path, options, lambda stats: parquet_records(files, options, stats), unit="row")
+    cfs = column_families_of(files, source) if options.cf_column else None
+    if not cfs:
+        return _import(
+            path, options, lambda stats: parquet_records(files, options, stats), unit="row"
+        )
+    # One pass a column family, in the order of their first rows (a kvtool dataset's order),
+    # each reading the rows of its own (a part file of a kvtool dataset holds one).
+    return _import(
+        path,
+        options,
+        lambda stats, cf: parquet_records(files, options, stats, cf=cf, nulls=cf == cfs[0]),
+        unit="row",
+        cfs=cfs,
+    )
 
 
 def _import(
     path: Path,
     options: ImportOptions,
-    source: Callable[[ImportStats], Iterator[tuple[int, bytes, bytes | Entity]]],
+    source: Callable[..., Iterator[tuple[int, bytes, bytes | Entity]]],
     *,
     unit: str,
+    cfs: list[str] | None = None,
 ) -> ImportStats:
+    """Import `source(stats)` into options.cf; with `cfs`, `source(stats, cf)` into each of
+    them in turn (every one must exist, or --create creates it, before any is written)."""
     if options.key_format is FieldFormat.JSON:
         raise UsageError("--key-format json is not supported: keys must be byte-exact")
     if options.batch_records < 1 or options.batch_bytes < 1:
         raise UsageError("--batch-records and --batch-bytes must be at least 1")
     if options.mode is ImportMode.SST and options.sort_memory < 1:
         raise UsageError("--sort-memory must be at least 1 byte")
+    targets = cfs if cfs is not None else [options.cf]
     if options.mode is ImportMode.SST:
-        require_bytewise(Path(path), options.cf)
+        for cf in targets:
+            require_bytewise(Path(path), cf)
     stats = ImportStats(mode=options.mode.value, unit=unit)
     started = time.monotonic()
     with (
@@ -110,19 +129,28 @@ def _import(
             force=options.force,
         ) as db,
     ):
-        if options.cf not in db.column_families:
-            if not options.create:
-                raise UsageError(
-                    f"no column family {options.cf!r}",
-                    hint=f"this database has: {', '.join(db.column_families)}; --create creates it",
-                )
-            db.create_column_family(options.cf)
-        records = source(stats)
+        missing = [cf for cf in targets if cf not in db.column_families]
+        if missing and not options.create:
+            raise UsageError(
+                f"no column family {', '.join(map(repr, missing))}",
+                hint=f"this database has: {', '.join(db.column_families)}; --create creates "
+                + ("them" if len(missing) > 1 else "it")
+                + ("; --cf NAME imports every row into NAME" if cfs is not None else ""),
+            )
+        for cf in missing:
+            db.create_column_family(cf)
         try:
-            if options.mode is ImportMode.SST:
-                import_sst(db, records, options, stats, guard)
-            else:
-                _import_batches(db, records, options, stats, guard)
+            for cf in targets:
+                records = source(stats) if cfs is None else source(stats, cf)
+                done = (stats.records, stats.key_bytes, stats.value_bytes)
+                if options.mode is ImportMode.SST:
+                    import_sst(db, records, dataclasses.replace(options, cf=cf), stats, guard)
+                    # import_sst counts one run: add the column families before it.
+                    stats.records += done[0]
+                    stats.key_bytes += done[1]
+                    stats.value_bytes += done[2]
+                else:
+                    _import_batches(db, records, dataclasses.replace(options, cf=cf), stats, guard)
         finally:
             stats.elapsed = time.monotonic() - started
     return stats

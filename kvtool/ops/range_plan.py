@@ -6,11 +6,10 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
-from kvtool.engine import Bounds, Database, KeyOrder, LiveFile, key_order
+from kvtool.engine import Bounds, KeyOrder, LiveFile, key_order
 from kvtool.engine.ondisk import sst_bytes
 from kvtool.stream import ReadSpec
 
@@ -100,13 +99,4 @@ def plan_chunks(
     return chunks[::-1] if spec.krange.reverse else chunks
 
 
-class Tally(Protocol):
-    """A range worker's third mode, beside writing and counting (`du`): it plans its own chunks
-    (hashable, equal in workers that see one view) and reduces each to a picklable partial that
-    the parent merges (kvtool.ops.du_exact)."""
-
-    def plan(self, db: Database) -> list[Any]: ...
-
-    def reduce(self, db: Database, chunk: Any, check: Callable[[], None]) -> tuple[int, Any]:
-        """(records read, the partial); `check()` raises when the worker must stop."""
-        ...
+# -- messages between workers and the parent ------------------------------------------------------
