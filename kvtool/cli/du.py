@@ -40,7 +40,11 @@ def du(
     top: Annotated[
         int,
         typer.Option(
-            "--top", help="Show the N largest records (key + value bytes).", metavar="N", min=0
+            "--top",
+            help="Show the N largest records (key + value bytes; of equal sizes the exact "
+            "mode shows the smaller keys).",
+            metavar="N",
+            min=0,
         ),
     ] = 10,
     groups: Annotated[

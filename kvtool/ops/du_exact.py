@@ -66,13 +66,13 @@ def exact_usage(
                 out = parallel_usage(db_path, grouping, cfs, top, count, stopper, progress)
             if out is None:
                 out = _one_process(db_path, grouping, cfs, top, stopper, progress)
-            stopper.check()  # a signal that came while the workers ended stops the run too
+            tables, notes = table_usage(db_path)
+            stopper.check()  # a signal that came after the last read stops the run too
     except StopRequested as exc:
         raise StoppedError(
             f"{exc.reason} before du read every record: no report (it would be incomplete)",
             exit_code=exc.exit_code,
         ) from None
-    tables, notes = table_usage(db_path)
     return Usage(db_path, "exact", None, out, tables, notes=notes)
 
 
