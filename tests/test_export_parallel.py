@@ -4,9 +4,11 @@ views of a database that a live writer changes under them."""
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import itertools
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -273,3 +275,39 @@ def test_a_deadline_stops_cleanly_and_the_rest_follows(big_db: Path) -> None:
             continue
         token = first.stderr.decode().split("--after ")[1].split()[0]
         assert first.stdout + _export(big_db, "--workers", "2", "--after", token) == whole
+
+
+def _random_keys(count: int) -> list[bytes]:
+    rng = random.Random(7)
+    return sorted(b"\x00b:" + rng.randbytes(8) for _ in range(count))
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [b"key:%012d" % i for i in range(100_000)],
+        [b"user:%05x" % i for i in range(100_000)],
+        [b"%08d" % i for i in range(50_000)],
+        _random_keys(50_000),
+    ],
+    ids=["decimal", "hex", "digits-only", "binary"],
+)
+def test_chunks_of_a_file_hold_about_the_target(keys: list[bytes]) -> None:
+    """Cut points inside a file follow the characters its keys are made of: keys of decimal
+    digits split by decimal value (read in base 256, most cut points fell where no such key
+    lies: some chunks empty, one with 41% of the records)."""
+    count = len(keys)
+    files = [_file(keys[0], keys[-1], count)]
+    chunks = plan_chunks(files, ReadSpec(), BYTEWISE, target=count // 10)
+    sizes = [_count_in(keys, c) for c in chunks]
+    assert sum(sizes) == count
+    assert max(sizes) <= 2 * count // 10, sizes
+    assert sizes.count(0) <= 1, sizes
+
+
+def _count_in(keys: list[bytes], bounds: Bounds) -> int:
+    """How many of the sorted `keys` lie in `bounds` (a plan's [lower, upper) chunk)."""
+    assert not bounds.lower_open and not bounds.upper_closed
+    low = 0 if bounds.lower is None else bisect.bisect_left(keys, bounds.lower)
+    high = len(keys) if bounds.upper is None else bisect.bisect_left(keys, bounds.upper)
+    return high - low

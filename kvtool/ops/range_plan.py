@@ -43,18 +43,58 @@ def range_workers_apply(db_path: Path, spec: ReadSpec) -> bool:
     return order.known and not order.is_empty(spec.krange.bounds(order))
 
 
+def _alphabet(used: bytes) -> bytes:
+    """The byte values keys like these are made of, in order: every byte for binary keys; for
+    text, all ten digits if one is used, the letters from `a` (or `A`) to the highest used (hex
+    digits stop at `f`), and each other character used."""
+    if any(byte < 0x20 or byte > 0x7E for byte in used):
+        return bytes(range(256))
+    chars = set(used)
+    for first, last in ((0x30, 0x39), (0x61, 0x7A), (0x41, 0x5A)):
+        seen = [byte for byte in used if first <= byte <= last]
+        if seen:
+            chars.update(range(first, (last if first == 0x30 else max(seen)) + 1))
+    return bytes(sorted(chars))
+
+
 def _between(a: bytes, b: bytes, parts: int) -> list[bytes]:
-    """Up to `parts - 1` keys spread between `a` and `b`, reading the 8 bytes after their common
-    prefix as a number. Only a hint of where records lie: any keys are correct split points."""
+    """Up to `parts - 1` keys spread evenly between `a` and `b`: the up to 8 bytes after their
+    common prefix read as a number whose digits are the characters such keys are made of
+    (`_alphabet`). Keys of decimal digits then split by decimal value: read in base 256, most cut
+    points fell between "5\x3a" and "5\xff", where no such key lies (a 2M-key database of
+    `key:000000000000`-style keys had 18 of 44 chunks empty and one of 410,000 records, which a
+    worker then read alone at the end). Only a hint of where records lie: any keys are correct
+    split points."""
     prefix = 0
     while prefix < min(len(a), len(b)) and a[prefix] == b[prefix]:
         prefix += 1
-    low = int.from_bytes(a[prefix : prefix + 8].ljust(8, b"\0"), "big")
-    high = int.from_bytes(b[prefix : prefix + 8].ljust(8, b"\0"), "big")
+    tail_a, tail_b = a[prefix : prefix + 8], b[prefix : prefix + 8]
+    if not tail_a + tail_b:
+        return []
+    alphabet = _alphabet(tail_a + tail_b)
+    rank = {byte: i for i, byte in enumerate(alphabet)}
+    base, width = len(alphabet), max(len(tail_a), len(tail_b))
+
+    def value(tail: bytes) -> int:
+        # A shorter key sorts first: its missing characters count as the lowest.
+        n = 0
+        for byte in tail.ljust(width, alphabet[:1]):
+            n = n * base + rank[byte]
+        return n
+
+    low, high = value(tail_a), value(tail_b)
     if high - low < parts:
         return []
     head = a[:prefix]
-    return [head + (low + (high - low) * i // parts).to_bytes(8, "big") for i in range(1, parts)]
+    out = []
+    for i in range(1, parts):
+        n = low + (high - low) * i // parts
+        digits = bytearray(width)
+        for at in range(width - 1, -1, -1):
+            n, digit = divmod(n, base)
+            digits[at] = alphabet[digit]
+        out.append(head + bytes(digits))
+    return out
 
 
 def effective_bounds(spec: ReadSpec, order: KeyOrder) -> Bounds:
