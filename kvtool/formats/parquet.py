@@ -203,8 +203,8 @@ class PartWriter:
 
 
 # -- reading ------------------------------------------------------------------------------------
-_BINARY = ("binary", "large_binary", "fixed_size_binary")
-_STRING = ("string", "large_string", "utf8", "large_utf8")
+_BINARY = ("binary", "large_binary", "fixed_size_binary", "binary_view")
+_STRING = ("string", "large_string", "utf8", "large_utf8", "string_view")
 
 
 def is_parquet_file(path: Path) -> bool:
@@ -221,6 +221,9 @@ def is_parquet_file(path: Path) -> bool:
 
 
 def _kind(arrow_type: Any, column: str, where: str) -> str:
+    pa, _ = pyarrow()
+    if pa.types.is_dictionary(arrow_type):  # pyarrow reads back what it wrote dictionary-encoded
+        arrow_type = arrow_type.value_type
     name = str(arrow_type)
     if name.startswith(_BINARY):
         return "binary"
@@ -229,6 +232,17 @@ def _kind(arrow_type: Any, column: str, where: str) -> str:
     raise BadInputError(
         f"{where}: column {column!r} is {name}; kvtool reads binary or string key and value columns"
     )
+
+
+def _entity_struct(arrow_type: Any, where: str) -> Any:
+    """The struct of a `columns` column, list<struct<name, value>>; another shape is bad input."""
+    pa, _ = pyarrow()
+    struct = arrow_type.value_type if pa.types.is_list(arrow_type) else None
+    if struct is None or not pa.types.is_struct(struct) or {"name", "value"} - set(struct.names):
+        raise BadInputError(
+            f"{where}: column 'columns' is {arrow_type}; kvtool reads list<struct<name, value>>"
+        )
+    return struct
 
 
 def _decoder(kind: str, fmt: FieldFormat, what: str) -> Any:
@@ -303,7 +317,7 @@ def read_records(
             wanted.append("value")
         decode_name = decode_cell = None
         if "columns" in names:
-            struct = schema.field("columns").type.value_type
+            struct = _entity_struct(schema.field("columns").type, str(path))
             decode_name = _decoder(
                 _kind(struct.field("name").type, "name", str(path)), key_format, "column name"
             )
