@@ -1,10 +1,13 @@
 """Import of Parquet files other programs wrote (pyarrow with its own column types): a key or
 value column that is dictionary-encoded or a string/binary view is still a string or binary
 column and reads byte-exact; a `columns` column of another shape than list<struct<name, value>>
-is bad input (exit 65, one line), never a crash. ldb reads back what the import wrote."""
+is bad input (exit 65, one line), never a crash; a Ctrl-C during a Parquet import says to run it
+again, not to fix the input. ldb reads back what the import wrote."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,49 @@ def test_a_columns_column_of_another_shape_is_bad_input(tmp_path: Path, columns:
     lines = result.stderr.decode().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kvtool: error: "), lines
     assert "columns" in lines[0]
+
+
+# The import itself sends SIGINT after reading row 5, so the stop lands mid-input whatever the
+# machine's speed (the guard defers it to the next batch boundary).
+_INTERRUPT_AT_ROW_5 = """
+import os, signal, sys
+import kvtool.ops.import_parquet as ip
+from kvtool.cli.app import main
+
+read = ip.read_records
+
+def read_records(*args, **kwargs):
+    for item in read(*args, **kwargs):
+        yield item
+        if item[0] == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+ip.read_records = read_records
+sys.argv = ["kvtool", *sys.argv[1:]]
+main()
+"""
+
+
+def test_ctrl_c_in_a_parquet_import_says_to_run_it_again_not_to_fix_the_input(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.parquet"
+    rows = [(b"k%02d" % i, b"v%d" % i) for i in range(20)]
+    pq.write_table(pa.table({"key": [k for k, _ in rows], "value": [v for _, v in rows]}), source)
+    db = tmp_path / "db"
+    args = ["import", "--create", "-q", "--batch-records", "2", db, source]
+    stopped = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_AT_ROW_5, *map(str, args)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert stopped.returncode == 130, stopped.stderr
+    message = stopped.stderr.decode()
+    assert message.count("\n") == 1 and message.startswith("kvtool: error: interrupted"), message
+    assert "fix the input" not in message and "run the same import again" in message
+    committed = ldb_scan(db)
+    assert 0 < len(committed) < len(rows) and f"committed {len(committed)} records" in message
+    assert committed == rows[: len(committed)]
+    again = run_kvtool(*args)
+    assert again.returncode == 0, again.stderr
+    assert ldb_scan(db) == rows

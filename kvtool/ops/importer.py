@@ -182,15 +182,19 @@ def resume_command(resume_line: int, options: ImportOptions) -> str:
     return f"{reader} | {' '.join(shlex.quote(a) for a in args)}"
 
 
-def _resume_hint(stats: ImportStats, resume_line: int, options: ImportOptions) -> str:
+def _resume_hint(
+    stats: ImportStats, resume_line: int, options: ImportOptions, *, stopped: bool = False
+) -> str:
     if stats.mode == ImportMode.SST.value:
         return "--mode sst ingests only after the whole input is read, so nothing was imported"
+    # A stop (a signal) is no fault of the input: there is nothing to fix, only to run again.
+    again = "run the same import again" if stopped else "fix the input and run the import again"
     if resume_line <= 1:
-        return "fix the input and run the import again"
+        return again
     if stats.unit == "row":
         # A Parquet input has no lines for `tail`; importing it again rewrites the committed
         # rows with the same bytes.
-        return "fix the input and run the import again (the committed rows are rewritten as is)"
+        return f"{again} (the committed rows are rewritten as is)"
     return f"resume from line {resume_line}: {resume_command(resume_line, options)}"
 
 
@@ -267,7 +271,7 @@ def _import_batches(
             _drop(batch, count)
             raise StoppedError(
                 f"{stop.reason}; {_committed(stats, committed_line)} "
-                f"({_resume_hint(stats, committed_line + 1, options)})",
+                f"({_resume_hint(stats, committed_line + 1, options, stopped=True)})",
                 exit_code=stop.exit_code,
             ) from None
 
