@@ -6,6 +6,7 @@ again, not to fix the input. ldb reads back what the import wrote."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import IN_CI, run_kvtool
-from .oracles import ldb_scan
+from .oracles import ldb_load, ldb_scan
 
 if not IN_CI:
     pytest.importorskip("pyarrow")
@@ -110,3 +111,31 @@ def test_ctrl_c_in_a_parquet_import_says_to_run_it_again_not_to_fix_the_input(
     again = run_kvtool(*args)
     assert again.returncode == 0, again.stderr
     assert ldb_scan(db) == rows
+
+
+def test_a_dataset_whose_export_stopped_is_refused_not_imported_as_complete(
+    tmp_path: Path,
+) -> None:
+    """A stopped export's DIR has complete part files but not every record: no _SUCCESS, its
+    manifest's state is "stopped". An import of it that exits 0 would lose the rest silently."""
+    records = [(b"k%04d" % i, b"v") for i in range(3000)]
+    db = ldb_load(tmp_path / "src", records)
+    out = tmp_path / "ds"
+    # Paced at 1000 records/s, the 1 s timeout lands well before the 3000th record.
+    args = ["export", db, "--format", "parquet", "-o", out, "-q", "--rate", "1000"]
+    stopped = run_kvtool(*args, "--timeout", "1", "--part-size", "4KB")
+    assert stopped.returncode == 124, stopped.stderr
+    assert any(out.glob("part-*.parquet"))
+    copy = tmp_path / "copy"
+    refused = run_kvtool("import", "--create", copy, out)
+    assert refused.returncode == 65, refused.stderr
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1 and "did not complete" in message, message
+    assert "--after" in message
+    assert not copy.exists()
+    cursor = json.loads((out / "_kvtool_manifest.json").read_text())["cursor"]
+    finished = run_kvtool("export", db, "--format", "parquet", "-o", out, "-q", "--after", cursor)
+    assert finished.returncode == 0, finished.stderr
+    imported = run_kvtool("import", "--create", "-q", copy, out)
+    assert imported.returncode == 0, imported.stderr
+    assert ldb_scan(copy) == records

@@ -160,8 +160,10 @@ def import_(
 
     A Parquet FILE (known by its first bytes), or a DIR of them (a dataset from export --format
     parquet, read in its manifest's order; else every *.parquet under it by path), needs pip
-    install 'kvtool[parquet]'. Any Parquet file with a key column and a value column, binary or
-    string, is read byte-exact: binary cells are the bytes, string cells are read in
+    install 'kvtool[parquet]'. A dataset whose export did not complete (no _SUCCESS: stopped,
+    killed, or copied in part) is refused (exit 65): it lacks the records after its cursor. Any
+    Parquet file with a key column and a value column, binary or string (dictionary-encoded
+    too), is read byte-exact: binary cells are the bytes, string cells are read in
     --key-format/--value-format (auto and utf8: their UTF-8 bytes). A row with a null value
     and a columns list (list<struct<name, value>>) is that wide-column entity. Rows are
     numbered from 1 across the files, and stand for lines in errors and stats. A cf column (an

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
-from kvtool.formats.dataset import MANIFEST, dataset_files
+from kvtool.formats.dataset import MANIFEST, SUCCESS, dataset_files
 from kvtool.formats.parquet import cf_values, read_records, row_count
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped
@@ -21,10 +21,42 @@ def parquet_files(source: Path) -> list[Path]:
     """The Parquet files `source` stands for: itself, or a dataset directory's part files."""
     if not source.is_dir():
         return [source]
+    _require_complete(source)
     files = dataset_files(source)
     if not files:
         raise UsageError(f"{source} holds no Parquet files (*.parquet)")
     return files
+
+
+def _require_complete(source: Path) -> None:
+    """A kvtool dataset whose export stopped (or is still running, or was killed) holds only the
+    records before its cursor: importing it as if complete would lose the rest with exit 0.
+    `_SUCCESS`, written last, is the mark readers go by (docs/analytics.md). A directory without
+    a manifest is no kvtool export: its files are all there is."""
+    try:
+        manifest = json.loads((source / MANIFEST).read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"cannot read {source / MANIFEST} ({exc})") from None
+    state = manifest.get("state") if isinstance(manifest, dict) else None
+    if state == "complete" and (source / SUCCESS).exists():
+        return
+    if state == "complete":  # a copy or upload that has not reached _SUCCESS yet
+        raise BadInputError(
+            f"{source} has no {SUCCESS}: an export writes it last, so this copy may be incomplete",
+            hint=f"copy {SUCCESS} last, once every part file is there",
+        )
+    cursor = manifest.get("cursor") if isinstance(manifest, dict) else None
+    raise BadInputError(
+        f"{source} is an export that did not complete (state {state}): its part files hold "
+        "only the records before its cursor",
+        hint=(
+            f"finish it with kvtool export DB --format parquet --after {cursor} -o {source}"
+            if cursor
+            else "export it again"
+        ),
+    )
 
 
 def column_families_of(files: list[Path], source: Path) -> list[str] | None:
