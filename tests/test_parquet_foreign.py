@@ -139,3 +139,25 @@ def test_a_dataset_whose_export_stopped_is_refused_not_imported_as_complete(
     imported = run_kvtool("import", "--create", "-q", copy, out)
     assert imported.returncode == 0, imported.stderr
     assert ldb_scan(copy) == records
+
+
+def test_a_dataset_exported_as_hex_or_base64_text_imports_as_the_bytes(tmp_path: Path) -> None:
+    """An export with --key-format hex --value-format base64 stores the text of those encodings,
+    and its manifest says so: an import without the formats must not store that text as the
+    keys and values (exit 0 with every record wrong); formats that contradict it are refused."""
+    records = [(b"", b"empty key"), (b"\x00\xff", b""), (b"k1", b"\xff\xfe")]
+    db = ldb_load(tmp_path / "src", records)
+    out = tmp_path / "ds"
+    args = ["--key-format", "hex", "--value-format", "base64"]
+    exported = run_kvtool("export", db, "--format", "parquet", "-o", out, "-q", *args)
+    assert exported.returncode == 0, exported.stderr
+    for extra in ([], args):
+        copy = tmp_path / f"copy{len(extra)}"
+        imported = run_kvtool("import", "--create", "-q", copy, out, *extra)
+        assert imported.returncode == 0, imported.stderr
+        assert ldb_scan(copy) == records
+    for wrong in (["--key-format", "utf8"], ["--value-format", "hex"]):
+        refused = run_kvtool("import", "--create", tmp_path / "other", out, *wrong)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.count(b"\n") == 1 and b"--key-format hex" in refused.stderr
+        assert not (tmp_path / "other").exists()

@@ -5,6 +5,7 @@ raised as `LineError` or counted as skipped, as import_jsonl does for lines."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
 from kvtool.formats.dataset import MANIFEST, SUCCESS, dataset_files
 from kvtool.formats.parquet import cf_values, read_records, row_count
+from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped
 
@@ -57,6 +59,33 @@ def _require_complete(source: Path) -> None:
             else "export it again"
         ),
     )
+
+
+def with_dataset_formats(source: Path, options: ImportOptions) -> ImportOptions:
+    """`options` with the key and value formats of the kvtool dataset `source` (its manifest's):
+    an export with --key-format hex or base64 stores the text of that encoding, which read as
+    auto would become the keys themselves. An import's auto takes the dataset's format; another
+    format than the dataset's is refused, as string cells would be decoded into other bytes
+    (auto and utf8 agree: both read the UTF-8; binary cells are the bytes whatever the format)."""
+    try:
+        written = json.loads((source / MANIFEST).read_text())["options"]
+        formats = [FieldFormat(written["key_format"]), FieldFormat(written["value_format"])]
+    except (OSError, ValueError, KeyError, TypeError):  # not a kvtool dataset: its cells decide
+        return options
+    chosen = [options.key_format, options.value_format]
+    for i, (fmt, stored) in enumerate(zip(chosen, formats, strict=True)):
+        if stored is FieldFormat.AUTO or fmt is stored:
+            continue
+        if fmt is FieldFormat.AUTO:
+            chosen[i] = stored
+            continue
+        raise UsageError(
+            f"{source} was exported with --key-format {formats[0].value} --value-format "
+            f"{formats[1].value}: its text cells would be read as other bytes",
+            hint=f"import it with --key-format {formats[0].value} --value-format "
+            f"{formats[1].value}, or without either",
+        )
+    return dataclasses.replace(options, key_format=chosen[0], value_format=chosen[1])
 
 
 def column_families_of(files: list[Path], source: Path) -> list[str] | None:

@@ -77,12 +77,18 @@ def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS)
     """Import the Parquet file or dataset directory `source` (kvtool.ops.import_parquet) into
     the database at `path`, as `import_records` does JSON Lines; rows stand for lines."""
     from kvtool.formats.arrow import pyarrow
-    from kvtool.ops.import_parquet import column_families_of, parquet_files, parquet_records
+    from kvtool.ops.import_parquet import (
+        column_families_of,
+        parquet_files,
+        parquet_records,
+        with_dataset_formats,
+    )
     from kvtool.stream.memory import process_tuning_allowed
 
     # 69 without it, before the database is opened (or created); NumPy left out in kvtool's CLI
     pyarrow(numpy=not process_tuning_allowed())
     files = parquet_files(source)
+    options = with_dataset_formats(source, options) if source.is_dir() else options
     cfs = column_families_of(files, source) if options.cf_column else None
     if not cfs:
         return _import(
