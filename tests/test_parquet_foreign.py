@@ -67,19 +67,20 @@ def test_a_columns_column_of_another_shape_is_bad_input(tmp_path: Path, columns:
     assert "columns" in lines[0]
 
 
-# The import itself sends SIGINT after reading row 5, so the stop lands mid-input whatever the
-# machine's speed (the guard defers it to the next batch boundary).
-_INTERRUPT_AT_ROW_5 = """
+# The import itself sends SIGINT after reading row argv[1], so the stop lands mid-input whatever
+# the machine's speed (the guard defers it to the next batch boundary).
+_INTERRUPT_AT_ROW = """
 import os, signal, sys
 import kvtool.ops.import_parquet as ip
 from kvtool.cli.app import main
 
 read = ip.read_records
+row = int(sys.argv.pop(1))
 
 def read_records(*args, **kwargs):
     for item in read(*args, **kwargs):
         yield item
-        if item[0] == 5:
+        if item[0] == row:
             os.kill(os.getpid(), signal.SIGINT)
 
 ip.read_records = read_records
@@ -97,7 +98,7 @@ def test_ctrl_c_in_a_parquet_import_says_to_run_it_again_not_to_fix_the_input(
     db = tmp_path / "db"
     args = ["import", "--create", "-q", "--batch-records", "2", db, source]
     stopped = subprocess.run(
-        [sys.executable, "-c", _INTERRUPT_AT_ROW_5, *map(str, args)],
+        [sys.executable, "-c", _INTERRUPT_AT_ROW, "5", *map(str, args)],
         capture_output=True,
         timeout=120,
     )
@@ -161,3 +162,30 @@ def test_a_dataset_exported_as_hex_or_base64_text_imports_as_the_bytes(tmp_path:
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.count(b"\n") == 1 and b"--key-format hex" in refused.stderr
         assert not (tmp_path / "other").exists()
+
+
+def test_a_stop_in_the_second_column_family_of_an_sst_import_names_the_first_as_ingested(
+    tmp_path: Path,
+) -> None:
+    """--mode sst ingests each column family when its pass ends: a stop in the pass of `b` must
+    not say "nothing was imported" while `a` is in the database."""
+    source = tmp_path / "in.parquet"
+    keys = [b"k%d" % i for i in range(5)]
+    table = {"cf": ["a"] * 5 + ["b"] * 5, "key": keys * 2, "value": [b"v"] * 10}
+    pq.write_table(pa.table(table), source)
+    db = tmp_path / "db"
+    args = ["import", "--create", "--mode", "sst", "-q", db, source]
+    stopped = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_AT_ROW, "8", *map(str, args)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert stopped.returncode == 130, stopped.stderr
+    message = stopped.stderr.decode()
+    assert message.count("\n") == 1 and "nothing was imported" not in message, message
+    assert "nothing of column family 'b' was imported, but the 5 records" in message
+    assert ldb_scan(db, "--column_family=a") == [(k, b"v") for k in keys]
+    assert ldb_scan(db, "--column_family=b") == []
+    again = run_kvtool(*args)
+    assert again.returncode == 0, again.stderr
+    assert ldb_scan(db, "--column_family=b") == [(k, b"v") for k in keys]

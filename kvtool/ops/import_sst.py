@@ -160,6 +160,18 @@ def remove_stale_work_dirs(parent: Path) -> list[Path]:
     return remove_stale_dirs(_WORK_PREFIX, parent)
 
 
+def _nothing(stats: ImportStats, options: ImportOptions, done: str = "imported") -> str:
+    """What a failed pass leaves: nothing, or, in a pass after the first (one column family of a
+    Parquet input's `cf` column each, importer._import), the records the earlier passes already
+    ingested, which `stats.records` holds until this pass ends."""
+    if stats.records == 0:
+        return f"nothing was {done}"
+    return (
+        f"nothing of column family {options.cf!r} was {done}, but the {stats.records} records "
+        "of the column families before it were ingested"
+    )
+
+
 def import_sst(
     db: Database,
     records: Iterator[tuple[int, bytes, bytes | Entity]],
@@ -179,7 +191,7 @@ def import_sst(
             shutil.rmtree(work, ignore_errors=True)
         stop = as_interrupted(exc)
         raise StoppedError(
-            f"{stop.reason}; nothing was imported", exit_code=stop.exit_code
+            f"{stop.reason}; {_nothing(stats, options)}", exit_code=stop.exit_code
         ) from None
     ingested = False
     try:
@@ -196,7 +208,7 @@ def import_sst(
                     raise UnavailableError(
                         f'{stats.unit} {line}: a wide-column entity (a record with "columns") '
                         "cannot be written by --mode sst: rocksdict's SST writer has no "
-                        "entities; nothing was imported",
+                        f"entities; {_nothing(stats, options)}",
                         hint="import it with --mode batch, the default",
                     )
                 append((key, value))
@@ -215,8 +227,8 @@ def import_sst(
             raise bad_input(
                 stats,
                 exc,
-                f"{exc.reason}; nothing was committed",
-                "--mode sst ingests only after the whole input is read: nothing was imported",
+                f"{exc.reason}; {_nothing(stats, options, 'committed')}",
+                "--mode sst ingests only after the whole input is read",
             ) from None
         count += len(run)
         run.sort(key=_first)
@@ -250,7 +262,7 @@ def import_sst(
                 exit_code=stop.exit_code,
             ) from None
         raise StoppedError(
-            f"{stop.reason}; nothing was imported (--mode sst ingests only at the end)",
+            f"{stop.reason}; {_nothing(stats, options)} (--mode sst ingests only at the end)",
             exit_code=stop.exit_code,
         ) from None
     finally:
