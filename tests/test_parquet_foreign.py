@@ -189,3 +189,30 @@ def test_a_stop_in_the_second_column_family_of_an_sst_import_names_the_first_as_
     again = run_kvtool(*args)
     assert again.returncode == 0, again.stderr
     assert ldb_scan(db, "--column_family=b") == [(k, b"v") for k in keys]
+
+
+def test_rows_with_a_value_and_columns_are_bad_and_an_all_null_value_column_is_read(
+    tmp_path: Path,
+) -> None:
+    """As in JSON Lines, a row with both a value and columns is bad input (importing one of them
+    would drop the other with exit 0). A `value` column of Arrow type null (DuckDB writes one for
+    an all-NULL column) is a file of entities, not a bad schema."""
+    both = tmp_path / "both.parquet"
+    cell = [{"name": "a", "value": "x"}]
+    pq.write_table(
+        pa.table({"key": ["p", "e"], "value": ["v", "w"], "columns": [None, cell]}), both
+    )
+    refused = run_kvtool("import", "--create", tmp_path / "db", both)
+    assert refused.returncode == 65, refused.stderr
+    assert b"row 2: a row has a value and columns, not both" in refused.stderr
+    entities = tmp_path / "entities.parquet"
+    cells = [[{"name": "x", "value": "1"}], [{"name": "y", "value": "2"}]]
+    pq.write_table(pa.table({"key": ["a", "b"], "value": pa.nulls(2), "columns": cells}), entities)
+    copy = tmp_path / "copy"
+    imported = run_kvtool("import", "--create", "-q", copy, entities)
+    assert imported.returncode == 0, imported.stderr
+    exported = run_kvtool("export", copy, "-q")
+    assert exported.stdout.decode().splitlines() == [
+        '{"key":"a","columns":[{"name":"x","value":"1"}]}',
+        '{"key":"b","columns":[{"name":"y","value":"2"}]}',
+    ]

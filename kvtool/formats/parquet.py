@@ -225,7 +225,7 @@ def _kind(arrow_type: Any, column: str, where: str) -> str:
     if pa.types.is_dictionary(arrow_type):  # pyarrow reads back what it wrote dictionary-encoded
         arrow_type = arrow_type.value_type
     name = str(arrow_type)
-    if name.startswith(_BINARY):
+    if name.startswith(_BINARY) or name == "null":  # null: DuckDB's type of an all-NULL column
         return "binary"
     if name in _STRING:
         return "string"
@@ -355,10 +355,12 @@ def read_records(
                         if key is None:
                             raise BadInputError("the key is null")
                         value = values[i]
+                        cells = entities[i] if entities is not None else None
                         if value is not None:
+                            if cells is not None:  # as JSON Lines: which one would be lost?
+                                raise BadInputError("a row has a value and columns, not both")
                             yield row, decode_key(key), decode_value(value)  # type: ignore[misc]
                             continue
-                        cells = entities[i] if entities is not None else None
                         if cells is None:
                             raise BadInputError("the value is null")
                         yield row, decode_key(key), _entity(cells, decode_name, decode_cell)
