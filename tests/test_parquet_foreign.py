@@ -216,3 +216,28 @@ def test_rows_with_a_value_and_columns_are_bad_and_an_all_null_value_column_is_r
         '{"key":"a","columns":[{"name":"x","value":"1"}]}',
         '{"key":"b","columns":[{"name":"y","value":"2"}]}',
     ]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"]), pa.array(["v"])],
+                                 names=["key", "key", "value"]),
+            b"the column 'key' appears 2 times",
+        ),
+        (pa.table({"cf": [1], "key": ["a"], "value": ["v"]}), b"column 'cf' is int64"),
+        (pa.table({"cf": [b"\xff"], "key": ["a"], "value": ["v"]}), b"column 'cf' is binary"),
+    ],
+    ids=["duplicate-key-column", "int-cf", "binary-cf"],
+)  # fmt: skip
+def test_a_duplicate_column_or_a_cf_column_of_no_names_is_bad_input(
+    tmp_path: Path, table: object, message: bytes
+) -> None:
+    """Columns pyarrow writes but kvtool cannot read unambiguously: exit 65, one line (they
+    crashed with exit 70: a KeyError, and a column family named by an int or bytes)."""
+    source = tmp_path / "in.parquet"
+    pq.write_table(table, source)
+    result = run_kvtool("import", "--create", tmp_path / "db", source)
+    assert result.returncode == 65, result.stderr
+    assert result.stderr.count(b"\n") == 1 and message in result.stderr, result.stderr

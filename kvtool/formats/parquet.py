@@ -221,17 +221,14 @@ def is_parquet_file(path: Path) -> bool:
 
 
 def _kind(arrow_type: Any, column: str, where: str) -> str:
-    pa, _ = pyarrow()
-    if pa.types.is_dictionary(arrow_type):  # pyarrow reads back what it wrote dictionary-encoded
+    if pyarrow()[0].types.is_dictionary(arrow_type):  # what pyarrow wrote dictionary-encoded
         arrow_type = arrow_type.value_type
     name = str(arrow_type)
     if name.startswith(_BINARY) or name == "null":  # null: DuckDB's type of an all-NULL column
         return "binary"
     if name in _STRING:
         return "string"
-    raise BadInputError(
-        f"{where}: column {column!r} is {name}; kvtool reads binary or string key and value columns"
-    )
+    raise BadInputError(f"{where}: column {column!r} is {name}; kvtool reads binary or string")
 
 
 def _entity_struct(arrow_type: Any, where: str) -> Any:
@@ -239,9 +236,7 @@ def _entity_struct(arrow_type: Any, where: str) -> Any:
     pa, _ = pyarrow()
     struct = arrow_type.value_type if pa.types.is_list(arrow_type) else None
     if struct is None or not pa.types.is_struct(struct) or {"name", "value"} - set(struct.names):
-        raise BadInputError(
-            f"{where}: column 'columns' is {arrow_type}; kvtool reads list<struct<name, value>>"
-        )
+        raise BadInputError(f"{where}: column 'columns' is {arrow_type}, not a list of entities")
     return struct
 
 
@@ -257,22 +252,33 @@ def _decoder(kind: str, fmt: FieldFormat, what: str) -> Any:
 def cf_values(path: Path) -> list[str] | None:
     """The distinct values of the `cf` column of the Parquet file `path`, in the order of their
     first rows (nulls left out); None when it has no `cf` column."""
-    _, pq = pyarrow()
+    reader, schema = _open(path)
+    if "cf" not in schema.names:
+        return None
+    if _kind(schema.field("cf").type, "cf", str(path)) != "string":  # a name, not bytes
+        raise BadInputError(f"{path}: column 'cf' is binary; column family names are strings")
     try:
-        reader = pq.ParquetFile(str(path))
-        if "cf" not in reader.schema_arrow.names:
-            return None
         column = reader.read(columns=["cf"]).column("cf")
     except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
         raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
-    values: list[str] = column.unique().drop_null().to_pylist()
-    return values
+    return list(column.unique().drop_null().to_pylist())
+
+
+def _open(path: Path) -> tuple[Any, Any]:
+    """A file's reader and schema; a column read twice (pyarrow writes that) is bad input."""
+    try:
+        reader = pyarrow()[1].ParquetFile(str(path))
+    except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
+        raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+    names = reader.schema_arrow.names
+    for twice in [n for n in ("cf", "key", "value", "columns") if names.count(n) > 1]:
+        raise BadInputError(f"{path}: the column {twice!r} appears {names.count(twice)} times")
+    return reader, reader.schema_arrow
 
 
 def row_count(files: Sequence[Path]) -> int:
     """The rows of the Parquet `files`, from their footers."""
-    _, pq = pyarrow()
-    return sum(pq.ParquetFile(str(path)).metadata.num_rows for path in files)
+    return sum(pyarrow()[1].ParquetFile(str(path)).metadata.num_rows for path in files)
 
 
 def read_records(
@@ -294,14 +300,9 @@ def read_records(
     read in `key_format`/`value_format` (auto and utf8: their UTF-8 bytes); binary cells are
     the bytes themselves.
     """
-    _, pq = pyarrow()
     row = 0
     for path in files:
-        try:
-            reader = pq.ParquetFile(str(path))
-            schema = reader.schema_arrow
-        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError
-            raise BadInputError(f"cannot read {path} as Parquet ({exc})") from None
+        reader, schema = _open(path)
         names = set(schema.names)
         if "key" not in names or not ({"value", "columns"} & names):
             raise BadInputError(
