@@ -241,3 +241,30 @@ def test_a_duplicate_column_or_a_cf_column_of_no_names_is_bad_input(
     result = run_kvtool("import", "--create", tmp_path / "db", source)
     assert result.returncode == 65, result.stderr
     assert result.stderr.count(b"\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_a_dataset_partitioned_by_cf_in_directory_names_is_refused_not_merged(
+    tmp_path: Path,
+) -> None:
+    """DuckDB's PARTITION_BY (cf) keeps the column family in `cf=NAME/` only: imported into one
+    column family, equal keys of two CFs would merge (the last value winning) with exit 0."""
+    if not IN_CI:
+        pytest.importorskip("duckdb")
+    import duckdb
+
+    out = tmp_path / "hive"
+    duckdb.sql(
+        "COPY (SELECT 'k' || (i // 2) AS key, 'v' || i AS value, "
+        "CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END AS cf FROM range(6) t(i)) "
+        f"TO '{out}' (FORMAT parquet, PARTITION_BY (cf))"
+    )
+    db = tmp_path / "db"
+    refused = run_kvtool("import", "--create", db, out)
+    assert refused.returncode == 65, refused.stderr
+    assert refused.stderr.count(b"\n") == 1 and b"--cf NAME" in refused.stderr
+    assert not db.exists()
+    for cf, first in (("a", 0), ("b", 1)):
+        one = run_kvtool("import", "--create", "-q", "--cf", cf, db, out / f"cf={cf}")
+        assert one.returncode == 0, one.stderr
+        want = [(b"k%d" % (i // 2), b"v%d" % i) for i in range(first, 6, 2)]
+        assert ldb_scan(db, f"--column_family={cf}") == want

@@ -172,7 +172,8 @@ def import_(
     export of several column families) puts each row into the column family it names, one pass
     each (--mode sst ingests each one's when its pass ends); column families the database lacks
     are refused (exit 2) before anything is written, or created with --create; --cf NAME puts
-    every row into NAME instead.
+    every row into NAME instead. A DIR with cf=NAME/ directories (a hive partition) and no cf
+    column is refused (exit 65): import each one with --cf NAME.
 
     Ctrl-C, SIGTERM or SIGHUP stops either mode the same way as a bad line (exit 130, 143 or
     129): a signal never falls inside a commit, and the message says exactly what the database

@@ -103,6 +103,17 @@ def column_families_of(files: list[Path], source: Path) -> list[str] | None:
         if values is not None:
             found = True
             seen.update(dict.fromkeys(values))
+        elif source.is_dir() and any(
+            part.startswith("cf=") for part in path.relative_to(source).parts[:-1]
+        ):
+            # A hive partition (DuckDB's PARTITION_BY (cf), Spark's partitionBy("cf")) names
+            # the column family in the path only: every row into one CF would merge the CFs'
+            # keys, the last value winning, with exit 0.
+            raise BadInputError(
+                f"{path}: its column family is only in a directory name (cf=...), which kvtool "
+                "does not read",
+                hint="import each cf=NAME directory on its own with --cf NAME",
+            )
     return list(seen) if found else None
 
 
