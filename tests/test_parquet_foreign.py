@@ -21,29 +21,30 @@ if not IN_CI:
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-KEYS = ["a", "b", "c\u00e9"]
 VALUES = ["1", "1", "3"]
-EXPECTED = [(k.encode(), v.encode()) for k, v in zip(KEYS, VALUES, strict=True)]
 
 
-@pytest.mark.parametrize(
-    ("key", "value"),
-    [
-        (pa.array(KEYS).dictionary_encode(), pa.array(VALUES)),
-        (pa.array(KEYS), pa.array(VALUES).dictionary_encode()),
-        (pa.array(KEYS, pa.string_view()), pa.array(VALUES, pa.binary_view())),
-        (pa.array(KEYS, pa.large_string()), pa.array(VALUES).cast(pa.large_binary())),
-    ],
-    ids=["dictionary-key", "dictionary-value", "views", "large"],
-)
-def test_string_and_binary_columns_of_any_arrow_encoding_import_exactly(
-    tmp_path: Path, key: object, value: object
-) -> None:
-    source = tmp_path / "in.parquet"
-    pq.write_table(pa.table({"key": key, "value": value}), source)
+def test_string_and_binary_columns_of_any_arrow_encoding_import_exactly(tmp_path: Path) -> None:
+    """One directory of files (read by path), each with other Arrow types for key and value."""
+    source = tmp_path / "in"
+    source.mkdir()
+    expected = []
+    for n, name in enumerate(["dictionary-key", "dictionary-value", "views", "large"]):
+        keys = [f"{name}/{k}" for k in ("a", "b", "c\u00e9")]
+        key, value = pa.array(keys), pa.array(VALUES)
+        if name == "dictionary-key":
+            key = key.dictionary_encode()
+        elif name == "dictionary-value":
+            value = value.dictionary_encode()
+        elif name == "views":
+            key, value = key.cast(pa.string_view()), value.cast(pa.binary_view())
+        else:
+            key, value = key.cast(pa.large_string()), value.cast(pa.large_binary())
+        pq.write_table(pa.table({"key": key, "value": value}), source / f"{n}.parquet")
+        expected += [(k.encode(), v.encode()) for k, v in zip(keys, VALUES, strict=True)]
     result = run_kvtool("import", "--create", "-q", tmp_path / "db", source)
     assert result.returncode == 0, result.stderr
-    assert ldb_scan(tmp_path / "db") == EXPECTED
+    assert ldb_scan(tmp_path / "db") == sorted(expected)
 
 
 @pytest.mark.parametrize(
@@ -122,9 +123,9 @@ def test_a_dataset_whose_export_stopped_is_refused_not_imported_as_complete(
     records = [(b"k%04d" % i, b"v") for i in range(3000)]
     db = ldb_load(tmp_path / "src", records)
     out = tmp_path / "ds"
-    # Paced at 1000 records/s, the 1 s timeout lands well before the 3000th record.
-    args = ["export", db, "--format", "parquet", "-o", out, "-q", "--rate", "1000"]
-    stopped = run_kvtool(*args, "--timeout", "1", "--part-size", "4KB")
+    # Paced at 2000 records/s, the 0.3 s timeout lands well before the 3000th record.
+    args = ["export", db, "--format", "parquet", "-o", out, "-q", "--rate", "2000"]
+    stopped = run_kvtool(*args, "--timeout", "0.3", "--part-size", "4KB")
     assert stopped.returncode == 124, stopped.stderr
     assert any(out.glob("part-*.parquet"))
     copy = tmp_path / "copy"
