@@ -18,8 +18,18 @@ from kvtool.ondisk.sst import TableReader
 from kvtool.ops.du import Grouping
 from kvtool.ops.du_sample import sample_usage
 
-from .conftest import dir_state, run_kvtool
-from .oracles import Record, ldb_load, ldb_ok, ldb_scan, rocksdict_script
+from .conftest import dir_state, require_tool, run_kvtool
+from .oracles import (
+    Record,
+    Spec,
+    ldb_load,
+    ldb_ok,
+    ldb_scan,
+    merge,
+    rocksdb614_read,
+    rocksdb614_write,
+    rocksdict_script,
+)
 from .test_inspect import (
     TYPE_NUMBER,
     assert_manifest_equals_ldb,
@@ -350,3 +360,25 @@ def test_du_next_to_a_live_owner_writes_nothing(
     for args in (("wal", db), ("manifest", db), ("property", db, "--tables")):
         assert run_kvtool(*args).returncode == 0, args
     assert dir_state(db, live_owner=True) == before
+
+
+def test_sample_says_merge_operands_are_not_counted(tmp_path: Path) -> None:
+    """Keys that only merges wrote are no record entries of the table properties: --sample
+    must say how many merge operands it left out, not report 0 records ± 0 in silence."""
+    spec = Spec(merge="stringappend")
+    runs = [[merge(b"k%02d" % (i % 30), b"a%d" % i) for i in range(90)]]
+    db = rocksdb614_write(tmp_path / "m.db", runs, spec=spec)
+    assert len(rocksdb614_read(db, spec=spec, read_only=True)) == 30
+    (sst,) = db.glob("*.sst")
+    props = subprocess.run(
+        [require_tool("sst_dump"), f"--file={sst}", "--show_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    operands = int(re.search(r"# merge operands: (\d+)", props)[1])  # type: ignore[index]
+    assert operands > 0
+    sample = kv_json("du", "--json", "--sample", "1", db)
+    assert sample["column_families"][0]["records"] == 0
+    assert any(f"{operands} merge operand" in note for note in sample["notes"]), sample["notes"]
+    assert kv_json("du", "--json", db)["column_families"][0]["records"] == 30

@@ -96,6 +96,7 @@ class TableUsage:
     # operands), and key (internal: user key and 8 bytes) plus value bytes of every entry.
     data_blocks: int = 0
     record_entries: int = 0
+    merge_operands: int = 0
     raw_bytes: int = 0
     error: OSError | FormatError | None = field(default=None, repr=False, compare=False)
 
@@ -220,9 +221,8 @@ def table_usage(
                     path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges
                 )
                 table.data_blocks = p("rocksdb.num.data.blocks") or 0
-                table.record_entries = (
-                    (table.entries or 0) - (deleted or 0) - (p("rocksdb.merge.operands") or 0)
-                )
+                table.merge_operands = p("rocksdb.merge.operands") or 0
+                table.record_entries = (table.entries or 0) - (deleted or 0) - table.merge_operands
                 table.raw_bytes = (p("rocksdb.raw.key.size") or 0) + (
                     p("rocksdb.raw.value.size") or 0
                 )
