@@ -382,3 +382,51 @@ def test_sample_says_merge_operands_are_not_counted(tmp_path: Path) -> None:
     assert sample["column_families"][0]["records"] == 0
     assert any(f"{operands} merge operand" in note for note in sample["notes"]), sample["notes"]
     assert kv_json("du", "--json", db)["column_families"][0]["records"] == 30
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_exact_counts_every_column_of_an_entity(tmp_path: Path, workers: str) -> None:
+    """A wide-column entity's bytes are its column names and values, as export counts them:
+    read as a plain value it is only its (empty) default column, 0 bytes."""
+    db = tmp_path / "e.db"
+    rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        o.create_if_missing(True)
+        d = rd.Rdict(sys.argv[1], o)
+        for i in range(20):
+            d.put_entity(b"ent:%02d" % i, [b"c1", b"c2"], [b"x" * i, b"y" * 50])
+        d[b"plain:1"] = b"v" * 7
+        d.close()
+        """,
+        db,
+    )
+    out = rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        d = rd.Rdict(sys.argv[1], o, access_type=rd.AccessType.read_only())
+        it = d.iter()
+        it.seek_to_first()
+        sizes = {}
+        while it.valid():
+            sizes[it.key().decode()] = sum(len(n) + len(v) for n, v in it.columns())
+            it.next()
+        del it
+        d.close()
+        print(json.dumps(sizes))
+        """,
+        db,
+    )
+    sizes: dict[str, int] = json.loads(out)  # what the writer reads: every column
+    cf = kv_json("du", "--json", "-j", workers, "--top", "1", db)["column_families"][0]
+    prefixes = {p["prefix"]: p["value_bytes"] for p in cf["prefixes"]}
+    assert prefixes == {
+        "ent:": sum(v for k, v in sizes.items() if k.startswith("ent:")),
+        "plain:": 7,
+    }
+    assert cf["largest"][0] == {
+        "key": "ent:19",
+        "bytes": 6 + 2 + 19 + 2 + 50,
+        "key_bytes": 6,
+        "value_bytes": 2 + 19 + 2 + 50,
+    }

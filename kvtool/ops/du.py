@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvtool.engine import Entry
 from kvtool.ondisk.coding import FormatError
 from kvtool.ondisk.manifest import Version, current_manifest, read_edits, replay
 from kvtool.ondisk.sst import TableReader
@@ -132,7 +133,8 @@ class Accumulator:
         self.top = top
         self.floor: tuple[int, bytes] = (-1, b"")  # the last kept of a full top: to beat
 
-    def add(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+    def add(self, records: Iterable[Entry]) -> int:
+        # An entity's len() is the bytes of its column names and values.
         usage, group_of, top = self.usage, self.group_of, self.top
         groups, sizes, largest = usage.groups, usage.value_sizes, usage.largest
         low, low_key = self.floor
