@@ -430,3 +430,32 @@ def test_exact_counts_every_column_of_an_entity(tmp_path: Path, workers: str) ->
         "key_bytes": 6,
         "value_bytes": 2 + 19 + 2 + 50,
     }
+
+
+def test_sample_says_blob_values_count_as_references(tmp_path: Path) -> None:
+    """BlobDB values live in .blob files and the sampled blocks hold only references to them:
+    --sample must say so, not show 10 KB values as a few bytes in silence."""
+    db = tmp_path / "b.db"
+    rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        o.create_if_missing(True)
+        o.set_enable_blob_files(True)
+        o.set_min_blob_size(100)
+        d = rd.Rdict(sys.argv[1], o)
+        for i in range(20):
+            d[b"blob:%02d" % i] = b"v" * 10_000
+        d.flush()
+        d.close()
+        """,
+        db,
+    )
+    blobs = list(db.glob("*.blob"))
+    assert blobs
+    sample = kv_json("du", "--json", "--sample", "1", db)
+    assert sample["column_families"][0]["value_bytes"] < 20 * 10_000
+    blob_bytes = sum(p.stat().st_size for p in blobs)
+    assert any(f"{blob_bytes} bytes of BlobDB blob files" in n for n in sample["notes"]), sample[
+        "notes"
+    ]
+    assert kv_json("du", "--json", db)["column_families"][0]["value_bytes"] == 20 * 10_000

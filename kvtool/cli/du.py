@@ -60,7 +60,8 @@ def du(
             help="Estimate from this fraction of the SST data blocks (e.g. 0.01), read from "
             "the files: each estimate comes with its error (3 standard errors, more for a "
             "prefix seen in few blocks: within it 99.7% of the time). Data only in the WAL is "
-            "not sampled; merge operands are not counted (a note says how many).",
+            "not sampled; merge operands are not counted and BlobDB values count as their "
+            "references (notes say how much).",
             metavar="FRACTION",
         ),
     ] = None,

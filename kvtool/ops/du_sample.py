@@ -132,6 +132,14 @@ def _sample(
             f"{operands} merge operand entries are not counted: a key that only merges wrote "
             "is missing from the estimate (the exact mode reads its merged value)"
         )
+    blobs = list(db_path.glob("*.blob"))
+    if blobs:
+        # The sampled blocks hold only a reference to each such value (about 10 bytes).
+        notes.append(
+            f"{sum(p.stat().st_size for p in blobs)} bytes of BlobDB blob files "
+            f"({len(blobs)} file(s)) are not sampled: their values count as the references "
+            "in the SST files (the exact mode reads them)"
+        )
     wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
     if wal:
         notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
