@@ -26,6 +26,7 @@ from .oracles import (
     ldb_ok,
     ldb_scan,
     merge,
+    put,
     rocksdb614_read,
     rocksdb614_write,
     rocksdict_script,
@@ -459,3 +460,15 @@ def test_sample_says_blob_values_count_as_references(tmp_path: Path) -> None:
         "notes"
     ]
     assert kv_json("du", "--json", db)["column_families"][0]["value_bytes"] == 20 * 10_000
+
+
+@pytest.mark.parametrize("mode", [[], ["--sample", "1"]])
+def test_cf_option_limits_the_file_tables_too(tmp_path: Path, mode: list[str]) -> None:
+    """--cf NAME is 'only this column family': the per-file and per-level tables too."""
+    spec = Spec(column_families=["a", "z"])
+    runs = [[put(b"k%03d" % i, b"v", cf=["default", "a", "z"][i % 3]) for i in range(90)]]
+    db = rocksdb614_write(tmp_path / "cfs.db", runs, spec=spec)
+    out = kv_json("du", "--json", "--cf", "a", *mode, db)
+    assert [c["name"] for c in out["column_families"]] == ["a"]
+    assert out["tables"] and {t["cf"] for t in out["tables"]} == {"a"}
+    assert {lv["cf"] for lv in out["levels"]} == {"a"}

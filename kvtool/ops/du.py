@@ -270,8 +270,11 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 ],
             }
         )
+    # Only the column families shown (--cf): the files of the others are not asked about.
+    shown = {cf.name for cf in usage.column_families}
+    tables = [t for t in usage.tables if t.cf in shown]
     levels: dict[tuple[str, int], dict[str, Any]] = {}
-    for t in usage.tables:
+    for t in tables:
         lv = levels.setdefault(
             (t.cf, t.level),
             {
@@ -315,7 +318,7 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 "tombstone_share": _share((t.deletions or 0) + (t.range_deletions or 0), t.entries),
                 **({"note": t.note} if t.note else {}),
             }
-            for t in usage.tables
+            for t in tables
         ],
         "notes": usage.notes,
     }
