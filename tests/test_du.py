@@ -343,7 +343,9 @@ def test_grouping_options(tmp_path: Path) -> None:
     assert got == {"a": 5 + 1 + 5 + 2 + 3, "z": 3}
     text = run_kvtool("du", db)
     assert text.returncode == 0 and b"column family default: 4 records" in text.stdout
-    for args in (("--sample", "2"), ("--cf", "nope"), ("--cf", "nope", "--sample", "0.5")):
+    # --depth groups by bytes: a --separator or --levels beside it would be ignored in silence.
+    both = (("--depth", "1", "--separator", "/"), ("--depth", "1", "--levels", "2"))
+    for args in (("--sample", "2"), ("--cf", "nope"), ("--cf", "nope", "--sample", "0.5"), *both):
         bad = run_kvtool("du", *args, db)
         assert bad.returncode == 2 and bad.stderr.startswith(b"kvtool: error:"), args
 
