@@ -11,7 +11,8 @@ disturbs less) with stdout to /dev/null:
 Both `export` and exact `du` read with their default workers (2 range worker processes on a
 multi-core machine for this database); `du --workers 1` (one process) is timed too, and the
 sample is compared with it as well: two workers shorten the exact run's wall time but not its
-CPU time, while the sample's ~0.15 s is mostly Python's and the command line's start-up.
+CPU time, while the sample's ~0.14 s is mostly Python's and the command line's start-up: the
+`start-up floor` line times `python -c pass` and `kvtool du --help` in the same run.
 --depth 11 groups the 2M keys into 20 prefixes of 100,000 records. Then the --sample runs with
 seeds 0 to --seeds - 1 are checked against the exact run, prefix by prefix: each stated error is
 an interval of about 99.7%, so about 0.3 estimates in 100 may fall outside it (seed 4 has one,
@@ -84,6 +85,10 @@ def main() -> int:
             [KVTOOL, "du", "--json", *depth, "--sample", str(args.fraction), str(db)],
             env,
         )
+        # The floor under any kvtool run: the interpreter alone, and kvtool's start-up (its
+        # imports and the command line, up to the database): what --sample cannot go below.
+        python, _ = best_of(args.runs, [sys.executable, "-c", "pass"], env)
+        startup, _ = best_of(args.runs, [KVTOOL, "du", "--help"], env)
         load = max(load[0], os.getloadavg()[0])
         truth = json.loads(
             subprocess.run(
@@ -135,6 +140,10 @@ def main() -> int:
             f"du --sample {args.fraction:<5g} {sample:7.3f} s ({sample_cpu:.3f} s)   "
             f"{sample / exact:5.3f}x ({sample_cpu / exact_cpu:.3f}x) exact    (target < 0.1x); "
             f"{sample / one:5.3f}x ({sample_cpu / one_cpu:.3f}x) du --workers 1"
+        )
+        print(
+            f"start-up floor    python -c pass {python:.3f} s, kvtool du --help {startup:.3f} s "
+            f"= {startup / exact:.3f}x exact: the sample's own work is {sample - startup:.3f} s"
         )
         # Each error is an interval of about 99.7% (docs: du --sample): 0.3 in 100 may miss.
         print(

@@ -18,8 +18,19 @@ from kvtool.ondisk.sst import TableReader
 from kvtool.ops.du import Grouping
 from kvtool.ops.du_sample import sample_usage
 
-from .conftest import dir_state, run_kvtool
-from .oracles import Record, ldb_load, ldb_ok, ldb_scan, rocksdict_script
+from .conftest import dir_state, require_tool, run_kvtool
+from .oracles import (
+    Record,
+    Spec,
+    ldb_load,
+    ldb_ok,
+    ldb_scan,
+    merge,
+    put,
+    rocksdb614_read,
+    rocksdb614_write,
+    rocksdict_script,
+)
 from .test_inspect import (
     TYPE_NUMBER,
     assert_manifest_equals_ldb,
@@ -332,7 +343,9 @@ def test_grouping_options(tmp_path: Path) -> None:
     assert got == {"a": 5 + 1 + 5 + 2 + 3, "z": 3}
     text = run_kvtool("du", db)
     assert text.returncode == 0 and b"column family default: 4 records" in text.stdout
-    for args in (("--sample", "2"), ("--cf", "nope"), ("--cf", "nope", "--sample", "0.5")):
+    # --depth groups by bytes: a --separator or --levels beside it would be ignored in silence.
+    both = (("--depth", "1", "--separator", "/"), ("--depth", "1", "--levels", "2"))
+    for args in (("--sample", "2"), ("--cf", "nope"), ("--cf", "nope", "--sample", "0.5"), *both):
         bad = run_kvtool("du", *args, db)
         assert bad.returncode == 2 and bad.stderr.startswith(b"kvtool: error:"), args
 
@@ -350,3 +363,114 @@ def test_du_next_to_a_live_owner_writes_nothing(
     for args in (("wal", db), ("manifest", db), ("property", db, "--tables")):
         assert run_kvtool(*args).returncode == 0, args
     assert dir_state(db, live_owner=True) == before
+
+
+def test_sample_says_merge_operands_are_not_counted(tmp_path: Path) -> None:
+    """Keys that only merges wrote are no record entries of the table properties: --sample
+    must say how many merge operands it left out, not report 0 records ± 0 in silence."""
+    spec = Spec(merge="stringappend")
+    runs = [[merge(b"k%02d" % (i % 30), b"a%d" % i) for i in range(90)]]
+    db = rocksdb614_write(tmp_path / "m.db", runs, spec=spec)
+    assert len(rocksdb614_read(db, spec=spec, read_only=True)) == 30
+    (sst,) = db.glob("*.sst")
+    props = subprocess.run(
+        [require_tool("sst_dump"), f"--file={sst}", "--show_properties"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    operands = int(re.search(r"# merge operands: (\d+)", props)[1])  # type: ignore[index]
+    assert operands > 0
+    sample = kv_json("du", "--json", "--sample", "1", db)
+    assert sample["column_families"][0]["records"] == 0
+    assert any(f"{operands} merge operand" in note for note in sample["notes"]), sample["notes"]
+    assert kv_json("du", "--json", db)["column_families"][0]["records"] == 30
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_exact_counts_every_column_of_an_entity(tmp_path: Path, workers: str) -> None:
+    """A wide-column entity's bytes are its column names and values, as export counts them:
+    read as a plain value it is only its (empty) default column, 0 bytes."""
+    db = tmp_path / "e.db"
+    rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        o.create_if_missing(True)
+        d = rd.Rdict(sys.argv[1], o)
+        for i in range(20):
+            d.put_entity(b"ent:%02d" % i, [b"c1", b"c2"], [b"x" * i, b"y" * 50])
+        d[b"plain:1"] = b"v" * 7
+        d.close()
+        """,
+        db,
+    )
+    out = rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        d = rd.Rdict(sys.argv[1], o, access_type=rd.AccessType.read_only())
+        it = d.iter()
+        it.seek_to_first()
+        sizes = {}
+        while it.valid():
+            sizes[it.key().decode()] = sum(len(n) + len(v) for n, v in it.columns())
+            it.next()
+        del it
+        d.close()
+        print(json.dumps(sizes))
+        """,
+        db,
+    )
+    sizes: dict[str, int] = json.loads(out)  # what the writer reads: every column
+    cf = kv_json("du", "--json", "-j", workers, "--top", "1", db)["column_families"][0]
+    prefixes = {p["prefix"]: p["value_bytes"] for p in cf["prefixes"]}
+    assert prefixes == {
+        "ent:": sum(v for k, v in sizes.items() if k.startswith("ent:")),
+        "plain:": 7,
+    }
+    assert cf["largest"][0] == {
+        "key": "ent:19",
+        "bytes": 6 + 2 + 19 + 2 + 50,
+        "key_bytes": 6,
+        "value_bytes": 2 + 19 + 2 + 50,
+    }
+
+
+def test_sample_says_blob_values_count_as_references(tmp_path: Path) -> None:
+    """BlobDB values live in .blob files and the sampled blocks hold only references to them:
+    --sample must say so, not show 10 KB values as a few bytes in silence."""
+    db = tmp_path / "b.db"
+    rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        o.create_if_missing(True)
+        o.set_enable_blob_files(True)
+        o.set_min_blob_size(100)
+        d = rd.Rdict(sys.argv[1], o)
+        for i in range(20):
+            d[b"blob:%02d" % i] = b"v" * 10_000
+        d.flush()
+        d.close()
+        """,
+        db,
+    )
+    blobs = list(db.glob("*.blob"))
+    assert blobs
+    sample = kv_json("du", "--json", "--sample", "1", db)
+    assert sample["column_families"][0]["value_bytes"] < 20 * 10_000
+    blob_bytes = sum(p.stat().st_size for p in blobs)
+    assert any(f"{blob_bytes} bytes of BlobDB blob files" in n for n in sample["notes"]), sample[
+        "notes"
+    ]
+    assert kv_json("du", "--json", db)["column_families"][0]["value_bytes"] == 20 * 10_000
+
+
+@pytest.mark.parametrize("mode", [[], ["--sample", "1"]])
+def test_cf_option_limits_the_file_tables_too(tmp_path: Path, mode: list[str]) -> None:
+    """--cf NAME is 'only this column family': the per-file and per-level tables too."""
+    spec = Spec(column_families=["a", "z"])
+    runs = [[put(b"k%03d" % i, b"v", cf=["default", "a", "z"][i % 3]) for i in range(90)]]
+    db = rocksdb614_write(tmp_path / "cfs.db", runs, spec=spec)
+    out = kv_json("du", "--json", "--cf", "a", *mode, db)
+    assert [c["name"] for c in out["column_families"]] == ["a"]
+    assert out["tables"] and {t["cf"] for t in out["tables"]} == {"a"}
+    assert {lv["cf"] for lv in out["levels"]} == {"a"}

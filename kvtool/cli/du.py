@@ -15,7 +15,12 @@ def du(
     db: DbPath,
     depth: Annotated[
         int | None,
-        typer.Option("--depth", help="Group keys by their first N bytes.", metavar="N", min=1),
+        typer.Option(
+            "--depth",
+            help="Group keys by their first N bytes (not with --separator/--levels).",
+            metavar="N",
+            min=1,
+        ),
     ] = None,
     separator: Annotated[
         str,
@@ -60,7 +65,8 @@ def du(
             help="Estimate from this fraction of the SST data blocks (e.g. 0.01), read from "
             "the files: each estimate comes with its error (3 standard errors, more for a "
             "prefix seen in few blocks: within it 99.7% of the time). Data only in the WAL is "
-            "not sampled.",
+            "not sampled; merge operands are not counted and BlobDB values count as their "
+            "references (notes say how much).",
             metavar="FRACTION",
         ),
     ] = None,
@@ -106,12 +112,13 @@ def du(
         kvtool du big.db --sample 0.01 --json | jq '.column_families[0]'
     """
     from kvtool.cli.ondisk_out import encoders
+    from kvtool.errors import UsageError
     from kvtool.ops.du import Grouping, usage_dict
 
     if not separator:
-        from kvtool.errors import UsageError
-
         raise UsageError("--separator must not be empty")
+    if depth is not None and (separator != ":" or levels != 1):
+        raise UsageError("--depth groups by bytes: give it or --separator/--levels, not both")
     key, _ = encoders(key_format, "auto")
     grouping = Grouping(depth=depth, separator=separator.encode(), levels=levels)
     if sample is not None:

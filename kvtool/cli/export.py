@@ -117,7 +117,9 @@ def export(
             "-j",
             help="Read with N processes side by side, each a part of the range; the output is "
             "the same. Default: 2 on a multi-core machine for a database over 64 MB of SST "
-            "files; 1 reads in one process.",
+            "files; 1 reads in one process. JSON Lines, csv and tsv are read in one process "
+            "whatever N with --limit, --rate, --bytes-rate, a .gz output, or a key order "
+            "kvtool cannot sort (a custom comparator).",
             metavar="N",
             min=1,
             max=MAX_WORKERS,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvtool.engine import Entry
 from kvtool.ondisk.coding import FormatError
 from kvtool.ondisk.manifest import Version, current_manifest, read_edits, replay
 from kvtool.ondisk.sst import TableReader
@@ -96,6 +97,7 @@ class TableUsage:
     # operands), and key (internal: user key and 8 bytes) plus value bytes of every entry.
     data_blocks: int = 0
     record_entries: int = 0
+    merge_operands: int = 0
     raw_bytes: int = 0
     error: OSError | FormatError | None = field(default=None, repr=False, compare=False)
 
@@ -131,7 +133,8 @@ class Accumulator:
         self.top = top
         self.floor: tuple[int, bytes] = (-1, b"")  # the last kept of a full top: to beat
 
-    def add(self, records: Iterable[tuple[bytes, bytes]]) -> int:
+    def add(self, records: Iterable[Entry]) -> int:
+        # An entity's len() is the bytes of its column names and values.
         usage, group_of, top = self.usage, self.group_of, self.top
         groups, sizes, largest = usage.groups, usage.value_sizes, usage.largest
         low, low_key = self.floor
@@ -220,9 +223,8 @@ def table_usage(
                     path.name, cf, level, size, p("rocksdb.num.entries"), points, ranges
                 )
                 table.data_blocks = p("rocksdb.num.data.blocks") or 0
-                table.record_entries = (
-                    (table.entries or 0) - (deleted or 0) - (p("rocksdb.merge.operands") or 0)
-                )
+                table.merge_operands = p("rocksdb.merge.operands") or 0
+                table.record_entries = (table.entries or 0) - (deleted or 0) - table.merge_operands
                 table.raw_bytes = (p("rocksdb.raw.key.size") or 0) + (
                     p("rocksdb.raw.value.size") or 0
                 )
@@ -268,8 +270,11 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 ],
             }
         )
+    # Only the column families shown (--cf): the files of the others are not asked about.
+    shown = {cf.name for cf in usage.column_families}
+    tables = [t for t in usage.tables if t.cf in shown]
     levels: dict[tuple[str, int], dict[str, Any]] = {}
-    for t in usage.tables:
+    for t in tables:
         lv = levels.setdefault(
             (t.cf, t.level),
             {
@@ -313,7 +318,7 @@ def usage_dict(usage: Usage, key: Callable[[bytes], Any], max_groups: int) -> di
                 "tombstone_share": _share((t.deletions or 0) + (t.range_deletions or 0), t.entries),
                 **({"note": t.note} if t.note else {}),
             }
-            for t in usage.tables
+            for t in tables
         ],
         "notes": usage.notes,
     }

@@ -100,11 +100,15 @@ def _one_process(
         for name in _names(db, cfs):
             usage = CfUsage(name)
             acc = Accumulator(usage, group_of, top)
-            for batch in db.batches(name, batch_size=BATCH):
-                n = acc.add(batch)
-                if progress is not None:
-                    progress(n)
-                stopper.check()
+            with db.iterator(name) as it:
+                it.seek_to_first()
+                # Every column of an entity: its bytes are what export writes (read_batch
+                # would give only its default column, 0 bytes for most entities).
+                while batch := it.read_entries(BATCH):
+                    n = acc.add(batch)
+                    if progress is not None:
+                        progress(n)
+                    stopper.check()
             acc.finish()
             add_up(usage)
             out.append(usage)
@@ -165,7 +169,7 @@ class UsageTally(Mode):
         records = 0
         with db.bounded(name, bounds) as it:
             it.seek_to_first()
-            while batch := it.read_batch(BATCH):
+            while batch := it.read_entries(BATCH):  # every column, as in _one_process
                 records += acc.add(batch)
                 check()
         acc.finish()

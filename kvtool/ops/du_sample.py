@@ -58,9 +58,10 @@ def sample_usage(
     the far end of a score interval of its share if larger (`_Measure.wilson`: seen in few
     blocks). Each estimate is within its error with a probability of about 99.7%. What the
     sample cannot see: an older version that a newer write or a tombstone hides is a record
-    entry until compaction drops it; tombstones' bytes are in X; data only in the WAL or
-    memtables is not in the files (a note says how much WAL there is); values in BlobDB blob
-    files count as their references.
+    entry until compaction drops it; merge operands are no records (a note counts them), so a
+    key that only merges wrote is missing; tombstones' and operands' bytes are in X; data
+    only in the WAL or memtables is not in the files (a note says how much WAL there is);
+    values in BlobDB blob files count as their references.
 
     The blocks are found through each chosen file's index, read at the chosen entries only
     where the index allows (sst.TableReader.data_handles_at)."""
@@ -123,6 +124,22 @@ def _sample(
                     blocks.append(_read_block(data, handle.offset, group_of, usage, top))
         known_records = sum(t.record_entries for t in files)
         _estimate(usage, blocks, n_blocks, known_records, sum(t.raw_bytes for t in files))
+    operands = sum(t.merge_operands for t in tables if t.cf in names and t.error is None)
+    if operands:
+        # A key that only merges wrote has no record entry: without this note a database of
+        # merge operands reads as 0 records with an error of 0.
+        notes.append(
+            f"{operands} merge operand entries are not counted: a key that only merges wrote "
+            "is missing from the estimate (the exact mode reads its merged value)"
+        )
+    blobs = list(db_path.glob("*.blob"))
+    if blobs:
+        # The sampled blocks hold only a reference to each such value (about 10 bytes).
+        notes.append(
+            f"{sum(p.stat().st_size for p in blobs)} bytes of BlobDB blob files "
+            f"({len(blobs)} file(s)) are not sampled: their values count as the references "
+            "in the SST files (the exact mode reads them)"
+        )
     wal = sum(p.stat().st_size for p in db_path.glob("*.log"))
     if wal:
         notes.append(f"{wal} bytes of WAL are not sampled (kvtool wal shows them)")
