@@ -396,6 +396,23 @@ def test_a_mismatched_resume_is_refused_and_the_partial_kept(db: Path, tmp_path:
     assert partial.read_bytes() == kept
 
 
+def test_a_resume_from_another_database_is_refused(db: Path, tmp_path: Path) -> None:
+    """The cursor names a key, not a database: another database's records after it would be
+    appended as the rest of the first, exit 0. The cursor file keeps the database's IDENTITY."""
+    other = ldb_load(tmp_path / "other.db", [(k, b"other") for k, _ in records(3000)])
+    target = tmp_path / "out.jsonl"
+    cursor = stop_after(db, target)
+    partial = tmp_path / "out.jsonl.partial"
+    kept = partial.read_bytes()
+    refused = run_kvtool("export", other, "-o", target, "--after", cursor)
+    assert refused.returncode == 2, refused.stderr
+    assert "another database" in one_error_line(refused.stderr)
+    assert partial.read_bytes() == kept and not target.exists()
+    done = run_kvtool("export", db, "-q", "-o", target, "--after", cursor)
+    assert done.returncode == 0, done.stderr
+    assert decode_jsonl(target.read_bytes()) == ldb_scan(db)
+
+
 def test_bytes_a_killed_run_wrote_past_its_cursor_are_dropped(db: Path, tmp_path: Path) -> None:
     target = tmp_path / "out.jsonl"
     cursor = stop_after(db, target)

@@ -7,13 +7,14 @@ again, not to fix the input. ldb reads back what the import wrote."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import IN_CI, run_kvtool
+from .conftest import IN_CI, dir_state, run_kvtool, run_stopped_by_deadline
 from .oracles import ldb_load, ldb_scan
 
 if not IN_CI:
@@ -123,9 +124,7 @@ def test_a_dataset_whose_export_stopped_is_refused_not_imported_as_complete(
     records = [(b"k%04d" % i, b"v") for i in range(3000)]
     db = ldb_load(tmp_path / "src", records)
     out = tmp_path / "ds"
-    # Paced at 2000 records/s, the 0.3 s timeout lands well before the 3000th record.
-    args = ["export", db, "--format", "parquet", "-o", out, "-q", "--rate", "2000"]
-    stopped = run_kvtool(*args, "--timeout", "0.3", "--part-size", "4KB")
+    stopped = _stopped_export(db, out)
     assert stopped.returncode == 124, stopped.stderr
     assert any(out.glob("part-*.parquet"))
     copy = tmp_path / "copy"
@@ -140,6 +139,44 @@ def test_a_dataset_whose_export_stopped_is_refused_not_imported_as_complete(
     assert finished.returncode == 0, finished.stderr
     imported = run_kvtool("import", "--create", "-q", copy, out)
     assert imported.returncode == 0, imported.stderr
+    assert ldb_scan(copy) == records
+
+
+def _stopped_export(db: Path, out: Path) -> subprocess.CompletedProcess[bytes]:
+    """A Parquet export of `db` into `out` that --timeout stops after its first part (paced at
+    2000 records/s, before the 3000th record; run again slower if the open outlasted it)."""
+
+    def wrote(result: subprocess.CompletedProcess[bytes]) -> bool:
+        if any(out.glob("part-*.parquet")):
+            return True
+        shutil.rmtree(out, ignore_errors=True)
+        return False
+
+    args = ["export", db, "--format", "parquet", "-o", out, "-q", "--part-size", "4KB"]
+    return run_stopped_by_deadline(*args, rate=2000, timeout=0.3, wrote=wrote)
+
+
+def test_a_resume_from_another_database_is_refused(tmp_path: Path) -> None:
+    """The cursor names a key, not a database: another database's records after it would join
+    the dataset as the rest of the first, with _SUCCESS and exit 0. The manifest keeps the
+    database's IDENTITY and a resume must match it."""
+    records = [(b"k%04d" % i, b"v") for i in range(3000)]
+    db = ldb_load(tmp_path / "src", records)
+    other = ldb_load(tmp_path / "other", [(b"k%04d" % i, b"other") for i in range(3000)])
+    out = tmp_path / "ds"
+    assert _stopped_export(db, out).returncode == 124
+    before = dir_state(out)
+    cursor = json.loads((out / "_kvtool_manifest.json").read_text())["cursor"]
+    args = ["--format", "parquet", "-o", out, "-q", "--after", cursor]
+    refused = run_kvtool("export", other, *args)
+    assert refused.returncode == 2, refused.stderr
+    message = refused.stderr.decode()
+    assert message.count("\n") == 1 and "another database" in message, message
+    assert dir_state(out) == before
+    finished = run_kvtool("export", db, *args)
+    assert finished.returncode == 0, finished.stderr
+    copy = tmp_path / "copy"
+    assert run_kvtool("import", "--create", "-q", copy, out).returncode == 0
     assert ldb_scan(copy) == records
 
 

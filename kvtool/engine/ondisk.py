@@ -48,6 +48,16 @@ def file_number(name: str) -> int:
     return int(match.group(1)) if match else -1
 
 
+def database_identity(db_dir: Path) -> str | None:
+    """The unique id RocksDB writes into `IDENTITY` when it creates a database (a checkpoint or
+    backup keeps it); None when there is none to read."""
+    try:
+        text = (db_dir / "IDENTITY").read_text("ascii", "replace").strip()
+    except OSError:
+        return None
+    return text[:200] or None
+
+
 def wal_files(db_dir: Path) -> list[str]:
     """The WAL files of `db_dir` (`000012.log`), oldest first."""
     names = [n for n in os.listdir(db_dir) if n.endswith(".log") and file_number(n) >= 0]

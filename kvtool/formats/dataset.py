@@ -149,6 +149,13 @@ class Dataset:
                 f"{root} stopped at another cursor than --after gives",
                 hint=f"resume it with --after {old['cursor']}",
             )
+        was, now = old.get("database_identity"), self._manifest.get("database_identity")
+        if was and now and was != now:
+            raise UsageError(
+                f"{root} was exported from another database (IDENTITY {was}; this one's is "
+                f"{now}): its records after the cursor would join the dataset as the rest",
+                hint="resume with the database the export began with, or export to a new directory",
+            )
         if old.get("options") != self._manifest["options"] or old.get("format") != FORMAT:
             raise UsageError(
                 f"{root} was written with other options ({json.dumps(old.get('options'))})",

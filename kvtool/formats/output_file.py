@@ -11,9 +11,9 @@ The rules (docs/design.md, "Output files"):
   refused before any work (exit 77), as is a directory it cannot create files in; a directory or
   a missing parent directory is a usage error (exit 2);
 - a stop keeps what was written as `PATH.partial` and writes `PATH.partial.cursor` (JSON: the
-  cursor that resumes it, its size in bytes, and the output options); a run with `--after CURSOR`
-  and the same `-o PATH` appends to that `.partial` only when the cursor and the options match
-  (else exit 2), and renames it to PATH when complete. So any number of stops and resumes end in
+  cursor that resumes it, its size in bytes, the output options and the database's IDENTITY); a
+  run with `--after CURSOR` and the same `-o PATH` appends to that `.partial` only when the
+  cursor, the options and the database match (else exit 2), and renames it to PATH when complete. So any number of stops and resumes end in
   the file one uninterrupted run writes (for `.gz`, the same content in several gzip members).
 """
 
@@ -149,9 +149,11 @@ class OutputFile:
         resume_from: str | None = None,
         options: Mapping[str, Any] | None = None,
         gzip_by_name: bool = True,
+        identity: str | None = None,
     ) -> None:
         self.path = path
         self.options = dict(options or {})
+        self.identity = identity  # the source database's IDENTITY: a resume must match it
         self.in_place = False
         self.appending = False
         self.tmp: Path | None = None
@@ -238,6 +240,14 @@ class OutputFile:
                 f"({_describe(saved.get('options'))}; this run: {_describe(self.options)})",
                 hint="give the options of the run that stopped, or remove " + str(partial),
             )
+        was = saved.get("database_identity")
+        if was and self.identity and was != self.identity:
+            raise UsageError(
+                f"-o {self.path}: {partial} was exported from another database (IDENTITY "
+                f"{was}; this one's is {self.identity}): its records after the cursor would "
+                "join the file as the rest",
+                hint="resume with the database the export began with, or remove " + str(partial),
+            )
         size = saved.get("bytes")
         on_disk = partial.stat().st_size
         if not isinstance(size, int) or size > on_disk:
@@ -313,6 +323,8 @@ class OutputFile:
 
             size = partial.stat().st_size
             saved = {"cursor": cursor, "bytes": size, "options": self.options}
+            if self.identity:
+                saved["database_identity"] = self.identity
             _write_atomically(record, orjson.dumps(saved) + b"\n")
         except OSError as exc:
             self.discard()

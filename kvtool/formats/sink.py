@@ -34,6 +34,7 @@ class ExportSink:
         footer: bytes = b"",
         resume_from: str | None = None,
         options: Mapping[str, Any] | None = None,
+        identity: str | None = None,
     ) -> None:
         self._render = render
         self._head = head
@@ -43,7 +44,9 @@ class ExportSink:
         self.closed = False  # the reader closed the pipe (`| head`): a quiet, normal end
         self.target: OutputFile | None = None
         if path is not None:
-            self.target = OutputFile(path, resume_from=resume_from, options=options)
+            self.target = OutputFile(
+                path, resume_from=resume_from, options=options, identity=identity
+            )
             self.stream: BinaryIO = self.target.stream
         else:
             assert out is not None, "an export needs out= or path="

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from kvtool.engine import OpenMode, open_db
+from kvtool.engine.ondisk import database_identity
 from kvtool.errors import StoppedError
 from kvtool.formats.jsonl import Render
 from kvtool.formats.records import FieldCounts, FieldFormat
@@ -74,6 +75,7 @@ def _open_sink(
     head: bytes,
     fmt: OutputFormat | str,
     options: dict[str, Any],
+    db_path: Path,
 ) -> ExportSink:
     """Where records go: the file `path` or the stream `out`. A run continuing after a cursor
     into the same `path` appends to the `.partial` a stopped run left (see
@@ -86,6 +88,7 @@ def _open_sink(
         footer=footer(fmt, keys_only=spec.keys_only),
         resume_from=spec.cursor_after(spec.after) if path is not None else None,
         options=options,
+        identity=database_identity(db_path) if path is not None else None,
     )
 
 
@@ -174,7 +177,7 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+                with _open_sink(path, out, spec, render, head, fmt, options, Path(db_path)) as sink:
                     with record_stream(db, spec, stats, stopper) as batches:
                         try:
                             sink.write_head()
@@ -272,7 +275,7 @@ def _export_parallel(
 
     with stopper:
         try:
-            with _open_sink(path, out, spec, render, head, fmt, options) as sink:
+            with _open_sink(path, out, spec, render, head, fmt, options, Path(db_path)) as sink:
                 try:
                     sink.write_head()
                 except BrokenPipeError:

@@ -11,6 +11,7 @@ from typing import Any
 
 from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
+from kvtool.engine.ondisk import database_identity
 from kvtool.errors import KvtoolError, StoppedError, UsageError
 from kvtool.formats.arrow import pyarrow
 from kvtool.formats.dataset import Dataset
@@ -51,6 +52,19 @@ def _range(spec: ReadSpec) -> dict[str, Any]:
         "end": krange.upper.hex() if krange.upper is not None else None,
         "prefix": krange.prefix.hex() if krange.prefix is not None else None,
         "reverse": krange.reverse,
+    }
+
+
+def dataset_meta(db_path: Path, engine: Any, sequence: int | None) -> dict[str, Any]:
+    """What a dataset's manifest says of its source: versions, the view's sequence number, and
+    the database's IDENTITY, which a resume must match (another database's records after the
+    cursor would join the dataset as if they were the rest)."""
+    return {
+        "kvtool": __version__,
+        "engine": engine.describe(),
+        "rocksdb": engine.versions().get("rocksdb"),
+        "sequence": sequence,
+        "database_identity": database_identity(db_path),
     }
 
 
@@ -123,8 +137,7 @@ def export_parquet(
             schema,
             count,
             options=options,
-            meta={"kvtool": __version__, "engine": engine.describe(),
-                  "rocksdb": engine.versions().get("rocksdb"), "sequence": None},
+            meta=dataset_meta(Path(db_path), engine, None),
             part_bytes=part_bytes,
             partition_by_prefix=partition_by_prefix,
             progress=progress,
@@ -136,12 +149,7 @@ def export_parquet(
     stopped: StopRequested | None = None
     resume_from = spec.cursor_after(spec.after)
     with stopper, open_db(db_path, OpenMode.READ_ONLY) as db:
-        meta = {
-            "kvtool": __version__,
-            "engine": engine.describe(),
-            "rocksdb": engine.versions().get("rocksdb"),
-            "sequence": db.sequence_number(),
-        }
+        meta = dataset_meta(Path(db_path), engine, db.sequence_number())
         if progress is not None:
             total = None
             if not spec.krange.bounded and spec.after is None:

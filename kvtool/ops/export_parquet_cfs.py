@@ -19,13 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kvtool import __version__
 from kvtool.engine import OpenMode, get_engine, open_db
 from kvtool.errors import UsageError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema
 from kvtool.ops.export import Progress
-from kvtool.ops.export_parquet import DatasetResult, _range
+from kvtool.ops.export_parquet import DatasetResult, _range, dataset_meta
 from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
 from kvtool.stream.cursor import Cursor, read_token
 
@@ -96,12 +95,7 @@ def export_parquet_cfs(
             path,
             schema,
             options=options,
-            meta={
-                "kvtool": __version__,
-                "engine": engine.describe(),
-                "rocksdb": engine.versions().get("rocksdb"),
-                "sequence": sequence,
-            },
+            meta=dataset_meta(Path(db_path), engine, sequence),
             resume_from=resume_from,
             cursor_after=specs[first].cursor_after,
             part_bytes=part_bytes,
