@@ -645,3 +645,18 @@ def test_which_merge_operators_kvtool_loads_by_name(tmp_path: Path, name: str) -
         assert check_writable_safely(db, options_round_trip).safe
     else:
         assert [(n.cf, n.kind, n.name) for n in needs] == [("default", "merge operator", name)]
+
+
+@pytest.mark.parametrize("case", sorted(BUILTIN))
+def test_the_python_rocksdb_engine_points_to_the_default_engine_that_reads_it(
+    built: Callable[[str], tuple[Owner, object]], tmp_path: Path, case: str
+) -> None:
+    """RocksDB 6.14's binding has no built-in merge operators; the default engine has them.
+    The refusal says which engine cannot load it and which can, not "kvtool's RocksDB"."""
+    owner, _ = built(case)
+    result = _run(["--engine", "python-rocksdb", "count", "{db}"], owner.path, tmp_path)
+    message = result.stderr.decode()
+    assert result.returncode == 69, message
+    assert message.count("\n") == 1 and "the python-rocksdb engine" in message, message
+    assert "--engine rocksdict" in message, message
+    assert _run(["count", "{db}"], owner.path, tmp_path).returncode == 0

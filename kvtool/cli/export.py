@@ -63,7 +63,8 @@ def export(
             "file is refused (exit 77). gzip-compressed when the name ends in .gz. A stopped run "
             "keeps FILE.partial and FILE.partial.cursor; --after CURSOR with the same -o FILE "
             "appends to FILE.partial (refused, exit 2, unless it stopped at CURSOR with the same "
-            "--format and encodings, reading the same database), so the completed FILE equals one uninterrupted export.",
+            "--format and encodings, reading the same database), so the completed FILE equals "
+            "one uninterrupted export.",
             metavar="FILE",
             rich_help_panel="Output",
         ),

@@ -203,12 +203,19 @@ def database_needs(path: str | Path, round_trip: OptionsRoundTrip) -> tuple[Need
     return unmet_needs(path, round_trip)
 
 
-def refuse_unmet_for_reading(path: Path, needs: tuple[Need, ...]) -> None:
-    """Raise UnavailableError (exit 69) naming what `path` needs, if anything."""
+def refuse_unmet_for_reading(
+    path: Path,
+    needs: tuple[Need, ...],
+    *,
+    engine: str = "kvtool's RocksDB",
+    hint: str | None = None,
+) -> None:
+    """Raise UnavailableError (exit 69) naming what `path` needs, if anything, and the `engine`
+    that cannot load it (`hint`: another engine that can)."""
     if needs:
         raise UnavailableError(
-            f"cannot read {path}: it needs {_names(needs)}, which kvtool's RocksDB cannot load",
-            hint=_hint(needs),
+            f"cannot read {path}: it needs {_names(needs)}, which {engine} cannot load",
+            hint=hint or _hint(needs),
         )
 
 

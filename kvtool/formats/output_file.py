@@ -13,8 +13,9 @@ The rules (docs/design.md, "Output files"):
 - a stop keeps what was written as `PATH.partial` and writes `PATH.partial.cursor` (JSON: the
   cursor that resumes it, its size in bytes, the output options and the database's IDENTITY); a
   run with `--after CURSOR` and the same `-o PATH` appends to that `.partial` only when the
-  cursor, the options and the database match (else exit 2), and renames it to PATH when complete. So any number of stops and resumes end in
-  the file one uninterrupted run writes (for `.gz`, the same content in several gzip members).
+  cursor, the options and the database match (else exit 2), and renames it to PATH when
+  complete. So any number of stops and resumes end in the file one uninterrupted run writes
+  (for `.gz`, the same content in several gzip members).
 """
 
 from __future__ import annotations

@@ -56,6 +56,19 @@ def _damage(path: Path, *, allow_data_loss: bool) -> tuple[str, ...]:
         return ()
 
 
+def _default_engine_hint(path: Path) -> str | None:
+    """`--engine rocksdict` when the default engine can load what this one cannot (a reverse
+    comparator, a built-in merge operator such as stringappend, all of which it has)."""
+    from kvtool.engine import get_engine
+
+    try:
+        if not get_engine("rocksdict").unmet_needs(path):
+            return "the default engine reads it: --engine rocksdict (or no --engine)"
+    except Exception:  # only a hint: the refusal stands either way
+        return None
+    return None
+
+
 def _assess(path: Path) -> SafetyReport:
     """`format_safety.assess` with this engine's options. An OPTIONS file of a newer RocksDB that
     names only options RocksDB 6.14 knows (one kvtool cut down: a database kvtool created) loses
@@ -113,7 +126,14 @@ class PyRocksdbEngine(Engine):
         shadow = ShadowDir(path, frozen=mode is OpenMode.READ_ONLY)
         secondary_dir: Path | None = None
         try:
-            refuse_unmet_for_reading(path, unmet_needs(shadow.path, options_round_trip))
+            needs = unmet_needs(shadow.path, options_round_trip)
+            if needs:
+                refuse_unmet_for_reading(
+                    path,
+                    needs,
+                    engine="the python-rocksdb engine (RocksDB 6.14)",
+                    hint=_default_engine_hint(path),
+                )
             names = list_column_families(shadow.path)
             if mode is OpenMode.SECONDARY:
                 secondary_dir = Path(tempfile.mkdtemp(prefix="kvtool-secondary-"))
