@@ -5,6 +5,7 @@ tombstones agree with sst_dump, and `--sample` estimates fall within the error t
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from kvtool.ondisk.sst import TableReader
-from kvtool.ops.du import Grouping
+from kvtool.ops.du import Accumulator, CfUsage, Grouping
 from kvtool.ops.du_sample import sample_usage
 
 from .conftest import dir_state, require_tool, run_kvtool
@@ -474,3 +475,38 @@ def test_cf_option_limits_the_file_tables_too(tmp_path: Path, mode: list[str]) -
     assert [c["name"] for c in out["column_families"]] == ["a"]
     assert out["tables"] and {t["cf"] for t in out["tables"]} == {"a"}
     assert {lv["cf"] for lv in out["levels"]} == {"a"}
+
+
+@pytest.mark.parametrize("grouping", [Grouping(depth=2), Grouping(separator=b":", levels=2)])
+@pytest.mark.parametrize("order", ["bytewise", "reverse", "unknown"])
+def test_the_accumulator_equals_a_record_by_record_count(grouping: Grouping, order: str) -> None:
+    """Batches whose groups change mid-batch, values of several size buckets, and largest
+    records tied in size: the batch-at-a-time sums and the skipped candidate checks give what
+    adding the records one by one gives."""
+    rng = random.Random(5)
+    keys = sorted({b"%c:%d:%d" % (rng.choice(b"abc"), rng.randrange(30), i) for i in range(3000)})
+    if order == "reverse":
+        keys.reverse()
+    elif order == "unknown":  # an order kvtool does not know: no two keys need be adjacent
+        rng.shuffle(keys)
+    records = [(k, b"v" * rng.choice([0, 1, 7, 8, 100, 3000])) for k in keys]
+    group_of = grouping.function()
+    usage = CfUsage("default")
+    acc = Accumulator(usage, group_of, 5, lexicographic=order != "unknown")
+    at = 0
+    while at < len(records):
+        size = rng.choice([1, 2, 50, 700])
+        acc.add(records[at : at + size])
+        at += size
+    acc.finish()
+    want: dict[bytes, tuple[int, int, int]] = {}
+    buckets: dict[int, int] = {}
+    for key, value in records:
+        r, kb, vb = want.get(group_of(key), (0, 0, 0))
+        want[group_of(key)] = (r + 1, kb + len(key), vb + len(value))
+        buckets[len(value).bit_length()] = buckets.get(len(value).bit_length(), 0) + 1
+    got = {g: (x.records, x.key_bytes, x.value_bytes) for g, x in usage.groups.items()}
+    assert got == want
+    assert usage.value_sizes == buckets
+    top = sorted(((len(k) + len(v), k, len(v)) for k, v in records), key=lambda r: (-r[0], r[1]))
+    assert usage.largest == top[:5]

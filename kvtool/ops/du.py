@@ -7,8 +7,11 @@ blocks."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, groupby
+from operator import add, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ class Grouping:
     def function(self) -> Callable[[bytes], bytes]:
         if self.depth is not None:
             depth = self.depth
-            return lambda key: key[:depth]
+            return itemgetter(slice(0, depth))  # key[:depth], without a Python call
         sep = self.separator or b":"
         levels = self.levels
         if levels == 1:
@@ -123,43 +126,95 @@ class Accumulator:
 
     The largest records are the `top` first by (bytes descending, key ascending): one order
     whatever order the records come in, so partial usages of range workers' chunks merge into
-    exactly one process's (kvtool.ops.du_parallel). Candidates pile up in `usage.largest` and are
+    exactly one process's (kvtool.ops.du_exact). Candidates pile up in `usage.largest` and are
     cut back to `top` now and then; a record that cannot beat the last one kept is skipped with
     one comparison (the usual case: keys rise, so an equal size never beats it)."""
 
-    def __init__(self, usage: CfUsage, group_of: Callable[[bytes], bytes], top: int) -> None:
+    def __init__(
+        self,
+        usage: CfUsage,
+        group_of: Callable[[bytes], bytes],
+        top: int,
+        *,
+        lexicographic: bool = False,
+    ) -> None:
         self.usage = usage
         self.group_of = group_of
         self.top = top
+        # Records come in a bytewise or reverse bytewise order (a known KeyOrder), where the
+        # keys of one group are adjacent: see `add`.
+        self.lexicographic = lexicographic
         self.floor: tuple[int, bytes] = (-1, b"")  # the last kept of a full top: to beat
 
-    def add(self, records: Iterable[Entry]) -> int:
+    def add(self, records: Sequence[Entry]) -> int:
+        """Add a batch. Its per-record steps run in C (map, Counter, groupby over runs of one
+        group: keys that share a prefix are adjacent in key order), and the largest records are
+        looked at one by one only when one of the batch can beat the last kept: a per-record
+        Python loop cost more than reading the records (bench/bench_du.py)."""
+        n = len(records)
+        if not n:
+            return 0
+        usage = self.usage
+        groups, sizes = usage.groups, usage.value_sizes
+        keys = list(map(_first, records))
         # An entity's len() is the bytes of its column names and values.
-        usage, group_of, top = self.usage, self.group_of, self.top
-        groups, sizes, largest = usage.groups, usage.value_sizes, usage.largest
-        low, low_key = self.floor
-        room = 2 * top + 64  # candidates held before a cut
-        n = 0
-        for key, value in records:
-            n += 1
-            kl, vl = len(key), len(value)
-            g = group_of(key)
-            group = groups.get(g)
+        key_lens = list(map(len, keys))
+        value_lens = list(map(len, map(_second, records)))
+        group_of = self.group_of
+        name = group_of(keys[0])
+        if self.lexicographic and group_of(keys[-1]) == name:
+            # A group is a prefix of its keys: in a bytewise (or reverse) order every key
+            # between two of one group is in it too. So is the whole batch, the usual case.
+            group = groups.get(name)
             if group is None:
-                group = groups[g] = Group()
-            group.records += 1
-            group.key_bytes += kl
-            group.value_bytes += vl
-            b = vl.bit_length()
-            sizes[b] = sizes.get(b, 0) + 1
-            if top:
-                size = kl + vl
-                if size > low or (size == low and key < low_key):
-                    largest.append((size, key, vl))
-                    if len(largest) >= room:
-                        self.finish()
-                        low, low_key = self.floor
+                group = groups[name] = Group()
+            group.records += n
+            group.key_bytes += sum(key_lens)
+            group.value_bytes += sum(value_lens)
+        else:
+            at = 0
+            for name, run in groupby(map(group_of, keys)):
+                count = len(list(run))
+                group = groups.get(name)
+                if group is None:
+                    group = groups[name] = Group()
+                group.records += count
+                group.key_bytes += sum(key_lens[at : at + count])
+                group.value_bytes += sum(value_lens[at : at + count])
+                at += count
+        low_bucket, high_bucket = min(value_lens).bit_length(), max(value_lens).bit_length()
+        if low_bucket == high_bucket:  # one bucket: values of similar sizes, the usual case
+            sizes[low_bucket] = sizes.get(low_bucket, 0) + n
+        else:
+            for bucket, count in Counter(map(int.bit_length, value_lens)).items():
+                sizes[bucket] = sizes.get(bucket, 0) + count
+        if self.top and max(key_lens) + max(value_lens) >= self.floor[0]:
+            self._candidates(keys, list(map(add, key_lens, value_lens)), value_lens)
         return n
+
+    def _candidates(self, keys: list[bytes], sizes: list[int], value_lens: list[int]) -> None:
+        """Keep the records of a batch that may be among the largest (see the class)."""
+        low, low_key = self.floor
+        most = max(sizes)
+        if most < low:
+            return  # all smaller than the last kept
+        if most == low:
+            # As big as the last kept beats it only with a smaller key. In a bytewise (or
+            # reverse) order the batch's smallest key is its first or its last.
+            if self.lexicographic:
+                smallest = min(keys[0], keys[-1])
+            else:
+                smallest = min(compress(keys, map(low.__eq__, sizes)))
+            if smallest >= low_key:
+                return
+        largest = self.usage.largest
+        room = 2 * self.top + 64  # candidates held before a cut
+        for key, size, vl in zip(keys, sizes, value_lens, strict=True):
+            if size > low or (size == low and key < low_key):
+                largest.append((size, key, vl))
+                if len(largest) >= room:
+                    self.finish()
+                    low, low_key = self.floor
 
     def finish(self) -> None:
         """Cut the candidates back to the `top` largest."""
@@ -168,6 +223,9 @@ class Accumulator:
         del largest[self.top :]
         if len(largest) == self.top and self.top:
             self.floor = largest[-1][0], largest[-1][1]
+
+
+_first, _second = itemgetter(0), itemgetter(1)
 
 
 def largest_first(record: tuple[int, bytes, int]) -> tuple[int, bytes]:

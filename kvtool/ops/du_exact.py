@@ -99,7 +99,8 @@ def _one_process(
     with open_db(db_path, OpenMode.READ_ONLY) as db:
         for name in _names(db, cfs):
             usage = CfUsage(name)
-            acc = Accumulator(usage, group_of, top)
+            known = db.key_order(name).known
+            acc = Accumulator(usage, group_of, top, lexicographic=known)
             with db.iterator(name) as it:
                 it.seek_to_first()
                 # Every column of an entity: its bytes are what export writes (read_batch
@@ -165,7 +166,8 @@ class UsageTally(Mode):
         """(records read, the chunk's partial); `check()` raises when the worker must stop."""
         index, name, bounds = chunk
         usage = CfUsage(name)
-        acc = Accumulator(usage, self.grouping.function(), self.top)
+        known = db.key_order(name).known
+        acc = Accumulator(usage, self.grouping.function(), self.top, lexicographic=known)
         records = 0
         with db.bounded(name, bounds) as it:
             it.seek_to_first()
