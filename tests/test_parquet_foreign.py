@@ -200,6 +200,15 @@ def test_a_dataset_exported_as_hex_or_base64_text_imports_as_the_bytes(tmp_path:
         assert refused.returncode == 2, refused.stderr
         assert refused.stderr.count(b"\n") == 1 and b"--key-format hex" in refused.stderr
         assert not (tmp_path / "other").exists()
+    # One part file read alone, with no manifest beside it: its schema metadata says the same.
+    (part,) = out.glob("part-*.parquet")
+    alone = tmp_path / "alone.parquet"
+    shutil.copy(part, alone)
+    imported = run_kvtool("import", "--create", "-q", tmp_path / "from_file", alone)
+    assert imported.returncode == 0, imported.stderr
+    assert ldb_scan(tmp_path / "from_file") == records
+    refused = run_kvtool("import", "--create", tmp_path / "other", alone, "--key-format", "utf8")
+    assert refused.returncode == 2 and b"--key-format hex" in refused.stderr, refused.stderr
 
 
 def test_a_stop_in_the_second_column_family_of_an_sst_import_names_the_first_as_ingested(

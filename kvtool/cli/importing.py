@@ -165,10 +165,10 @@ def import_(
     Parquet file with a key column and a value column, binary or string (dictionary-encoded
     too), is read byte-exact: binary cells are the bytes, string cells are read in
     --key-format/--value-format (auto and utf8: their UTF-8 bytes; a dataset exported with
-    hex or base64 is read in those, as its manifest says, and other formats are refused, exit
-    2). A row with a null value and a columns list (list<struct<name, value>>) is that
-    wide-column entity (a row with both is bad). Rows are numbered from 1 across the files, and
-    stand for lines in errors and stats. A cf column (an
+    hex or base64 is read in those, as its manifest (or a part file alone) says, and other
+    formats are refused, exit 2). A row with a null value and a columns list
+    (list<struct<name, value>>) is that wide-column entity (a row with both is bad). Rows are
+    numbered from 1 across the files, and stand for lines in errors and stats. A cf column (an
     export of several column families) puts each row into the column family it names, one pass
     each (--mode sst ingests each one's when its pass ends); column families the database lacks
     are refused (exit 2) before anything is written, or created with --create; --cf NAME puts

@@ -2,9 +2,8 @@
 files, one part file written a row group at a time, and the records of any Parquet file with a
 binary or string `key` and `value` read back.
 
-pyarrow is imported only through kvtool.formats.arrow and only when Parquet is asked for, so
-kvtool without the extra starts as fast as before and says how to install it (exit 69) instead of
-failing on an import.
+pyarrow is imported only through kvtool.formats.arrow, only when Parquet is asked for: kvtool
+without the extra starts as fast and says how to install it (exit 69), never failing on an import.
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ from kvtool.formats.records import FieldFormat, decode_field, encoder
 _first, _second = itemgetter(0), itemgetter(1)
 # Spark's default codec: fast to write, and every Parquet reader has it.
 COMPRESSION = "snappy"
+FORMATS_KEY = "kvtool.formats"  # schema metadata: "KEY_FORMAT VALUE_FORMAT" (PartSchema)
 
 
 def use_system_allocator() -> None:
@@ -42,9 +42,9 @@ class PartSchema:
     `columns`, `list<struct<name, value>>`, the JSON Lines shape (names typed like keys, values
     like values); a plain value's row has a null `columns`. --keys-only writes `key` alone.
 
-    `cf_column` (an export of several column families) adds a first column `cf`, the column
-    family's name as a dictionary-encoded string: every row of a batch gets `cf`, the column
-    family being written (a part file holds one).
+    `cf_column` (an export of several column families) adds a first column `cf`, the name of
+    the column family being written (a part file holds one), dictionary-encoded. The schema's
+    metadata `FORMATS_KEY` is "KEY_FORMAT VALUE_FORMAT" (kvtool.ops.import_parquet reads it).
     """
 
     def __init__(
@@ -77,7 +77,9 @@ class PartSchema:
                 [pa.field("name", key_type, nullable=False), pa.field("value", value_type)]
             )
             fields += [pa.field("value", value_type), pa.field("columns", pa.list_(column))]
-        self.arrow = pa.schema(fields)
+        # The formats in every part file too: one file read alone is text or bytes as asked.
+        formats = {FORMATS_KEY: f"{self.key_format.value} {self.value_format.value}"}
+        self.arrow = pa.schema(fields, metadata=formats)
 
     def _type(self, fmt: FieldFormat) -> Any:
         return self._pa.binary() if fmt is FieldFormat.AUTO else self._pa.string()
@@ -155,12 +157,10 @@ class PartWriter:
         pa, pq = pyarrow()
         self._pa = pa
         self.path = path
-        # No dictionary encoding: keys are unique, and values seldom repeat; trying it costs
-        # half the write time before Parquet falls back to plain pages. Except `cf`: one name
-        # per part file, a dictionary of one entry. Min/max statistics where queries prune row
-        # groups by them: keys (sorted) and cf, not values or columns (unsorted: a row group's
-        # range seldom excludes anything), which cost 6% of the write time
-        # (bench/bench_parquet.py --codecs).
+        # No dictionary encoding (unique keys, values seldom repeat: trying it costs half the
+        # write time) but for `cf` (one name per part file). Min/max statistics where queries
+        # prune row groups: keys (sorted) and cf, not values or columns (unsorted: they seldom
+        # exclude anything, and cost 6% of the write time, bench/bench_parquet.py --codecs).
         stats = [name for name in schema.arrow.names if name not in ("value", "columns")]
         self._writer = pq.ParquetWriter(
             str(path),

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
+from kvtool.formats.arrow import pyarrow
 from kvtool.formats.dataset import MANIFEST, SUCCESS, dataset_files
-from kvtool.formats.parquet import cf_values, read_records, row_count
+from kvtool.formats.parquet import FORMATS_KEY, cf_values, read_records, row_count
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped
@@ -62,15 +63,13 @@ def _require_complete(source: Path) -> None:
 
 
 def with_dataset_formats(source: Path, options: ImportOptions) -> ImportOptions:
-    """`options` with the key and value formats of the kvtool dataset `source` (its manifest's):
+    """`options` with the key and value formats of the kvtool dataset or part file `source`:
     an export with --key-format hex or base64 stores the text of that encoding, which read as
     auto would become the keys themselves. An import's auto takes the dataset's format; another
     format than the dataset's is refused, as string cells would be decoded into other bytes
     (auto and utf8 agree: both read the UTF-8; binary cells are the bytes whatever the format)."""
-    try:
-        written = json.loads((source / MANIFEST).read_text())["options"]
-        formats = [FieldFormat(written["key_format"]), FieldFormat(written["value_format"])]
-    except (OSError, ValueError, KeyError, TypeError):  # not a kvtool dataset: its cells decide
+    formats = _written_formats(source)
+    if formats is None:  # not kvtool's: its cells decide
         return options
     chosen = [options.key_format, options.value_format]
     for i, (fmt, stored) in enumerate(zip(chosen, formats, strict=True)):
@@ -86,6 +85,21 @@ def with_dataset_formats(source: Path, options: ImportOptions) -> ImportOptions:
             f"{formats[1].value}, or without either",
         )
     return dataclasses.replace(options, key_format=chosen[0], value_format=chosen[1])
+
+
+def _written_formats(source: Path) -> list[FieldFormat] | None:
+    """The key and value formats a kvtool export wrote `source` in: a dataset's manifest says,
+    and so does each part file's schema metadata (`FORMATS_KEY`), for a file read alone."""
+    try:
+        if source.is_dir():
+            written = json.loads((source / MANIFEST).read_text())["options"]
+            return [FieldFormat(written["key_format"]), FieldFormat(written["value_format"])]
+        _, pq = pyarrow()
+        metadata = pq.read_schema(str(source)).metadata or {}
+        key, value = metadata[FORMATS_KEY.encode()].decode().split()
+        return [FieldFormat(key), FieldFormat(value)]
+    except (OSError, ValueError, KeyError, TypeError):  # ArrowInvalid is a ValueError
+        return None
 
 
 def column_families_of(files: list[Path], source: Path) -> list[str] | None:

@@ -88,7 +88,7 @@ def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS)
     # 69 without it, before the database is opened (or created); NumPy left out in kvtool's CLI
     pyarrow(numpy=not process_tuning_allowed())
     files = parquet_files(source)
-    options = with_dataset_formats(source, options) if source.is_dir() else options
+    options = with_dataset_formats(source, options)
     cfs = column_families_of(files, source) if options.cf_column else None
     if not cfs:
         return _import(
