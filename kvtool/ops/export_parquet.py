@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool import __version__
-from kvtool.engine import OpenMode, get_engine, open_db
+from kvtool.engine import Database, OpenMode, get_engine, open_db
 from kvtool.engine.ondisk import database_identity
 from kvtool.errors import KvtoolError, StoppedError, UsageError
 from kvtool.formats.arrow import pyarrow
@@ -66,6 +66,27 @@ def dataset_meta(db_path: Path, engine: Any, sequence: int | None) -> dict[str, 
         "sequence": sequence,
         "database_identity": database_identity(db_path),
     }
+
+
+def write_stream(
+    db: Database,
+    spec: ReadSpec,
+    stats: ScanStats,
+    stopper: Stopper,
+    dataset: Dataset,
+    progress: Progress | None,
+) -> StopRequested | None:
+    """Write `spec`'s records into `dataset` through one read; the stop that ended it, if any
+    (the batches read before it are written)."""
+    with record_stream(db, spec, stats, stopper) as batches:
+        try:
+            for batch in batches:
+                dataset.write(batch)
+                if progress is not None:
+                    progress.update(len(batch))
+        except StopRequested as exc:
+            return exc
+    return None
 
 
 def export_parquet(
@@ -169,14 +190,7 @@ def export_parquet(
             partition_by_prefix=partition_by_prefix,
         )
         try:
-            with record_stream(db, spec, stats, stopper) as batches:
-                try:
-                    for batch in batches:
-                        dataset.write(batch)
-                        if progress is not None:
-                            progress.update(len(batch))
-                except StopRequested as exc:
-                    stopped = exc
+            stopped = write_stream(db, spec, stats, stopper, dataset, progress)
             limit_hit = spec.limit is not None and stats.records >= spec.limit
             cursor = spec.cursor_after(stats.last_key) if (stopped or limit_hit) else None
             if stopped is not None and cursor is None:

@@ -24,8 +24,8 @@ from kvtool.errors import UsageError
 from kvtool.formats.dataset import Dataset
 from kvtool.formats.parquet import PartSchema
 from kvtool.ops.export import Progress
-from kvtool.ops.export_parquet import DatasetResult, _range, dataset_meta
-from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested, record_stream
+from kvtool.ops.export_parquet import DatasetResult, _range, dataset_meta, write_stream
+from kvtool.stream import ReadSpec, ScanStats, Stopper, StopRequested
 from kvtool.stream.cursor import Cursor, read_token
 
 ALL = "*"  # the column families argument that means every one the database has
@@ -110,14 +110,7 @@ def export_parquet_cfs(
                 if index == first and after_key is not None:
                     cf_spec = dataclasses.replace(cf_spec, after=after_key)
                 dataset.begin_cf(cf_spec.krange.cf, cf_spec.cursor_after)
-                with record_stream(db, cf_spec, stats, stopper) as batches:
-                    try:
-                        for batch in batches:
-                            dataset.write(batch)
-                            if progress is not None:
-                                progress.update(len(batch))
-                    except StopRequested as exc:
-                        stopped = exc
+                stopped = write_stream(db, cf_spec, stats, stopper, dataset, progress)
                 if stopped is not None:
                     break
             cursor = dataset.close_part() if stopped else None
