@@ -23,6 +23,11 @@ _PACED_SLICES_PER_SECOND = 50
 # Records a count steps natively between checks for a stop (deadline, signals).
 COUNT_STEP = 1 << 16
 
+# A read batch ends at the record that brings its key and value bytes to this (or at its record
+# count): with huge values a batch holds a few of them, not `batch_size` (1024 values of 40 MB
+# were 40 GB); 100-byte records fill 1024 in 120 KB and never reach it.
+BATCH_BYTES = 8 << 20
+
 
 def count_steps(it: EngineIterator, limit: int | None = None) -> Iterator[int]:
     """The one count loop: the records forward from `it`'s position (the caller places it), up to
@@ -90,13 +95,15 @@ def read_batches(
     reverse: bool = False,
     after: bytes | None = None,
     batch_size: int = 1024,
+    batch_bytes: int | None = None,
     keys_only: bool = False,
     columns: bool = False,
 ) -> Generator[Batch, None, None]:
     """Batches from `it` (which we position; the caller owns it and its bounds), after `after`.
 
     With `columns`, a wide-column entity's value is its `Entity` (every column), not just its
-    default column's bytes.
+    default column's bytes. With `batch_bytes`, a batch ends at the record that brings its key
+    and value bytes to `batch_bytes` (keys-only batches are cut by count alone).
     """
     position(it, reverse=reverse, after=after)
     while True:
@@ -104,9 +111,9 @@ def read_batches(
         if keys_only:
             batch = [(key, b"") for key in it.read_keys(batch_size, reverse=reverse)]
         elif columns:
-            batch = it.read_entries(batch_size, reverse=reverse)
+            batch = it.read_entries(batch_size, reverse=reverse, max_bytes=batch_bytes)
         else:
-            batch = cast(Batch, it.read_batch(batch_size, reverse=reverse))
+            batch = cast(Batch, it.read_batch(batch_size, reverse=reverse, max_bytes=batch_bytes))
         if not batch:
             return
         yield batch

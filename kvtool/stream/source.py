@@ -11,7 +11,15 @@ from kvtool.engine import Bounds, Database
 from kvtool.stream.cursor import Cursor
 from kvtool.stream.keyrange import KeyRange
 from kvtool.stream.pacing import Stopper, TokenBucket
-from kvtool.stream.pipeline import Batch, ScanStats, limited, paced, read_batches, tapped
+from kvtool.stream.pipeline import (
+    BATCH_BYTES,
+    Batch,
+    ScanStats,
+    limited,
+    paced,
+    read_batches,
+    tapped,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +34,8 @@ class ReadSpec:
     bytes_rate: float | None = None  # key+value bytes per second
     timeout: float | None = None  # seconds
     batch_size: int = 1024
+    # ...or fewer: a batch ends at the record that brings it to this many bytes (huge values).
+    batch_bytes: int | None = BATCH_BYTES
     # Read every column of wide-column entities (export, scan, diff); else default columns only.
     columns: bool = True
 
@@ -43,6 +53,7 @@ class ReadSpec:
             bytes_rate=self.bytes_rate,
             timeout=self.timeout,
             batch_size=self.batch_size,
+            batch_bytes=self.batch_bytes,
             columns=self.columns,
         )
 
@@ -56,7 +67,8 @@ def read_stage(
 ) -> Iterator[Iterator[Batch]]:
     """The read stage of every reading run: `spec`'s batches from one iterator over `bounds`
     (default: the spec's range; a range worker passes its chunk, a part of that range, with the
-    spec's `after` already folded in) after `spec.after`, `spec.batch_size` records at a time.
+    spec's `after` already folded in) after `spec.after`, `spec.batch_size` records at a time
+    (fewer where they reach `spec.batch_bytes`).
 
     One iterator serves the whole read, so it reads one consistent point in time; it is released
     when the block ends, however it ends.
@@ -74,6 +86,7 @@ def read_stage(
             reverse=krange.reverse,
             after=spec.after,
             batch_size=spec.batch_size,
+            batch_bytes=spec.batch_bytes,
             keys_only=spec.keys_only,
             columns=spec.columns,
         )

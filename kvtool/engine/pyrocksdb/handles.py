@@ -47,17 +47,29 @@ class PyRocksdbIterator(EngineIterator):
     def seek_for_prev(self, key: bytes) -> None:
         self._call("seek_for_prev", key)
 
-    def _read(self, limit: int, reverse: bool) -> list[Any]:
+    def _read(self, limit: int, reverse: bool, max_bytes: int | None = None) -> list[Any]:
         native: Any = self._require()
         try:
-            return list(islice(native[1] if reverse else native[0], max(limit, 0)))
+            items = islice(native[1] if reverse else native[0], max(limit, 0))
+            if max_bytes is None:
+                return list(items)
+            out: list[Any] = []
+            total = 0
+            for key, value in items:  # each record measured before the next is read
+                out.append((key, value))
+                total += len(key[1] if self._named else key) + len(value)
+                if total >= max_bytes:
+                    break
+            return out
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             native = None
 
-    def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
-        raw = self._read(limit, reverse)
+    def read_batch(
+        self, limit: int, *, reverse: bool = False, max_bytes: int | None = None
+    ) -> list[Record]:
+        raw = self._read(limit, reverse, max_bytes)
         if self._named:
             return [(key[1], value) for key, value in raw]
         return raw

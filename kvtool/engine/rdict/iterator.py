@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,48 @@ def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
         (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
         for key, cols in raw
     ]
+
+
+def _sized_entries(
+    source: Iterator[tuple[bytes, list[tuple[bytes, bytes]]]], max_bytes: int
+) -> tuple[list[Entry], bool]:
+    """(key, columns) pairs from `source` as records (as `_entries` makes them), up to the one
+    that brings their key and value bytes to `max_bytes`; and whether the batch ended there.
+
+    Each record's size is looked at before the next is read, so a batch of huge values holds
+    at most `max_bytes` and one record. One Python pass costs no more than `_entries`' C-level
+    passes (it makes the same tuples; bench/bench_memory.py --huge has the measurement).
+    """
+    out: list[Entry] = []
+    append = out.append
+    total = 0
+    for key, cols in source:
+        if len(cols) == 1:
+            name, value = cols[0]
+            if not name:
+                append((key, value))
+                total += len(key) + len(value)
+                if total >= max_bytes:
+                    return out, True
+                continue
+        append((key, Entity(tuple(cols))))
+        total += len(key) + sum(map(len, chain.from_iterable(cols)))
+        if total >= max_bytes:
+            return out, True
+    return out, False
+
+
+def _sized_items(source: Iterator[Record], max_bytes: int) -> tuple[list[Record], bool]:
+    """`_sized_entries` for (key, value) records."""
+    out: list[Record] = []
+    append = out.append
+    total = 0
+    for record in source:
+        append(record)
+        total += len(record[0]) + len(record[1])
+        if total >= max_bytes:
+            return out, True
+    return out, False
 
 
 class RdictIterator(EngineIterator):
@@ -219,38 +261,45 @@ class RdictIterator(EngineIterator):
         finally:
             it = None
 
-    def _bulk_read(self, kind: str, limit: int) -> list[Any]:
-        """Up to `limit` items or keys from the stream at the bulk position."""
+    def _bulk_read(self, kind: str, limit: int, max_bytes: int | None = None) -> list[Any]:
+        """Up to `limit` items or keys from the stream at the bulk position. With `max_bytes`
+        (items, entities), up to the record that brings them to that many bytes, entities
+        made records (`_sized_entries`)."""
         if self._ended or self._past_bound or limit <= 0:
             return []
         self._require()
-        stream = self._stream
+        stream = source = None
+        cut = False
         try:
+            stream = source = self._stream
             if stream is None or self._stream_kind != kind:
                 view = self._db._view(self._cf)
                 make = {"items": view.items, "keys": view.keys, "entities": view.entities}[kind]
                 stream = make(backwards=self._reverse, from_key=self._from, read_opt=self._opts)
                 view = make = None
                 self._stream, self._stream_kind = stream, kind
+                source = stream
                 if self._skip is not None:
                     # A new stream starts at the last record already given (still there: the
                     # view is static): drop it.
-                    out = list(islice(stream, 1))
-                    if out and (out[0] if kind == "keys" else out[0][0]) == self._skip:
-                        out.clear()
-                    out += islice(stream, limit - len(out))
-                else:
-                    out = list(islice(stream, limit))
+                    first = list(islice(stream, 1))
+                    if first and (first[0] if kind == "keys" else first[0][0]) == self._skip:
+                        first.clear()
+                    source = chain(first, stream)
+            if max_bytes is None:
+                out = list(islice(source, limit))
+            elif kind == "entities":
+                out, cut = _sized_entries(islice(source, limit), max_bytes)
             else:
-                out = list(islice(stream, limit))
+                out, cut = _sized_items(islice(source, limit), max_bytes)
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
-            stream = None
+            stream = source = None
         if out:
             last = out[-1] if kind == "keys" else out[-1][0]
             self._from = self._skip = last
-        if len(out) < limit:
+        if len(out) < limit and not cut:
             self._stream = None
             self._ended = True
             self._check_end()
@@ -278,9 +327,12 @@ class RdictIterator(EngineIterator):
             it = None
 
     # -- reads ------------------------------------------------------------------------------------
-    def _step_read(self, limit: int, reverse: bool, second: str | None) -> list[Any]:
+    def _step_read(
+        self, limit: int, reverse: bool, second: str | None, max_bytes: int | None = None
+    ) -> list[Any]:
         """The one stepping read loop: up to `limit` keys (`second` None) or (key, `second`())
-        pairs from the native iterator, stepping `reverse`-ward; a failed step raises."""
+        pairs from the native iterator, stepping `reverse`-ward; a failed step raises. With
+        `max_bytes`, up to the pair that brings them to that many bytes."""
         it: Any = self._require()
         valid = key = other = step = None
         try:
@@ -289,35 +341,51 @@ class RdictIterator(EngineIterator):
             step = it.prev if reverse else it.next
             out: list[Any] = []
             append = out.append
+            size = None if max_bytes is None else _pair_size[second or ""]
+            budget, total = max_bytes or 0, 0
             for _ in range(limit):
                 if not valid():
                     it.status()
                     break
                 append(key() if other is None else (key(), other()))
                 step()
+                if size is not None:
+                    total += size(out[-1])
+                    if total >= budget:
+                        break
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
             it = valid = key = other = step = None
         return out
 
-    def read_batch(self, limit: int, *, reverse: bool = False) -> list[Record]:
+    def read_batch(
+        self, limit: int, *, reverse: bool = False, max_bytes: int | None = None
+    ) -> list[Record]:
         if self._past_bound:
             return []
         if self._use_bulk(reverse):
-            records: list[Record] = self._bulk_read("items", limit)
+            records: list[Record] = self._bulk_read("items", limit, max_bytes)
         else:
-            records = self._step_read(limit, reverse, "value")
+            records = self._step_read(limit, reverse, "value", max_bytes)
         self._keep_within(records, _first)
         return records
 
-    def read_entries(self, limit: int, *, reverse: bool = False) -> list[Entry]:
+    def read_entries(
+        self, limit: int, *, reverse: bool = False, max_bytes: int | None = None
+    ) -> list[Entry]:
         # rocksdict's columns come as a list of (name, value) tuples per record, a plain value
         # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
         if self._past_bound:
             return []
-        kind = "entities" if self._use_bulk(reverse) else ""
-        raw = self._bulk_read(kind, limit) if kind else self._step_read(limit, reverse, "columns")
+        if self._use_bulk(reverse):
+            if max_bytes is not None:  # made records as they are read
+                records = self._bulk_read("entities", limit, max_bytes)
+                self._keep_within(records, _first)
+                return records
+            raw = self._bulk_read("entities", limit)
+        else:
+            raw = self._step_read(limit, reverse, "columns", max_bytes)
         records = _entries(raw)
         self._keep_within(records, _first)
         return records
@@ -376,6 +444,13 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = None
+
+
+# A stepped pair's key and value bytes: (key, value) or (key, [(name, value), ...]).
+_pair_size: dict[str, Callable[[Any], int]] = {
+    "value": lambda pair: len(pair[0]) + len(pair[1]),
+    "columns": lambda pair: len(pair[0]) + sum(map(len, chain.from_iterable(pair[1]))),
+}
 
 
 def _outside_test(

@@ -1,0 +1,150 @@
+"""Read batches cut by bytes: with huge values a batch holds a few records, not `batch_size`
+(the memory of an export is a small multiple of its largest value, not of 1024 of them).
+
+The databases come from their own writers (rocksdict with BlobDB options, RocksDB 6.14), and
+each writer's own read is the oracle of the records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kvtool.engine import Entity, Entry, OpenMode, open_db
+from kvtool.stream import ReadSpec, ScanStats, Stopper, read_batches, record_stream
+
+from .oracles import (
+    Spec,
+    put,
+    require_rocksdb614,
+    rocksdb614_read,
+    rocksdb614_write,
+    rocksdict_script,
+)
+
+BUDGET = 64 * 1024
+
+# Values of every size around the budget, in blob files (min_blob_size 1 KiB) and in SST
+# blocks, and wide-column entities whose large column is not the default one.
+WRITE_BLOBS = r"""
+import random
+opts = rd.Options(raw_mode=True)
+opts.create_if_missing(True)
+opts.set_enable_blob_files(True)
+opts.set_min_blob_size(1024)
+db = rd.Rdict(sys.argv[1], opts)
+rnd = random.Random(15)
+sizes = [10, 100, 5000, 30000, 70000, 200000, 3, 64 * 1024]
+for i in range(120):
+    db.put(b"r%03d" % i, rnd.randbytes(sizes[i % len(sizes)] + rnd.randrange(50)))
+for i in range(6):
+    db.put_entity(b"r%03de" % (i * 20), [b"", b"big"], [b"d", rnd.randbytes(40000 * i)])
+db.flush()
+for key, cols in db.entities():
+    cells = [[name.hex(), value.hex()] for name, value in cols]
+    print(json.dumps([key.hex(), cells]))
+db.close()
+"""
+
+
+def _entry(key: bytes, cols: list[tuple[bytes, bytes]]) -> Entry:
+    if len(cols) == 1 and not cols[0][0]:
+        return key, cols[0][1]
+    return key, Entity(tuple(cols))
+
+
+@pytest.fixture(scope="module")
+def blob_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]:
+    """A BlobDB database rocksdict wrote, and every record as rocksdict reads it back."""
+    import json
+
+    db = tmp_path_factory.mktemp("bytes") / "blobs.db"
+    out = rocksdict_script(WRITE_BLOBS, db)
+    records = [
+        _entry(bytes.fromhex(k), [(bytes.fromhex(n), bytes.fromhex(v)) for n, v in cells])
+        for k, cells in map(json.loads, out.splitlines())
+    ]
+    assert len(records) == 126
+    return db, records
+
+
+def _size(record: Entry) -> int:
+    key, value = record
+    if isinstance(value, Entity):
+        return len(key) + sum(len(n) + len(v) for n, v in value.columns)
+    return len(key) + len(value)
+
+
+def _check_cut(
+    batches: Iterator[list[Entry]], batch_size: int, budget: int = BUDGET
+) -> list[Entry]:
+    """Every batch ends at the record that brings it to `budget`, or at `batch_size`, or at the
+    end; returns the records, and fails unless some batch was cut by bytes."""
+    seen: list[Entry] = []
+    cut = 0
+    for batch in batches:
+        assert batch, "an empty batch before the end"
+        assert sum(map(_size, batch[:-1])) < budget, [_size(r) for r in batch]
+        if sum(map(_size, batch)) >= budget and len(batch) < batch_size:
+            cut += 1
+        seen += batch
+    assert cut > 0
+    return seen
+
+
+def _plain(records: list[Entry]) -> list[Entry]:
+    """Records as a read of default columns gives them (an entity's value: its default column)."""
+    return [
+        (k, dict(v.columns).get(b"", b"")) if isinstance(v, Entity) else (k, v) for k, v in records
+    ]
+
+
+@pytest.mark.parametrize("mode", [OpenMode.READ_ONLY, OpenMode.READ_WRITE])  # bulk, stepping
+@pytest.mark.parametrize("columns", [True, False])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_read_batches_are_cut_by_bytes(
+    blob_db: tuple[Path, list[Entry]], mode: OpenMode, columns: bool, reverse: bool
+) -> None:
+    db_path, records = blob_db
+    expected = records if columns else _plain(records)
+    expected = expected[::-1] if reverse else expected
+    with open_db(db_path, mode) as db, db.iterator() as it:
+        batches = read_batches(
+            it, reverse=reverse, batch_size=50, batch_bytes=BUDGET, columns=columns
+        )
+        assert _check_cut(batches, 50) == expected
+
+
+def test_the_record_stream_cuts_by_the_spec_budget(blob_db: tuple[Path, list[Entry]]) -> None:
+    """A spec's `batch_bytes` (kept by a resumed spec) reaches the read; a resumed read
+    continues exactly after its cursor."""
+    db_path, records = blob_db
+    assert ReadSpec().batch_bytes is not None
+    spec = ReadSpec(batch_bytes=BUDGET)
+    resumed = spec.with_cursor(spec.cursor_after(records[9][0]))
+    assert resumed.batch_bytes == BUDGET
+    for run, expected in ((spec, records), (resumed, records[10:])):
+        with (
+            open_db(db_path, OpenMode.READ_ONLY) as db,
+            Stopper() as stopper,
+            record_stream(db, run, ScanStats(), stopper) as batches,
+        ):
+            assert _check_cut(batches, run.batch_size) == expected
+
+
+def test_python_rocksdb_engine_cuts_by_bytes(tmp_path: Path) -> None:
+    """The RocksDB 6.14 engine (a writer of its own, read back by RocksDB 6.14 itself)."""
+    require_rocksdb614()
+    db = tmp_path / "614.db"
+    sizes = [10, 1500, 100, 5000, 200]  # against a budget of 4 KiB
+    ops = [put(b"k%03d" % i, bytes([i]) * sizes[i % len(sizes)]) for i in range(30)]
+    rocksdb614_write(db, [ops], spec=Spec())
+    expected = rocksdb614_read(db)
+    assert len(expected) == 30
+    with (
+        open_db(db, OpenMode.READ_ONLY, engine="python-rocksdb") as handle,
+        handle.iterator() as it,
+    ):
+        batches = read_batches(it, batch_size=20, batch_bytes=4096, columns=True)
+        assert _check_cut(batches, 20, 4096) == expected
