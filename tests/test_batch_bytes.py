@@ -6,14 +6,21 @@ each writer's own read is the oracle of the records."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kvtool.engine import Entity, Entry, OpenMode, open_db
 from kvtool.stream import ReadSpec, ScanStats, Stopper, read_batches, record_stream
 
+from .conftest import run_kvtool
 from .oracles import (
     Spec,
     put,
@@ -148,3 +155,101 @@ def test_python_rocksdb_engine_cuts_by_bytes(tmp_path: Path) -> None:
     ):
         batches = read_batches(it, batch_size=20, batch_bytes=4096, columns=True)
         assert _check_cut(batches, 20, 4096) == expected
+
+
+# -- Parquet with huge values ----------------------------------------------------------------------
+WRITE_HUGE = r"""
+import random
+opts = rd.Options(raw_mode=True)
+opts.create_if_missing(True)
+opts.set_enable_blob_files(True)
+opts.set_min_blob_size(4096)
+db = rd.Rdict(sys.argv[1], opts)
+rnd = random.Random(15)
+for i in range(12):
+    size = (9 << 20) + i if i % 4 == 1 else rnd.randrange(3 << 20)
+    db.put(b"h%02d" % i, rnd.randbytes(size))
+db.flush()
+for key, value in db.items():
+    print(key.hex(), hashlib.sha256(value).hexdigest(), len(value))
+db.close()
+"""
+
+
+def test_parquet_export_of_huge_values_reads_back_byte_exact(tmp_path: Path) -> None:
+    """Values over the read batch budget (a batch of one, which Arrow takes without a copy) and
+    under it, from a BlobDB rocksdict wrote, read back by pyarrow as rocksdict reads them."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    db = tmp_path / "huge.db"
+    lines = rocksdict_script("import hashlib\n" + WRITE_HUGE, db).split()
+    expected = [(bytes.fromhex(k), d, int(n)) for k, d, n in zip(*[iter(lines)] * 3, strict=True)]
+    assert sum(n >= 8 << 20 for _, _, n in expected) == 3
+    out = tmp_path / "ds"
+    result = run_kvtool("export", db, "--format", "parquet", "-o", out, "--workers", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    got = []
+    for part in sorted(out.glob("*.parquet")):
+        table = pq.read_table(part)
+        for key, value in zip(table["key"].to_pylist(), table["value"].to_pylist(), strict=True):
+            got.append((key, hashlib.sha256(value).hexdigest(), len(value)))
+    assert got == expected
+
+
+def test_arrow_takes_a_lone_huge_value_without_a_copy() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from kvtool.formats.parquet import PartSchema
+
+    schema = PartSchema("auto", "auto", keys_only=False)
+    value = bytes(range(256)) * 8192  # 2 MiB
+    batch = schema.batch([(b"k", value)])
+    column = batch.column(1)
+    assert column.to_pylist() == [value]
+    assert column.buffers()[2].address == pa.py_buffer(value).address  # the same bytes
+    small = schema.batch([(b"k", b"v"), (b"l", value)]).column(1)
+    assert small.to_pylist() == [b"v", value]
+
+
+def test_row_groups_of_huge_values_are_written_before_the_next_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row group of rows of a MiB or more is encoded before the next read (no overlap:
+    both would hold copies of the largest value); small rows overlap as before."""
+    pytest.importorskip("pyarrow")
+    from kvtool.formats import parquet, parts
+
+    waits: list[bool] = []
+    write = parquet.PartWriter.write
+
+    def spy(self: Any, batches: Any, *, wait: bool = False) -> None:
+        waits.append(wait)
+        write(self, batches, wait=wait)
+
+    monkeypatch.setattr(parquet.PartWriter, "write", spy)
+    schema = parquet.PartSchema("auto", "auto", keys_only=False)
+    series = parts.PartSeries(
+        tmp_path, schema, name=lambda: "p.parquet", closed=lambda p: None, row_group_bytes=4 << 20
+    )
+    series.write([(b"a%05d" % i, b"x" * 100) for i in range(50_000)])  # 5 MB: one row group
+    series.write([(b"b", b"y" * (5 << 20))])
+    series.close()
+    assert waits == [False, True]
+
+
+POOL = """
+import sys
+from kvtool.formats.arrow import pyarrow
+pa, _ = pyarrow(numpy=sys.argv[1] == "library")
+print(pa.default_memory_pool().backend_name)
+"""
+
+
+def test_kvtools_own_process_gives_arrow_malloc_and_a_library_caller_keeps_its_default() -> None:
+    """Parquet's writer allocates from Arrow's default pool whatever pa.set_memory_pool says;
+    mimalloc kept those buffers (three copies of the largest value) mapped."""
+    pytest.importorskip("pyarrow")
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    run = functools.partial(
+        subprocess.run, capture_output=True, text=True, check=True, env=env, timeout=60
+    )
+    assert run([sys.executable, "-c", POOL, "cli"]).stdout.strip() == "system"
+    assert run([sys.executable, "-c", POOL, "library"]).stdout.strip() != "system"

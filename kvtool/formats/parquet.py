@@ -9,6 +9,7 @@ without the extra starts as fast and says how to install it (exit 69), never fai
 from __future__ import annotations
 
 import contextlib
+import struct
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
@@ -24,6 +25,10 @@ from kvtool.formats.records import FieldFormat, decode_field, encoder
 _first, _second = itemgetter(0), itemgetter(1)
 # Spark's default codec: fast to write, and every Parquet reader has it.
 COMPRESSION = "snappy"
+# A lone cell this large becomes an Arrow array over its own bytes (PartSchema._array); binary
+# offsets are int32, so it is one up to 2 GiB.
+_SHARED_CELL_BYTES = 2**20
+_OFFSETS = struct.Struct("<ii")
 FORMATS_KEY = "kvtool.formats"  # schema metadata: "KEY_FORMAT VALUE_FORMAT" (PartSchema)
 
 
@@ -91,6 +96,12 @@ class PartSchema:
     def _array(self, data: list[bytes], fmt: FieldFormat) -> Any:
         pa = self._pa
         if fmt is FieldFormat.AUTO:
+            if len(data) == 1 and len(data[0]) >= _SHARED_CELL_BYTES:
+                # A huge value (a read batch cut by bytes holds one): Arrow uses its bytes
+                # where they are, not a copy of them.
+                (cell,) = data
+                offsets = pa.py_buffer(_OFFSETS.pack(0, len(cell)))
+                return pa.Array.from_buffers(pa.binary(), 1, [None, offsets, pa.py_buffer(cell)])
             return pa.array(data, pa.binary())
         if fmt is FieldFormat.UTF8:
             try:  # Arrow checks the UTF-8 in C
@@ -177,13 +188,17 @@ class PartWriter:
             pending, self._pending = self._pending, None
             pending.result()
 
-    def write(self, batches: Sequence[Any]) -> None:
-        """Arrow record batches, written as one row group (after the previous one)."""
+    def write(self, batches: Sequence[Any], *, wait: bool = False) -> None:
+        """Arrow record batches, written as one row group (after the previous one); with
+        `wait`, written before this returns (no overlap with the next read)."""
         self._wait()
         table = self._pa.Table.from_batches(batches)
         self._pending = self._thread.submit(
             self._writer.write_table, table, row_group_size=max(1, table.num_rows)
         )
+        if wait:
+            del table, batches
+            self._wait()
 
     def close(self) -> None:
         """Finish the file (its footer): every row group is written when this returns."""

@@ -18,6 +18,8 @@ from kvtool.formats.parquet import PartSchema, PartWriter
 IN_PROGRESS = ".inprogress"
 # A row group is flushed when it holds this many bytes of Arrow data: memory holds about one.
 ROW_GROUP_BYTES = 16 * 2**20
+# Row groups of rows this large on average are written before the next is read (see _flush).
+HUGE_ROW_BYTES = 2**20
 # A part file is closed and the next one begun past this many bytes of Arrow data (--part-size).
 PART_BYTES = 256 * 2**20
 
@@ -137,8 +139,12 @@ class PartSeries:
             }
             if self._schema.cf_column:
                 self._part["cf"] = self._schema.cf
+        # Huge values (a MiB a row and more) are encoded before the next are read: overlapped,
+        # the read and the encoder (which holds the page and its compressed form too) would
+        # each hold several copies of the largest value at once.
+        huge = self._buffered >= self._pending_rows * HUGE_ROW_BYTES
         with storage(self.root / self._part["path"]):
-            self._writer.write(self._pending)
+            self._writer.write(self._pending, wait=huge)
         self._part["records"] += self._pending_rows
         self._part["arrow_bytes"] += self._buffered
         self._part["last_key"] = self._last_key.hex()
