@@ -123,6 +123,7 @@ def jsonl_renderer(
                 return render(batch)
             if _plain(joined):
                 return _repeat(b'{"key":"%s","value":"%s"}\n', len(batch)) % fields
+            del joined  # a copy of the batch: not kept while a batch of huge values renders
             try:
                 # Every value is bytes here: the join above took them all.
                 plain = cast(Sequence[tuple[bytes, bytes]], batch)
