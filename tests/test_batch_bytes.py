@@ -253,3 +253,31 @@ def test_kvtools_own_process_gives_arrow_malloc_and_a_library_caller_keeps_its_d
     )
     assert run([sys.executable, "-c", POOL, "cli"]).stdout.strip() == "system"
     assert run([sys.executable, "-c", POOL, "library"]).stdout.strip() != "system"
+
+
+def test_parquet_import_reads_wide_rows_a_few_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file of huge values is read a row or a few at a time, a row group at a time (pyarrow
+    fills 8192-row batches across row groups); what is read is what pyarrow wrote."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from kvtool.formats import parquet
+    from kvtool.formats.records import FieldFormat
+
+    rows = [(b"k%02d" % i, bytes([i]) * (30_000 if i % 3 else 60_000)) for i in range(12)]
+    wide = tmp_path / "wide.parquet"
+    table = pa.table({"key": [k for k, _ in rows], "value": [v for _, v in rows]})
+    pq.write_table(table, wide, row_group_size=5)  # row groups of 5, 5 and 2 rows
+    narrow = tmp_path / "narrow.parquet"
+    pq.write_table(pa.table({"key": [b"a", b"b"], "value": [b"1", b"2"]}), narrow)
+
+    assert parquet._batch_rows(pq.ParquetFile(narrow).metadata, ["key", "value"], 8192) == 8192
+    monkeypatch.setattr(parquet, "READ_BATCH_BYTES", 100_000)
+    reader = pq.ParquetFile(wide)
+    sizes = [b.num_rows for b in parquet._batches(reader, ["key", "value"], 8192)]
+    # 100,000 bytes / the widest row group's rows (42,000 bytes on average): 2 rows a batch,
+    # never across row groups (of 5, 5 and 2 rows)
+    assert sizes == [2, 2, 1, 2, 2, 1, 2]
+    got = list(parquet.read_records([wide, narrow], FieldFormat.AUTO, FieldFormat.AUTO))
+    assert got == [(i + 1, k, v) for i, (k, v) in enumerate([*rows, (b"a", b"1"), (b"b", b"2")])]
