@@ -83,11 +83,11 @@ def import_parquet(path: Path, source: Path, options: ImportOptions = _DEFAULTS)
         parquet_records,
         with_dataset_formats,
     )
-    from kvtool.stream.memory import keep_freed_memory, process_tuning_allowed
+    from kvtool.stream.memory import map_huge_blocks, process_tuning_allowed
 
     # 69 without it, before the database is opened (or created); NumPy left out in kvtool's CLI
     pyarrow(numpy=not process_tuning_allowed())
-    keep_freed_memory()  # huge values: see its note on the mmap threshold
+    map_huge_blocks()  # huge values: see its note
     files = parquet_files(source)
     options = with_dataset_formats(source, options)
     cfs = column_families_of(files, source) if options.cf_column else None
