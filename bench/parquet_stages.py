@@ -28,7 +28,9 @@ from kvtool.stream.memory import allow_process_tuning, collect_less, keep_freed_
 STAGES = ["read", "+stats", "+arrow", "+write"]
 
 
-def run(db_path: Path, stage: int, schema: PartSchema, *, columns: bool = True) -> float:
+def run(
+    db_path: Path, stage: int, schema: PartSchema, *, columns: bool = True, batch_size: int = 1024
+) -> float:
     """CPU seconds of one pass over the database through the first `stage` + 1 stages."""
     work = Path(tempfile.mkdtemp(prefix="kvtool-stages-"))
     try:
@@ -36,7 +38,7 @@ def run(db_path: Path, stage: int, schema: PartSchema, *, columns: bool = True) 
             began = time.process_time()
             stats = ScanStats()
             series = PartSeries(work, schema, name=lambda: "part.parquet", closed=lambda p: None)
-            with read_stage(db, ReadSpec(columns=columns)) as batches:
+            with read_stage(db, ReadSpec(columns=columns, batch_size=batch_size)) as batches:
                 for batch in batches:
                     if stage >= 1:
                         stats.add(batch)
@@ -54,6 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, default=Path("/tmp/kvtool-bench-2000000-100.db"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=ReadSpec.batch_size)
     args = parser.parse_args()
     allow_process_tuning()
     collect_less()
@@ -64,8 +67,8 @@ def main() -> None:
     plain = float("inf")
     for _ in range(args.runs):
         for stage in range(len(STAGES)):
-            best[stage] = min(best[stage], run(args.db, stage, schema))
-        plain = min(plain, run(args.db, 0, schema, columns=False))
+            best[stage] = min(best[stage], run(args.db, stage, schema, batch_size=args.batch_size))
+        plain = min(plain, run(args.db, 0, schema, columns=False, batch_size=args.batch_size))
     before = 0.0
     print(f"{'stage':10} {'CPU s':>7} {'adds':>7}")
     for name, seconds in zip(STAGES, best, strict=True):
