@@ -185,14 +185,24 @@ def _removed_on_failure(
             done = fresh.discard()
         finally:
             guard.end_hold()  # the run is failing already: its own error is the one to report
+        shown = options.db_name or str(path)
+        if done.removed and fresh.top is None:
+            said = f"; the database this import created in {shown} was removed"
+        elif done.removed:
+            said = f"; the database this import created at {shown} was removed"
+        elif done.kept_because is not None:
+            said = f"; the new database {shown} was kept: {done.kept_because}"
+        else:
+            raise  # none was created
         if isinstance(exc, KvtoolError):
-            shown = options.db_name or str(path)
-            if done.removed and fresh.top is None:
-                exc.message += f"; the database this import created in {shown} was removed"
-            elif done.removed:
-                exc.message += f"; the database this import created at {shown} was removed"
-            elif done.kept_because is not None:
-                exc.message += f"; the new database {shown} was kept: {done.kept_because}"
+            exc.message += said
+            raise
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            # A stop before the import began (while the database was opened or created).
+            stop = as_interrupted(exc)
+            raise StoppedError(
+                f"{stop.reason}; nothing was imported{said}", exit_code=stop.exit_code
+            ) from None
         raise
 
 
