@@ -13,6 +13,9 @@ Stop signals (SIGINT, SIGTERM, SIGHUP, or KeyboardInterrupt from a library calle
 mode like a bad line does. They never land inside a commit: a signal that arrives while a batch
 is written and counted (or while SST files are ingested) takes effect right after it, so the
 message names exactly what the database holds.
+
+With --create, a run that fails before its first commit removes the database it created
+(`_removed_on_failure`, kvtool.engine.discard): never one that existed or that a commit reached.
 """
 
 from __future__ import annotations
