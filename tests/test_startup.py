@@ -4,6 +4,7 @@ every command."""
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from kvtool.cli.app import app
-from kvtool.cli.one_command import ROOT_OPTIONS_WITH_VALUE, command_named
+from kvtool.cli import one_command
+from kvtool.cli.one_command import COMMANDS, module_app
 
 from .conftest import run_kvtool
 from .oracles import ldb_load, ldb_scan
@@ -63,30 +64,52 @@ def test_count_imports_nothing_it_does_not_need(db: Path, tmp_path: Path) -> Non
     assert not loaded
 
 
-def test_root_options_that_take_a_value_are_all_known() -> None:
-    root = typer.main.get_command(app)
-    taking = {
-        name
-        for param in root.params
-        if not getattr(param, "is_flag", False) and param.param_type_name == "option"
-        for name in (*param.opts, *param.secondary_opts)
-    }
-    assert taking == ROOT_OPTIONS_WITH_VALUE
-
-
 @pytest.mark.parametrize(
-    ("argv", "name"),
+    ("argv", "module"),
     [
-        (["count", "DB"], "count"),
-        (["--engine", "rocksdict", "count", "DB"], "count"),
-        (["--debug", "--engine=rocksdict", "cf", "list", "DB"], "cf"),
-        (["--", "count", "DB"], "count"),
-        (["--help"], None),
-        ([], None),
+        (["count", "{db}"], "count"),
+        (["get", "{db}", "a"], "kv"),
+        (["cf", "list", "{db}"], "cf"),
     ],
 )
-def test_command_named(argv: list[str], name: str | None) -> None:
-    assert command_named(argv) == name
+def test_a_command_imports_no_other_command_module(
+    db: Path, tmp_path: Path, argv: list[str], module: str
+) -> None:
+    """The root group imports a command's module only when it runs (kvtool.cli.one_command):
+    the modules loaded after a whole run hold that command and no other."""
+    script = (
+        "import sys\n"
+        "from kvtool.cli.app import run\n"
+        f"code = run({[arg.format(db=db) for arg in argv]!r})\n"
+        "print('\\nloaded', code, *sorted(m for m in sys.modules if m.startswith('kvtool.cli.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    code, *loaded = result.stdout.rsplit("\nloaded ", 1)[-1].split()
+    assert code == "0", result.stderr[-2000:]
+    command_modules = {f"kvtool.cli.{name}" for name in COMMANDS.values()}
+    assert command_modules & set(loaded) == {f"kvtool.cli.{module}"}
+
+
+def test_command_table_names_what_each_module_registers() -> None:
+    """COMMANDS (the names --help lists before anything is imported) is what the modules
+    register; its order is the help's (tests/test_docs.py compares the man page)."""
+    registered = {}
+    for module in dict.fromkeys(COMMANDS.values()):
+        sub = typer.Typer()
+        importlib.import_module(f"kvtool.cli.{module}").register(sub)
+        names = [c.name for c in sub.registered_commands] + [g.name for g in sub.registered_groups]
+        registered.update(dict.fromkeys(names, module))
+    assert registered == COMMANDS
+    groups = [name for name in COMMANDS if module_app(name).registered_groups]
+    assert list(COMMANDS)[-len(groups) :] == groups  # Typer lists groups after the commands
 
 
 def test_one_command_built_and_the_rest_still_known(db: Path) -> None:
@@ -95,14 +118,8 @@ def test_one_command_built_and_the_rest_still_known(db: Path) -> None:
     typo = run_kvtool("cuont", db)
     assert typo.returncode == 2 and b"Did you mean 'count'?" in typo.stderr
     listed = run_kvtool("--help").stdout.decode()
-    for command in app.registered_commands:
-        assert f"  {command.name} " in listed
-    # Every command is registered again after a run in this process.
-    from kvtool.cli.app import run
-
-    before = list(app.registered_commands)
-    assert run(["count", str(db)]) == 0
-    assert app.registered_commands == before
+    for name in COMMANDS:
+        assert f"  {name} " in listed
 
 
 @pytest.mark.parametrize("stats", [False, True])
@@ -121,6 +138,7 @@ def test_a_run_builds_only_its_command(
         return original(command_info, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(typer.main, "get_command_from_info", counting)
+    monkeypatch.setattr(one_command, "_BUILT", {})  # built afresh in this test
     extra = ["--stats-file", str(tmp_path / "s.json")] if stats else []
     assert run(["count", str(db), *extra]) == 0
     assert built and set(built) == {"count"}
