@@ -16,7 +16,7 @@ from kvtool.cli import one_command
 from kvtool.cli.one_command import COMMANDS, module_app
 
 from .conftest import run_kvtool
-from .oracles import ldb_load, ldb_scan
+from .oracles import ldb_load, ldb_scan, require_rocksdb614, rocksdb614, rocksdict_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,3 +202,97 @@ def test_numpy_is_left_out_only_where_pyarrow_runs_without_it(
     spec = importlib.machinery.ModuleSpec("pyarrow", None, origin=str(package / "__init__.py"))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)
     assert arrow._numpy_optional() is optional
+
+
+def _written_rocksdb_version(db: Path) -> str:
+    """The `rocksdb_version` a writer recorded in its newest OPTIONS file (plain text)."""
+    newest = max(db.glob("OPTIONS-*"), key=lambda p: int(p.name.split("-")[1]))
+    for line in newest.read_text().splitlines():
+        name, _, value = line.strip().partition("=")
+        if name == "rocksdb_version":
+            return value
+    raise AssertionError(f"no rocksdb_version in {newest}")
+
+
+def test_known_rocksdb_of_rocksdict_is_what_rocksdict_writes(tmp_path: Path) -> None:
+    """ROCKSDB_OF_ROCKSDICT against rocksdict itself; an unlisted release is probed."""
+    from importlib.metadata import version
+
+    from kvtool.engine.rdict import RdictEngine
+    from kvtool.engine.versions import ROCKSDB_OF_ROCKSDICT
+
+    rocksdict_script("rd.Rdict(sys.argv[1]).close()", tmp_path / "db")
+    written = _written_rocksdb_version(tmp_path / "db")
+    installed = version("rocksdict")
+    assert ROCKSDB_OF_ROCKSDICT.get(installed, written) == written
+    assert RdictEngine().versions() == {"rocksdict": installed, "rocksdb": written}
+
+
+def test_known_rocksdb_of_faust_rocksdb_is_what_it_writes(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    require_rocksdb614()
+    from kvtool.engine.pyrocksdb.engine import PyRocksdbEngine
+    from kvtool.engine.versions import ROCKSDB_OF_FAUST_ROCKSDB
+
+    rocksdb614(
+        "rocksdb.DB(sys.argv[1], rocksdb.Options(create_if_missing=True)).close()",
+        tmp_path / "db",
+    )
+    written = _written_rocksdb_version(tmp_path / "db")
+    installed = version("faust-streaming-rocksdb")
+    assert ROCKSDB_OF_FAUST_ROCKSDB.get(installed, written) == written
+    versions = PyRocksdbEngine().versions()
+    assert versions["python-rocksdb"] == installed and versions["rocksdb"] == written
+    assert versions["rocksdict"] == version("rocksdict")
+
+
+def test_a_listed_binding_is_not_probed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--version, info, stats and Parquet manifests create no database to learn the version
+    of a listed binding; an unlisted one is probed."""
+    from importlib.metadata import version
+
+    from kvtool.engine import versions
+    from kvtool.engine.rdict import engine
+
+    def probe() -> str:
+        raise AssertionError("probed")
+
+    monkeypatch.setattr(engine, "bundled_rocksdb_version", probe)
+    monkeypatch.setattr(versions, "ROCKSDB_OF_ROCKSDICT", {version("rocksdict"): "1.2.3"})
+    assert engine.RdictEngine().versions()["rocksdb"] == "1.2.3"
+    monkeypatch.setattr(engine, "bundled_rocksdb_version", lambda: "4.5.6")
+    monkeypatch.setattr(versions, "ROCKSDB_OF_ROCKSDICT", {})
+    assert engine.RdictEngine().versions()["rocksdb"] == "4.5.6"
+
+
+def test_version_lookup_without_importlib_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dist-info beside a package names its version, as importlib.metadata does; a package
+    with none beside it (an editable install) is looked up by importlib.metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from kvtool.engine.versions import _version_beside, distribution_version
+
+    for distribution, module in [
+        ("rocksdict", "rocksdict"),
+        ("typer", "typer"),
+        ("orjson", "orjson"),
+    ]:
+        assert _version_beside(distribution, module) == version(distribution)
+    site = tmp_path / "site"
+    (site / "fake_pkg").mkdir(parents=True)
+    (site / "fake_pkg" / "__init__.py").write_text("")
+    (site / "Other-9.9.dist-info").mkdir()
+    (site / "Other-9.9.dist-info" / "METADATA").write_text("Name: Other\nVersion: 9.9\n")
+    (site / "Fake.Pkg-1.2.3.dist-info").mkdir()
+    (site / "Fake.Pkg-1.2.3.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: Fake.Pkg\nVersion: 1.2.3\n\nVersion: 0\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    assert distribution_version("fake-pkg", "fake_pkg") == "1.2.3"
+    (site / "lonely").mkdir()  # no dist-info beside it: importlib.metadata is asked
+    (site / "lonely" / "__init__.py").write_text("")
+    with pytest.raises(PackageNotFoundError):
+        distribution_version("lonely", "lonely")
