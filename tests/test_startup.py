@@ -98,6 +98,40 @@ def test_a_command_imports_no_other_command_module(
     assert command_modules & set(loaded) == {f"kvtool.cli.{module}"}
 
 
+def _imports(cwd: Path, *argv: str) -> set[str]:
+    """The modules a `kvtool ARGV` run imports (python -X importtime), after it exited 0."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "kvtool", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+
+
+def test_version_reads_no_metadata_and_no_streams(tmp_path: Path) -> None:
+    """`--version` names the engine's versions from its table and the dist-info, and imports
+    only the stream modules every run sets up (kvtool.stream is a lazy package)."""
+    imported = _imports(tmp_path, "--version")
+    assert "kvtool.engine.versions" in imported  # the list is what it seems
+    assert "importlib.metadata" not in imported
+    streams = {name for name in imported if name.startswith("kvtool.stream.")}
+    assert streams == {"kvtool.stream.memory", "kvtool.stream.pacing"}
+
+
+def test_export_tunes_malloc_without_find_library(db: Path, tmp_path: Path) -> None:
+    """mallopt comes from the process's own symbols: ctypes.util.find_library would run
+    `ldconfig -p` on every streaming run."""
+    imported = _imports(tmp_path, "export", str(db), "-q", "-o", str(tmp_path / "out.jsonl"))
+    assert "ctypes" in imported  # keep_freed_memory ran
+    assert "ctypes.util" not in imported
+    assert (tmp_path / "out.jsonl").read_bytes().count(b"\n") == 2
+
+
 def test_command_table_names_what_each_module_registers() -> None:
     """COMMANDS (the names --help lists before anything is imported) is what the modules
     register; its order is the help's (tests/test_docs.py compares the man page)."""
