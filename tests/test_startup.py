@@ -8,6 +8,7 @@ import importlib
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -330,3 +331,45 @@ def test_version_lookup_without_importlib_metadata(
     (site / "lonely" / "__init__.py").write_text("")
     with pytest.raises(PackageNotFoundError):
         distribution_version("lonely", "lonely")
+
+
+def test_collector_paused_for_start_up_only(
+    db: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The entry point imports kvtool's command line, and the run builds its command, with the
+    cyclic garbage collector paused; the command's own work runs with it on, and so does the
+    process after a pause that found it on (kvtool.cli.launch)."""
+    import gc
+
+    from kvtool.cli import launch
+    from kvtool.ops import count
+
+    seen: dict[str, bool] = {}
+    original_build = typer.main.get_command_from_info
+    original_count = count.count_records
+
+    def building(*args: Any, **kwargs: Any) -> Any:
+        seen["build"] = gc.isenabled()
+        return original_build(*args, **kwargs)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        seen["work"] = gc.isenabled()
+        return original_count(*args, **kwargs)
+
+    monkeypatch.setattr(typer.main, "get_command_from_info", building)
+    monkeypatch.setattr(count, "count_records", counting)
+    monkeypatch.setattr(one_command, "_BUILT", {})
+    monkeypatch.setattr(sys, "argv", ["kvtool", "count", str(db)])
+    assert gc.isenabled()
+    with pytest.raises(SystemExit) as stop:
+        launch.main()
+    assert stop.value.code == 0 and capsys.readouterr().out == "2\n"
+    assert seen == {"build": False, "work": True}
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with launch.paused_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # an application's own pause is kept
+    finally:
+        gc.enable()

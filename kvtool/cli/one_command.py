@@ -14,6 +14,8 @@ import typer.core
 import typer.main
 from typer._click import Command, Context
 
+from kvtool.cli.launch import paused_gc
+
 # Every command (or group) and the module under kvtool.cli whose `register(app)` adds it, in
 # the order of `kvtool --help`: looking, reading, writing, maintenance, then the groups (Typer
 # lists a group after the commands). tests/test_startup.py checks it against the modules.
@@ -65,6 +67,14 @@ def build(name: str, rich_markup_mode: Any, suggest_commands: bool) -> Command:
     built = _BUILT.get(key)
     if built is not None:
         return built
+    with paused_gc():  # imports and builds: see kvtool.cli.launch
+        built = _build(name, rich_markup_mode, suggest_commands)
+    _BUILT[key] = built
+    return built
+
+
+def _build(name: str, rich_markup_mode: Any, suggest_commands: bool) -> Command:
+    built: Command | None = None
     sub = module_app(name)
     for info in sub.registered_commands:
         if _command_name(info) == name:
@@ -83,7 +93,6 @@ def build(name: str, rich_markup_mode: Any, suggest_commands: bool) -> Command:
             )
     if built is None:
         raise LookupError(f"kvtool.cli.{COMMANDS[name]} does not register {name!r}")
-    _BUILT[key] = built
     return built
 
 
