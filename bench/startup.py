@@ -38,7 +38,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     checkouts = (
-        {"after": ROOT} if args.baseline is None else {"before": args.baseline, "after": ROOT}
+        {"this": ROOT} if args.baseline is None else {"before": args.baseline, "after": ROOT}
     )
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
@@ -54,7 +54,7 @@ def main() -> None:
         db = Path(tmp) / "db"
         subprocess.run(
             [args.python, "-m", "kvtool", "generate", str(db), "--keys", "1000", "-q"],
-            env=envs["after"],
+            env=envs["this" if args.baseline is None else "after"],
             check=True,
             capture_output=True,
         )
@@ -65,6 +65,12 @@ def main() -> None:
             "du DB --sample 0.1": ["du", str(db), "--sample", "0.1"],
         }
         print(f"typer {typer_version}, {args.runs} runs each (seconds)")
+        floor = [_run([args.python, "-c", "pass"], env, tmp) for _ in range(args.runs)]
+        print(
+            f"{'python -c pass':20} {'floor':6}  wall best {min(w for w, _ in floor):.3f} "
+            f"median {statistics.median(w for w, _ in floor):.3f}   CPU best "
+            f"{min(c for _, c in floor):.3f} median {statistics.median(c for _, c in floor):.3f}"
+        )
         for label, argv in commands.items():
             command = [args.python, "-m", "kvtool", *argv]
             walls: dict[str, list[float]] = {name: [] for name in checkouts}
