@@ -82,11 +82,11 @@ def map_huge_blocks(threshold: int = 16 << 20) -> None:
 
 def _mallopt(param: int, value: int) -> None:
     import ctypes  # here: only a CLI run that streams pays for loading it
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The process's own symbols (CDLL(None)) hold the C library's mallopt: no
+        # ctypes.util.find_library, which runs `ldconfig -p` (a subprocess) to name libc.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
