@@ -34,8 +34,9 @@ from kvtool.ops.range_coordinator import Coordinator, run_workers
 from kvtool.ops.range_plan import MIN_SST_BYTES, WORKERS, plan_chunks
 from kvtool.ops.range_worker import Mode, Worker
 from kvtool.stream import KeyRange, ReadSpec, Stopper, StopRequested
+from kvtool.stream.pipeline import BATCH_BYTES
 
-BATCH = 4096  # records an exact read takes from the engine at a time
+BATCH = 4096  # records an exact read takes from the engine at a time (or up to BATCH_BYTES)
 
 # (index of the column family in the run, its groups as {prefix: (records, key bytes, value
 # bytes)}, value-size buckets, largest-record candidates)
@@ -105,7 +106,7 @@ def _one_process(
                 it.seek_to_first()
                 # Every column of an entity: its bytes are what export writes (read_batch
                 # would give only its default column, 0 bytes for most entities).
-                while batch := it.read_entries(BATCH):
+                while batch := it.read_entries(BATCH, max_bytes=BATCH_BYTES):
                     n = acc.add(batch)
                     if progress is not None:
                         progress(n)
@@ -177,7 +178,8 @@ class UsageTally(Mode):
         records = 0
         with db.bounded(name, bounds) as it:
             it.seek_to_first()
-            while batch := it.read_entries(BATCH):  # every column, as in _one_process
+            # Every column, as in _one_process.
+            while batch := it.read_entries(BATCH, max_bytes=BATCH_BYTES):
                 records += acc.add(batch)
                 check()
         acc.finish()

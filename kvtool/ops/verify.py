@@ -25,6 +25,7 @@ from kvtool.engine import (
 from kvtool.errors import CorruptionError, DamagedDatabaseError, StorageError, name_files_in
 from kvtool.formats.codecs import printable
 from kvtool.stream.memory import collect_less
+from kvtool.stream.pipeline import BATCH_BYTES
 
 _BATCH = 4096
 _READAHEAD = 2 << 20
@@ -161,9 +162,14 @@ def _read_all(db: Database, check: ColumnFamilyCheck, hasher: Any) -> None:
     ) as it:
         it.seek_to_first()
         # A digest covers every column of wide-column entities; a plain check reads values only
-        # (the columns' bytes are in the same blocks, checked all the same).
-        read = it.read_entries if hasher is not None else it.read_batch
-        while batch := read(_BATCH):
+        # (the columns' bytes are in the same blocks, checked all the same). Entity batches are
+        # cut by bytes at no cost; plain ones by count only: measuring each record of rocksdict's
+        # item stream cost a 2M-record verify 0.14 s of CPU (13%).
+        if hasher is not None:
+            while batch := it.read_entries(_BATCH, max_bytes=BATCH_BYTES):
+                _account(check, hasher, batch)
+            return
+        while batch := it.read_batch(_BATCH):
             _account(check, hasher, batch)
 
 
