@@ -262,7 +262,7 @@ def test_parquet_import_reads_wide_rows_a_few_at_a_time(
     fills 8192-row batches across row groups); what is read is what pyarrow wrote."""
     pa = pytest.importorskip("pyarrow")
     pq = pytest.importorskip("pyarrow.parquet")
-    from kvtool.formats import parquet
+    from kvtool.formats import parquet_read as parquet
     from kvtool.formats.records import FieldFormat
 
     rows = [(b"k%02d" % i, bytes([i]) * (30_000 if i % 3 else 60_000)) for i in range(12)]

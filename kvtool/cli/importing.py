@@ -240,7 +240,7 @@ def import_(
 
 def _is_parquet(path: Path) -> bool:
     """A directory (a dataset) or a file starting with Parquet's magic bytes, whatever its name."""
-    from kvtool.formats.parquet import is_parquet_file
+    from kvtool.formats.parquet_read import is_parquet_file
 
     return path.is_dir() or is_parquet_file(path)
 

@@ -99,21 +99,16 @@ class EngineIterator(Handle, ABC):
     def read_batch(
         self, limit: int, *, reverse: bool = False, max_bytes: int | None = None
     ) -> list[Record]:
-        """Up to `limit` records from the current position, stepping forward (or back).
-
-        With `max_bytes`, the batch ends at the record that brings its key and value bytes to
-        `max_bytes` (each record is measured before the next is read: a batch of huge values
-        holds `max_bytes` and one record at most); a shorter batch is not the end.
-
-        An empty list means the end of the range. A corrupt block or I/O error raises
-        `CorruptionError`/`StorageError`: a failed read is never mistaken for the end.
+        """Up to `limit` records from the current position, stepping forward (or back); with
+        `max_bytes`, up to the one that brings their key and value bytes to it (each measured
+        before the next is read). An empty list is the end of the range. A corrupt block or I/O
+        error raises `CorruptionError`/`StorageError`: a failed read is never taken for the end.
         """
 
     def read_entries(
         self, limit: int, *, reverse: bool = False, max_bytes: int | None = None
     ) -> list[Entry]:
-        """Like `read_batch`, with every column of a wide-column entity (see `Entity`; its
-        bytes are its column names and values).
+        """Like `read_batch`, with every column of a wide-column entity (see `Entity`).
 
         Bindings without entities read plain records; the rocksdict one reads columns, which
         costs more than `read_batch`: only reads that must carry every column use it.

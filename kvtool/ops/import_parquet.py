@@ -14,7 +14,8 @@ from kvtool.engine import Entity
 from kvtool.errors import BadInputError, UsageError
 from kvtool.formats.arrow import pyarrow
 from kvtool.formats.dataset import MANIFEST, SUCCESS, dataset_files
-from kvtool.formats.parquet import FORMATS_KEY, cf_values, read_records, row_count
+from kvtool.formats.parquet import FORMATS_KEY
+from kvtool.formats.parquet_read import cf_values, read_records, row_count
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import OnError
 from kvtool.ops.import_common import ImportOptions, ImportStats, LineError, count_skipped

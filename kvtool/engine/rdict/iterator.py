@@ -4,19 +4,19 @@
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import chain, islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from kvtool.engine.base import (
     EngineIterator,
-    Entity,
     Entry,
     Record,
 )
 from kvtool.engine.keyorder import BYTEWISE, KeyOrder
 from kvtool.engine.rdict.native import from_native
+from kvtool.engine.rdict.records import PAIR_SIZE, SIZED, entries
 from kvtool.errors import (
     StorageError,
 )
@@ -25,65 +25,6 @@ if TYPE_CHECKING:
     from kvtool.engine.rdict.database import RdictDatabase
 
 _first, _second = itemgetter(0), itemgetter(1)
-
-
-def _entries(raw: list[tuple[bytes, list[tuple[bytes, bytes]]]]) -> list[Entry]:
-    """(key, columns) pairs as records: plain `(key, value)` where one default column holds it
-    all (a plain value reads as that), `(key, Entity)` otherwise.
-
-    The common batch, all plain, is told in C-level passes: column names in an entity are
-    unique, so when every name is b"" and there are as many columns as records, each record
-    has exactly its default column.
-    """
-    cells = list(chain.from_iterable(map(_second, raw)))
-    if len(cells) == len(raw) and not any(map(_first, cells)):
-        return list(zip(map(_first, raw), map(_second, cells), strict=False))  # same lengths
-    return [
-        (key, cols[0][1]) if len(cols) == 1 and not cols[0][0] else (key, Entity(tuple(cols)))
-        for key, cols in raw
-    ]
-
-
-def _sized_entries(
-    source: Iterator[tuple[bytes, list[tuple[bytes, bytes]]]], max_bytes: int
-) -> tuple[list[Entry], bool]:
-    """(key, columns) pairs from `source` as records (as `_entries` makes them), up to the one
-    that brings their key and value bytes to `max_bytes`; and whether the batch ended there.
-
-    Each record's size is looked at before the next is read, so a batch of huge values holds
-    at most `max_bytes` and one record. One Python pass costs no more than `_entries`' C-level
-    passes (it makes the same tuples; bench/bench_memory.py --huge has the measurement).
-    """
-    out: list[Entry] = []
-    append = out.append
-    total = 0
-    for key, cols in source:
-        if len(cols) == 1:
-            name, value = cols[0]
-            if not name:
-                append((key, value))
-                total += len(key) + len(value)
-                if total >= max_bytes:
-                    return out, True
-                continue
-        append((key, Entity(tuple(cols))))
-        total += len(key) + sum(map(len, chain.from_iterable(cols)))
-        if total >= max_bytes:
-            return out, True
-    return out, False
-
-
-def _sized_items(source: Iterator[Record], max_bytes: int) -> tuple[list[Record], bool]:
-    """`_sized_entries` for (key, value) records."""
-    out: list[Record] = []
-    append = out.append
-    total = 0
-    for record in source:
-        append(record)
-        total += len(record[0]) + len(record[1])
-        if total >= max_bytes:
-            return out, True
-    return out, False
 
 
 class RdictIterator(EngineIterator):
@@ -262,9 +203,8 @@ class RdictIterator(EngineIterator):
             it = None
 
     def _bulk_read(self, kind: str, limit: int, max_bytes: int | None = None) -> list[Any]:
-        """Up to `limit` items or keys from the stream at the bulk position. With `max_bytes`
-        (items, entities), up to the record that brings them to that many bytes, entities
-        made records (`_sized_entries`)."""
+        """Up to `limit` items or keys from the stream at the bulk position; with `max_bytes`,
+        items or entities made records, as many as `SIZED` takes."""
         if self._ended or self._past_bound or limit <= 0:
             return []
         self._require()
@@ -288,10 +228,8 @@ class RdictIterator(EngineIterator):
                     source = chain(first, stream)
             if max_bytes is None:
                 out = list(islice(source, limit))
-            elif kind == "entities":
-                out, cut = _sized_entries(islice(source, limit), max_bytes)
             else:
-                out, cut = _sized_items(islice(source, limit), max_bytes)
+                out, cut = SIZED[kind](islice(source, limit), max_bytes)
         except Exception as exc:
             raise from_native(exc, context="reading") from None
         finally:
@@ -341,7 +279,7 @@ class RdictIterator(EngineIterator):
             step = it.prev if reverse else it.next
             out: list[Any] = []
             append = out.append
-            size = None if max_bytes is None else _pair_size[second or ""]
+            size = None if max_bytes is None else PAIR_SIZE[second or ""]
             budget, total = max_bytes or 0, 0
             for _ in range(limit):
                 if not valid():
@@ -378,15 +316,12 @@ class RdictIterator(EngineIterator):
         # as [(b"", value)]: about 0.3 us more per record than items() (bench in the README).
         if self._past_bound:
             return []
-        if self._use_bulk(reverse):
-            if max_bytes is not None:  # made records as they are read
-                records = self._bulk_read("entities", limit, max_bytes)
-                self._keep_within(records, _first)
-                return records
-            raw = self._bulk_read("entities", limit)
-        else:
-            raw = self._step_read(limit, reverse, "columns", max_bytes)
-        records = _entries(raw)
+        if not self._use_bulk(reverse):
+            records = entries(self._step_read(limit, reverse, "columns", max_bytes))
+        elif max_bytes is None:
+            records = entries(self._bulk_read("entities", limit))
+        else:  # made records as they are read
+            records = self._bulk_read("entities", limit, max_bytes)
         self._keep_within(records, _first)
         return records
 
@@ -444,13 +379,6 @@ class RdictIterator(EngineIterator):
             raise from_native(exc, context="reading") from None
         finally:
             it = None
-
-
-# A stepped pair's key and value bytes: (key, value) or (key, [(name, value), ...]).
-_pair_size: dict[str, Callable[[Any], int]] = {
-    "value": lambda pair: len(pair[0]) + len(pair[1]),
-    "columns": lambda pair: len(pair[0]) + sum(map(len, chain.from_iterable(pair[1]))),
-}
 
 
 def _outside_test(
