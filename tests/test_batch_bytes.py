@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -64,8 +65,6 @@ def _entry(key: bytes, cols: list[tuple[bytes, bytes]]) -> Entry:
 @pytest.fixture(scope="module")
 def blob_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]:
     """A BlobDB database rocksdict wrote, and every record as rocksdict reads it back."""
-    import json
-
     db = tmp_path_factory.mktemp("bytes") / "blobs.db"
     out = rocksdict_script(WRITE_BLOBS, db)
     records = [
