@@ -228,9 +228,10 @@ def export(
         raise UsageError("--partition-by-prefix is for --format parquet")
     terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
-        from kvtool.formats.output_file import is_terminal, resolve
+        from kvtool.formats.output_file import is_terminal, refuse_inside_database, resolve
 
         assert output is not None
+        refuse_inside_database(output, [db])
         resolve(output)  # a read-only or impossible target is refused before any work
         terminal = is_terminal(output)
     progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
@@ -281,6 +282,9 @@ def _export_parquet(
     if to_stdout:
         raise UsageError("--format parquet writes a dataset directory: give -o DIR")
     assert output is not None
+    from kvtool.formats.output_file import refuse_inside_database
+
+    refuse_inside_database(output, [db])
     result = export_parquet(
         db,
         spec,

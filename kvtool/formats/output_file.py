@@ -28,7 +28,7 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -110,6 +110,29 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
             f"{option} {path}: cannot create files in {directory}: permission denied"
         )
     return real, st
+
+
+def refuse_inside_database(
+    path: Path, databases: Iterable[Path | str], *, option: str = "-o"
+) -> None:
+    """Refuse (exit 2, before any work) an output inside a database directory: a file there
+    replaced the database's own (`-o DB/CURRENT` or a `--stats-file DB/MANIFEST-...` left a
+    database no RocksDB opens, exit 0), and a new one changes a directory that a read-only
+    command must leave as it found it. Symlinks are followed; a descriptor (`/dev/stdout`) is
+    the shell's choice, written in place. A directory that holds no database (no CURRENT or
+    IDENTITY file: a missing or mistyped one) is left to the command's own error."""
+    if _descriptor(path) is not None:
+        return
+    real = Path(os.path.realpath(path))
+    for database in databases:
+        directory = Path(os.path.realpath(database))
+        if not any((directory / name).exists() for name in ("CURRENT", "IDENTITY")):
+            continue
+        if real == directory or directory in real.parents:
+            raise UsageError(
+                f"{option} {path} is inside the database directory {database}",
+                hint="write it outside the database's directory",
+            )
 
 
 def is_terminal(path: Path) -> bool:

@@ -1,0 +1,76 @@
+"""A hostile operator's runs across commands: outputs aimed at the database itself, on databases
+other programs wrote (`ldb` 7.8), checked against what that writer reads back."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import dir_state, run_kvtool
+from .oracles import ldb_load, ldb_scan
+
+RECORDS = [(b"k:%04d" % i, b"v\x00\xff%d" % i) for i in range(300)]
+
+
+def _db(tmp_path: Path) -> Path:
+    return ldb_load(tmp_path / "ldb.db", RECORDS)
+
+
+def _named(db: Path, prefix: str) -> str:
+    return next(p.name for p in db.iterdir() if p.name.startswith(prefix))
+
+
+# Each case: the arguments after `kvtool`, with {db} the database, {other} a second database,
+# {manifest} and {options} the database's own file names. Every one writes into the database
+# directory: replacing CURRENT, MANIFEST or OPTIONS made the database unopenable (exit 0).
+INSIDE = [
+    ("export", "{db}", "-q", "-o", "{db}/CURRENT"),
+    ("export", "{db}", "-q", "-o", "{db}/{manifest}"),
+    ("export", "{db}", "-q", "--format", "csv", "-o", "{db}/IDENTITY"),
+    ("export", "{db}", "-q", "-o", "{db}/new.jsonl"),
+    ("export", "{db}", "-q", "-o", "{link}"),
+    ("export", "{db}", "-q", "--format", "parquet", "-o", "{db}/dataset"),
+    ("export", "{db}", "-q", "-o", "/dev/null", "--stats-file", "{db}/{manifest}"),
+    ("count", "{db}", "--stats-file", "{db}/{options}"),
+    ("count", "--stats-file", "{db}/{options}", "{db}"),
+    ("verify", "{db}", "-q", "--stats-file", "{db}/IDENTITY"),
+    ("diff", "{other}", "{db}", "-q", "--stats-file", "{db}/CURRENT"),
+    ("diff", "{db}", "{other}", "-q", "--stats-file", "{db}/new.json"),
+]
+
+
+@pytest.mark.parametrize("args", INSIDE, ids=lambda a: " ".join(a[:1] + a[-2:]))
+def test_an_output_inside_the_database_directory_is_refused(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    db = _db(tmp_path)
+    other = ldb_load(tmp_path / "other.db", RECORDS[:10])
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(db / "CURRENT")
+    names = {
+        "db": str(db),
+        "other": str(other),
+        "manifest": _named(db, "MANIFEST-"),
+        "options": _named(db, "OPTIONS-"),
+        "link": str(link),
+    }
+    before = dir_state(db)
+    result = run_kvtool(*(arg.format(**names) for arg in args))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: "), result.stderr
+    assert b"inside the database directory" in result.stderr, result.stderr
+    assert dir_state(db) == before
+    assert ldb_scan(db) == RECORDS
+
+
+def test_an_output_beside_the_database_is_written(tmp_path: Path) -> None:
+    """The refusal is for the database's own directory only: a name that merely starts like it
+    (ldb.db.jsonl) or its parent directory is a normal output."""
+    db = _db(tmp_path)
+    out = tmp_path / "ldb.db.jsonl"
+    result = run_kvtool("export", db, "-q", "-o", out, "--stats-file", os.fspath(db) + ".json")
+    assert result.returncode == 0, result.stderr
+    assert len(out.read_bytes().splitlines()) == len(RECORDS)
+    assert Path(os.fspath(db) + ".json").exists()
