@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import dir_state, run_kvtool
+from .conftest import dir_state, run_kvtool, run_stopped_by_deadline
 from .oracles import ldb_load, ldb_scan
 
 RECORDS = [(b"k:%04d" % i, b"v\x00\xff%d" % i) for i in range(300)]
@@ -74,3 +74,24 @@ def test_an_output_beside_the_database_is_written(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert len(out.read_bytes().splitlines()) == len(RECORDS)
     assert Path(os.fspath(db) + ".json").exists()
+
+
+def test_a_resume_whose_partial_file_is_gone_is_refused(tmp_path: Path) -> None:
+    """A stopped `export -o FILE` keeps FILE.partial and FILE.partial.cursor. With the .partial
+    gone (cleaned up, moved), the resume wrote only the records after the cursor as FILE, exit
+    0: a file missing its first records, presented as complete."""
+    db = _db(tmp_path)
+    out = tmp_path / "all.jsonl"
+    stopped = run_stopped_by_deadline(
+        "export", db, "-q", "-j", "1", "-o", out, rate=200, timeout=0.5
+    )
+    assert stopped.returncode == 124, stopped.stderr
+    cursor_file = tmp_path / "all.jsonl.partial.cursor"
+    (tmp_path / "all.jsonl.partial").unlink()
+
+    result = run_kvtool("export", db, "-q", "-j", "1", "-o", out, "--after", f"@{cursor_file}")
+
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b"all.jsonl.partial" in result.stderr
+    assert not out.exists()
+    assert cursor_file.exists()  # kept: it still names where the lost part ended

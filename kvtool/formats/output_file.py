@@ -194,6 +194,15 @@ class OutputFile:
                 raw = open(real, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _close
             elif resume_from is not None and partial_path(real).exists():
                 raw = self._resume(resume_from)
+            elif resume_from is not None and cursor_path(real).exists():
+                # The cursor file of a stopped run is here, its .partial is not: the rest
+                # alone would be renamed to PATH as if it were the whole export.
+                raise UsageError(
+                    f"-o {path}: {cursor_path(path)} is here but {partial_path(path)}, which "
+                    "holds the records before the cursor, is missing",
+                    hint=f"put {partial_path(path)} back, or export again without --after "
+                    f"(to write only the rest, give another -o or remove {cursor_path(path)})",
+                )
             else:
                 if resume_from is None and cursor_path(real).exists():
                     logging.getLogger("kvtool").warning(
