@@ -95,3 +95,44 @@ def test_a_resume_whose_partial_file_is_gone_is_refused(tmp_path: Path) -> None:
     assert result.stderr.startswith(b"kvtool: error: ") and b"all.jsonl.partial" in result.stderr
     assert not out.exists()
     assert cursor_file.exists()  # kept: it still names where the lost part ended
+
+
+@pytest.fixture(scope="module")
+def two_sources(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A (written by ldb, with an IDENTITY file) and B, a checkpoint of another ldb database with
+    the same keys and other values: a RocksDB 9.8 checkpoint has no IDENTITY file (measured)."""
+    where = tmp_path_factory.mktemp("sources")
+    a = _db(where)
+    other = ldb_load(where / "other.db", [(k, b"other" + v) for k, v in RECORDS])
+    b = where / "b.db"
+    made = run_kvtool("checkpoint", "-q", other, b)
+    assert made.returncode == 0, made.stderr
+    assert (a / "IDENTITY").exists() and not (b / "IDENTITY").exists()
+    return a, b
+
+
+@pytest.mark.parametrize("parquet", [False, True], ids=["jsonl", "parquet"])
+@pytest.mark.parametrize("order", ["a-then-b", "b-then-a"])
+def test_a_resume_on_a_database_without_identity_is_refused(
+    tmp_path: Path, two_sources: tuple[Path, Path], order: str, parquet: bool
+) -> None:
+    """The resume check compared IDENTITY files only when both databases had one, so a stop on
+    one database resumed on a checkpoint of another (no IDENTITY) joined two databases' records
+    into one file, exit 0."""
+    first, second = two_sources if order == "a-then-b" else two_sources[::-1]
+    out = tmp_path / ("ds" if parquet else "all.jsonl")
+    fmt = ["--format", "parquet"] if parquet else []
+    stopped = run_stopped_by_deadline(
+        "export", first, "-q", "-j", "1", *fmt, "-o", out, rate=200, timeout=0.5
+    )
+    assert stopped.returncode == 124, stopped.stderr
+    cursor = stopped.stderr.decode().split("--after ")[1].split()[0]
+
+    result = run_kvtool("export", second, "-q", "-j", "1", *fmt, "-o", out, "--after", cursor)
+
+    assert result.returncode == 2, result.stderr
+    assert b"IDENTITY" in result.stderr, result.stderr
+    if parquet:
+        assert not (out / "_SUCCESS").exists()
+    else:
+        assert not out.exists()

@@ -49,8 +49,8 @@ def file_number(name: str) -> int:
 
 
 def database_identity(db_dir: Path) -> str | None:
-    """The unique id RocksDB writes into `IDENTITY` when it creates a database (a checkpoint or
-    backup keeps it); None when there is none to read."""
+    """The unique id RocksDB writes into `IDENTITY` when it creates a database; None when there
+    is none to read (a RocksDB 9.8 checkpoint has none until its first read-write open)."""
     try:
         text = (db_dir / "IDENTITY").read_text("ascii", "replace").strip()
     except OSError:

@@ -112,6 +112,24 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
     return real, st
 
 
+def other_database(saved: Mapping[str, Any], now: str | None) -> str | None:
+    """Why a resume cannot join records of the database with IDENTITY `now` to those a stopped
+    run read, as its `saved` record says (None: it may). A database without an IDENTITY file
+    (a RocksDB 9.8 checkpoint has none until its first read-write open) cannot be told apart
+    from any other, so only two databases without one pass; a record from before kvtool kept
+    `database_identity` is not checked."""
+    if "database_identity" not in saved:
+        return None
+    was = saved["database_identity"]
+    if was == now or (not was and not now):
+        return None
+    if not now:
+        return f"was exported from a database with IDENTITY {was}; this one has no IDENTITY file"
+    if not was:
+        return f"was exported from a database without an IDENTITY file; this one's is {now}"
+    return f"was exported from another database (IDENTITY {was}; this one's is {now})"
+
+
 def refuse_inside_database(
     path: Path, databases: Iterable[Path | str], *, option: str = "-o"
 ) -> None:
@@ -273,11 +291,10 @@ class OutputFile:
                 f"({_describe(saved.get('options'))}; this run: {_describe(self.options)})",
                 hint="give the options of the run that stopped, or remove " + str(partial),
             )
-        was = saved.get("database_identity")
-        if was and self.identity and was != self.identity:
+        mismatch = other_database(saved, self.identity)
+        if mismatch:
             raise UsageError(
-                f"-o {self.path}: {partial} was exported from another database (IDENTITY "
-                f"{was}; this one's is {self.identity}): its records after the cursor would "
+                f"-o {self.path}: {partial} {mismatch}: its records after the cursor would "
                 "join the file as the rest",
                 hint="resume with the database the export began with, or remove " + str(partial),
             )
@@ -355,9 +372,13 @@ class OutputFile:
             import orjson
 
             size = partial.stat().st_size
-            saved = {"cursor": cursor, "bytes": size, "options": self.options}
-            if self.identity:
-                saved["database_identity"] = self.identity
+            # null too: a database without IDENTITY must not pass for one that has it.
+            saved = {
+                "cursor": cursor,
+                "bytes": size,
+                "options": self.options,
+                "database_identity": self.identity,
+            }
             _write_atomically(record, orjson.dumps(saved) + b"\n")
         except OSError as exc:
             self.discard()
