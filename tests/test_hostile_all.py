@@ -4,11 +4,14 @@ other programs wrote (`ldb` 7.8), checked against what that writer reads back.""
 from __future__ import annotations
 
 import os
+import resource
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .conftest import dir_state, run_kvtool, run_stopped_by_deadline
+from .conftest import dir_state, kvtool_executable, run_kvtool, run_stopped_by_deadline
 from .oracles import ldb_load, ldb_scan
 
 RECORDS = [(b"k:%04d" % i, b"v\x00\xff%d" % i) for i in range(300)]
@@ -136,3 +139,29 @@ def test_a_resume_on_a_database_without_identity_is_refused(
         assert not (out / "_SUCCESS").exists()
     else:
         assert not out.exists()
+
+
+def _limited(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_full_disk_under_the_options_check_is_an_io_error(tmp_path: Path) -> None:
+    """A write first checks the owner's options in a scratch database in TMPDIR. A full disk
+    there (here a file size limit, `ulimit -f`) was exit 2, "its OPTIONS file cannot be loaded
+    ... pass --force to write anyway": a usage error, and advice to override a format check
+    for what is an I/O error (74)."""
+    db = _db(tmp_path)
+    result = subprocess.run(
+        [kvtool_executable(), "put", db, "new", "value"],
+        capture_output=True,
+        preexec_fn=_limited(2048),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
+    assert b"--force" not in result.stderr, result.stderr
+    assert ldb_scan(db) == RECORDS
