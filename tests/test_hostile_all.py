@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -165,3 +166,35 @@ def test_a_full_disk_under_the_options_check_is_an_io_error(tmp_path: Path) -> N
     assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
     assert b"--force" not in result.stderr, result.stderr
     assert ldb_scan(db) == RECORDS
+
+
+def test_the_temp_file_of_a_killed_export_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """`export -o FILE` writes `.FILE.*.tmp` and renames it when done. A kill -9 (the OOM
+    killer) runs no clean-up: the temp file stayed, hidden, and every later run left its
+    file there too, however large. The next run now removes the ones whose process is gone."""
+    db = _db(tmp_path)
+    out = tmp_path / "out.jsonl"
+    slow = subprocess.Popen(
+        [kvtool_executable(), "export", db, "-q", "-j", "1", "-o", out, "--rate", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(600):  # the temp file appears before the first record (bounded: 60 s)
+            if list(tmp_path.glob(".out.jsonl.*.tmp")) or slow.poll() is not None:
+                break
+            time.sleep(0.1)
+        left = list(tmp_path.glob(".out.jsonl.*.tmp"))
+        assert len(left) == 1 and slow.poll() is None, left
+    finally:
+        slow.kill()
+        slow.wait()
+    # A stranger's file of the same shape (another host's, or not kvtool's) is left alone.
+    other_host = tmp_path / ".out.jsonl.1@elsewhere.0badcafe.tmp"
+    other_host.write_bytes(b"")
+
+    result = run_kvtool("export", db, "-q", "-j", "1", "-o", out)
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.glob(".out.jsonl.*")) == [other_host.name]
+    assert len(out.read_bytes().splitlines()) == len(RECORDS)

@@ -228,7 +228,8 @@ def export(
         raise UsageError("--partition-by-prefix is for --format parquet")
     terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
-        from kvtool.formats.output_file import is_terminal, refuse_inside_database, resolve
+        from kvtool.formats.output_file import is_terminal, resolve
+        from kvtool.formats.output_guards import refuse_inside_database
 
         assert output is not None
         refuse_inside_database(output, [db])
@@ -282,7 +283,7 @@ def _export_parquet(
     if to_stdout:
         raise UsageError("--format parquet writes a dataset directory: give -o DIR")
     assert output is not None
-    from kvtool.formats.output_file import refuse_inside_database
+    from kvtool.formats.output_guards import refuse_inside_database
 
     refuse_inside_database(output, [db])
     result = export_parquet(

@@ -91,7 +91,7 @@ def check_database(ctx: typer.Context, database: Path | None) -> Path | None:
 
 
 def _stats_file_outside(path: Path, databases: Sequence[Path]) -> None:
-    from kvtool.formats.output_file import refuse_inside_database
+    from kvtool.formats.output_guards import refuse_inside_database
 
     try:
         refuse_inside_database(path, databases, option="--stats-file")

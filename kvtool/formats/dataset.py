@@ -33,7 +33,7 @@ from typing import Any
 
 from kvtool.errors import StorageError, UsageError
 from kvtool.formats.jsonl import Record
-from kvtool.formats.output_file import other_database
+from kvtool.formats.output_guards import other_database
 from kvtool.formats.parquet import PartSchema, PartWriter
 from kvtool.formats.parts import (
     IN_PROGRESS,

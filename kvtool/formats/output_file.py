@@ -8,8 +8,9 @@ The rules (docs/design.md, "Output files"):
 - anything else (a device, a FIFO, a socket, `/dev/stdout`, `/dev/fd/N`) is written in place,
   never replaced by a regular file;
 - a target without any write permission bit (chmod 0444), or one this user cannot write, is
-  refused before any work (exit 77), as is a directory it cannot create files in; a directory or
-  a missing parent directory is a usage error (exit 2);
+  refused before any work (exit 77), as is a directory it cannot create files in; a directory, a
+  missing parent directory or a path inside the database directory is a usage error (exit 2);
+- the temp file is `.PATH.PID@HOST.XXXXXXXX.tmp`: the next run removes one a killed run left;
 - a stop keeps what was written as `PATH.partial` and writes `PATH.partial.cursor` (JSON: the
   cursor that resumes it, its size in bytes, the output options and the database's IDENTITY); a
   run with `--after CURSOR` and the same `-o PATH` appends to that `.partial` only when the
@@ -28,11 +29,12 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kvtool.errors import PermissionDeniedError, StorageError, UsageError
+from kvtool.formats.output_guards import other_database
 
 # Names that stand for an open descriptor of this process: writing there means that descriptor.
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
@@ -110,47 +112,6 @@ def resolve(path: Path, *, option: str = "-o") -> tuple[Path, os.stat_result | N
             f"{option} {path}: cannot create files in {directory}: permission denied"
         )
     return real, st
-
-
-def other_database(saved: Mapping[str, Any], now: str | None) -> str | None:
-    """Why a resume cannot join records of the database with IDENTITY `now` to those a stopped
-    run read, as its `saved` record says (None: it may). A database without an IDENTITY file
-    (a RocksDB 9.8 checkpoint has none until its first read-write open) cannot be told apart
-    from any other, so only two databases without one pass; a record from before kvtool kept
-    `database_identity` is not checked."""
-    if "database_identity" not in saved:
-        return None
-    was = saved["database_identity"]
-    if was == now or (not was and not now):
-        return None
-    if not now:
-        return f"was exported from a database with IDENTITY {was}; this one has no IDENTITY file"
-    if not was:
-        return f"was exported from a database without an IDENTITY file; this one's is {now}"
-    return f"was exported from another database (IDENTITY {was}; this one's is {now})"
-
-
-def refuse_inside_database(
-    path: Path, databases: Iterable[Path | str], *, option: str = "-o"
-) -> None:
-    """Refuse (exit 2, before any work) an output inside a database directory: a file there
-    replaced the database's own (`-o DB/CURRENT` or a `--stats-file DB/MANIFEST-...` left a
-    database no RocksDB opens, exit 0), and a new one changes a directory that a read-only
-    command must leave as it found it. Symlinks are followed; a descriptor (`/dev/stdout`) is
-    the shell's choice, written in place. A directory that holds no database (no CURRENT or
-    IDENTITY file: a missing or mistyped one) is left to the command's own error."""
-    if _descriptor(path) is not None:
-        return
-    real = Path(os.path.realpath(path))
-    for database in databases:
-        directory = Path(os.path.realpath(database))
-        if not any((directory / name).exists() for name in ("CURRENT", "IDENTITY")):
-            continue
-        if real == directory or directory in real.parents:
-            raise UsageError(
-                f"{option} {path} is inside the database directory {database}",
-                hint="write it outside the database's directory",
-            )
 
 
 def is_terminal(path: Path) -> bool:
@@ -241,9 +202,14 @@ class OutputFile:
             )
 
     def _new_temp(self, st: os.stat_result | None) -> BinaryIO:
+        from kvtool.engine.workdirs import owner_tag, remove_stale_files
+
         real = self.real
+        # The name says whose it is (`.NAME.PID@HOST.XXXXXXXX.tmp`): one a killed run left here
+        # (SIGKILL, the OOM killer: no clean-up ran) is removed, never a live run's.
+        remove_stale_files(real.parent, f".{real.name}.", ".tmp")
         for _ in range(100):
-            tmp = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
+            tmp = real.with_name(f".{real.name}.{owner_tag()}.{secrets.token_hex(4)}.tmp")
             try:
                 # 0o666 less the umask, as any program's new file; O_EXCL: never someone else's.
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)

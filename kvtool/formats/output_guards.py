@@ -1,0 +1,50 @@
+"""Checks that keep an output from harming what it must not: the database it is read from (no
+output inside its directory) and a stopped run's output (a resume only from the same database)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from kvtool.errors import UsageError
+
+
+def other_database(saved: Mapping[str, Any], now: str | None) -> str | None:
+    """Why a resume cannot join records of the database with IDENTITY `now` to those a stopped
+    run read, as its `saved` record says (None: it may). A database without an IDENTITY file
+    (a RocksDB 9.8 checkpoint has none until its first read-write open) cannot be told apart
+    from any other, so only two databases without one pass; a record from before kvtool kept
+    `database_identity` is not checked."""
+    if "database_identity" not in saved:
+        return None
+    was = saved["database_identity"]
+    if was == now or (not was and not now):
+        return None
+    if not now:
+        return f"was exported from a database with IDENTITY {was}; this one has no IDENTITY file"
+    if not was:
+        return f"was exported from a database without an IDENTITY file; this one's is {now}"
+    return f"was exported from another database (IDENTITY {was}; this one's is {now})"
+
+
+def refuse_inside_database(
+    path: Path, databases: Iterable[Path | str], *, option: str = "-o"
+) -> None:
+    """Refuse (exit 2, before any work) an output inside a database directory: a file there
+    replaced the database's own (`-o DB/CURRENT` or a `--stats-file DB/MANIFEST-...` left a
+    database no RocksDB opens, exit 0), and a new one changes a directory that a read-only
+    command must leave as it found it. Symlinks are followed, `/dev/stdout` too (to where it
+    leads). A directory that holds no database (no CURRENT or IDENTITY file: a missing or
+    mistyped one) is left to the command's own error."""
+    real = Path(os.path.realpath(path))
+    for database in databases:
+        directory = Path(os.path.realpath(database))
+        if not any((directory / name).exists() for name in ("CURRENT", "IDENTITY")):
+            continue
+        if real == directory or directory in real.parents:
+            raise UsageError(
+                f"{option} {path} is inside the database directory {database}",
+                hint="write it outside the database's directory",
+            )
