@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import dir_state, kvtool_executable, run_kvtool, run_stopped_by_deadline
-from .oracles import ldb_load, ldb_scan
+from .oracles import ldb_load, ldb_scan, rocksdict_script
 
 RECORDS = [(b"k:%04d" % i, b"v\x00\xff%d" % i) for i in range(300)]
 
@@ -198,3 +198,46 @@ def test_the_temp_file_of_a_killed_export_is_removed_by_the_next_run(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in tmp_path.glob(".out.jsonl.*")) == [other_host.name]
     assert len(out.read_bytes().splitlines()) == len(RECORDS)
+
+
+WRITE_ENTITIES = r"""
+opts = rd.Options(raw_mode=True)
+opts.create_if_missing(True)
+db = rd.Rdict(sys.argv[1], opts)
+db.put(b"plain", b"v\x00")
+db.put_entity(b"only-default", [b""], [b"dflt"])
+db.put_entity(b"user:1", [b"", b"city"], [b"Ann", b"Oslo"])
+db.put_entity(b"no-default", [b"city"], [b"Rome"])
+db.close()
+"""
+
+
+@pytest.fixture(scope="module")
+def entities_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    db = tmp_path_factory.mktemp("entities") / "db"
+    rocksdict_script(WRITE_ENTITIES, db)
+    return db
+
+
+@pytest.mark.parametrize("key", ["user:1", "no-default"])
+def test_get_of_an_entity_with_more_columns_than_a_value_is_refused(
+    entities_db: Path, key: str
+) -> None:
+    """`get` printed the default column of a wide-column entity (empty when it has none) and
+    dropped the others, exit 0: `user:1` printed "Ann", its city lost without a word."""
+    result = run_kvtool("get", entities_db, key)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == b""
+    assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
+    assert b"columns" in result.stderr and b"export" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("plain", b"v\x00"), ("only-default", b"dflt")], ids=["plain", "default"]
+)
+def test_get_of_a_value_or_a_default_column_entity_prints_it(
+    entities_db: Path, key: str, value: bytes
+) -> None:
+    result = run_kvtool("get", entities_db, key)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == value
