@@ -241,3 +241,32 @@ def test_get_of_a_value_or_a_default_column_entity_prints_it(
     result = run_kvtool("get", entities_db, key)
     assert result.returncode == 0, result.stderr
     assert result.stdout == value
+
+
+def test_a_stats_file_that_is_the_output_or_the_input_is_refused(tmp_path: Path) -> None:
+    """`--stats-file` naming the export's own -o file replaced the export with the stats (exit
+    0, the records gone); naming the import's source replaced the input file with them."""
+    db = _db(tmp_path)
+    out = tmp_path / "out.json"
+    out.write_bytes(b"yesterday's export\n")
+    result = run_kvtool("export", db, "-q", "-o", out, "--stats-file", out)
+    assert result.returncode == 2, result.stderr
+    assert b"--stats-file" in result.stderr and out.read_bytes() == b"yesterday's export\n"
+
+    dataset = tmp_path / "ds"
+    result = run_kvtool(
+        "export", db, "-q", "--format", "parquet", "-o", dataset, "--stats-file", dataset / "s.json"
+    )
+    assert result.returncode == 2, result.stderr
+    assert not (dataset / "s.json").exists()
+
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"key":"a","value":"1"}\n')
+    copy = tmp_path / "copy.db"
+    link = tmp_path / "stats-link.json"
+    link.symlink_to(source)
+    for stats in (source, link):
+        result = run_kvtool("import", "--create", copy, source, "-q", "--stats-file", stats)
+        assert result.returncode == 2, result.stderr
+        assert source.read_bytes() == b'{"key":"a","value":"1"}\n'
+    assert not copy.exists()

@@ -189,11 +189,13 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import record_stats
+    from kvtool.cli.report import record_stats, stats_file_apart
     from kvtool.errors import UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
+    if output is not None and str(output) != "-":
+        stats_file_apart(stats_file, output, what="the -o output", tree=fmt is ExportFormat.PARQUET)
     names = list(cf or ["default"])
     if all_cfs and cf:
         raise UsageError("--all-cfs exports every column family: give it or --cf, not both")

@@ -193,10 +193,12 @@ def import_(
 
         kvtool import --mode sst --create copy.db dataset-dir/
     """
-    from kvtool.cli.report import record_stats
+    from kvtool.cli.report import record_stats, stats_file_apart
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.importer import ImportOptions, import_records
 
+    if file != "-":
+        stats_file_apart(stats_file, Path(file), what="the input", tree=Path(file).is_dir())
     options = ImportOptions(
         key_format=FieldFormat(key_format.value),
         value_format=value_format,

@@ -90,6 +90,22 @@ def check_database(ctx: typer.Context, database: Path | None) -> Path | None:
     return database
 
 
+def stats_file_apart(
+    stats_file: Path | None, other: Path, *, what: str, tree: bool = False
+) -> None:
+    """Refuse a --stats-file that is the command's own output or input `other` (see
+    `output_guards.refuse_same_file`), and write no stats file then."""
+    if stats_file is None:
+        return
+    from kvtool.formats.output_guards import refuse_same_file
+
+    try:
+        refuse_same_file(stats_file, other, what=what, tree=tree)
+    except BaseException:
+        STATE.stats_file_refused = True
+        raise
+
+
 def _stats_file_outside(path: Path, databases: Sequence[Path]) -> None:
     from kvtool.formats.output_guards import refuse_inside_database
 

@@ -3,6 +3,7 @@ output inside its directory) and a stopped run's output (a resume only from the 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -48,3 +49,20 @@ def refuse_inside_database(
                 f"{option} {path} is inside the database directory {database}",
                 hint="write it outside the database's directory",
             )
+
+
+def refuse_same_file(stats_file: Path, other: Path, *, what: str, tree: bool = False) -> None:
+    """Refuse (exit 2, before any work) a --stats-file that is `other`, the command's own
+    output or input (`tree`: or inside that directory): written last, it replaced the export
+    it describes (exit 0) or the import's source file. Symlinks and hard links are followed."""
+    real, target = Path(os.path.realpath(stats_file)), Path(os.path.realpath(other))
+    same = real == target or (tree and target in real.parents)
+    if not same:
+        with contextlib.suppress(OSError):
+            same = os.path.samefile(stats_file, other)
+    if same:
+        raise UsageError(
+            f"--stats-file {stats_file} is {'inside ' if real != target and tree else ''}"
+            f"{what} {other}",
+            hint="give the stats file a path of its own",
+        )
