@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -270,3 +271,17 @@ def test_a_stats_file_that_is_the_output_or_the_input_is_refused(tmp_path: Path)
         assert result.returncode == 2, result.stderr
         assert source.read_bytes() == b'{"key":"a","value":"1"}\n'
     assert not copy.exists()
+
+
+def test_an_export_to_a_fifo_nobody_reads_stops_at_its_timeout(tmp_path: Path) -> None:
+    """`-o FIFO` is written in place; with no reader, opening it blocked in the kernel, and the
+    stop signals only take note there: --timeout never fired and a SIGTERM was swallowed (it took
+    three signals). No reader ever opens this FIFO, so the stop is deterministic."""
+    db = _db(tmp_path)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = run_kvtool("export", db, "-q", "-j", "1", "-o", fifo, "--timeout", "0.3s", timeout=60)
+    assert result.returncode == 124, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
+    assert b"no reader" in result.stderr, result.stderr
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
