@@ -284,3 +284,29 @@ def test_an_export_to_a_fifo_nobody_reads_stops_at_its_timeout(tmp_path: Path) -
     assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
     assert b"no reader" in result.stderr, result.stderr
     assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_an_import_stopped_by_a_full_disk_says_what_it_committed(tmp_path: Path) -> None:
+    """A batch import whose WAL write fails (here `ulimit -f`) said only "closing the database:
+    IO error ...": the failed close replaced the write's own error, which tells how many records
+    the database holds and which line to resume from."""
+    db = ldb_load(tmp_path / "ldb.db", RECORDS[:10])
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(f'{{"key":"r:{i:05d}","value":"{"v" * 100}"}}\n' for i in range(3000))
+    )
+    result = subprocess.run(
+        [kvtool_executable(), "import", db, source, "--batch-records", "100", "-q"],
+        capture_output=True,
+        preexec_fn=_limited(128 * 1024),
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 74, result.stderr
+    line = result.stderr.decode()
+    assert line.startswith("kvtool: error: ") and line.count("\n") == 1, line
+    committed = int(line.split("committed ")[1].split()[0])
+    resume = int(line.split("resume from line ")[1].split(":")[0])
+    assert 0 < committed < 3000 and resume == committed + 1, line
+    imported = [r for r in ldb_scan(db) if r[0].startswith(b"r:")]
+    assert imported == [(b"r:%05d" % i, b"v" * 100) for i in range(committed)]
