@@ -310,3 +310,33 @@ def test_an_import_stopped_by_a_full_disk_says_what_it_committed(tmp_path: Path)
     assert 0 < committed < 3000 and resume == committed + 1, line
     imported = [r for r in ldb_scan(db) if r[0].startswith(b"r:")]
     assert imported == [(b"r:%05d" % i, b"v" * 100) for i in range(committed)]
+
+
+@pytest.mark.parametrize("mode", ["batch", "sst"])
+def test_import_create_refuses_a_database_that_lost_its_current_file(
+    tmp_path: Path, mode: str
+) -> None:
+    """A database whose CURRENT file is lost (ldb's SST files, MANIFEST, OPTIONS still there)
+    is what `repair` recovers. `import --create` made a new, empty database in that directory,
+    and RocksDB deleted the old SST files as obsolete: exit 0, every record gone."""
+    db = _db(tmp_path)
+    (db / "CURRENT").unlink()
+    before = dir_state(db)
+    result = run_kvtool(
+        "import", "--create", "--mode", mode, db, "-", "-q", input=b'{"key":"a","value":"1"}\n'
+    )
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b"repair" in result.stderr
+    assert dir_state(db) == before
+
+
+def test_import_create_refuses_a_directory_of_other_files(tmp_path: Path) -> None:
+    """`--create` in a directory that holds files but no database wrote RocksDB's files among
+    them (replacing any of the same name)."""
+    where = tmp_path / "project"
+    where.mkdir()
+    (where / "notes.txt").write_text("the application's own notes\n")
+    result = run_kvtool("import", "--create", where, "-", "-q", input=b'{"key":"a","value":"1"}\n')
+    assert result.returncode == 2, result.stderr
+    assert sorted(p.name for p in where.iterdir()) == ["notes.txt"]
+    assert (where / "notes.txt").read_text() == "the application's own notes\n"

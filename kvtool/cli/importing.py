@@ -72,7 +72,9 @@ def import_(
             help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
             "and ldb 7.8 open it) or the column families it writes (--cf, or a Parquet "
             "dataset's cf column) if missing. A new database is removed again if the import "
-            "fails before its first commit.",
+            "fails before its first commit. It goes into a new or empty directory only: one of "
+            "other files is exit 2, one with a database's files but no CURRENT (what kvtool "
+            "repair recovers; RocksDB would delete them) exit 74.",
         ),
     ] = False,
     mode: Annotated[

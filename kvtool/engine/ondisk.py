@@ -8,7 +8,12 @@ import re
 import stat
 from pathlib import Path
 
-from kvtool.errors import DatabaseNotFoundError, PermissionDeniedError
+from kvtool.errors import (
+    CorruptionError,
+    DatabaseNotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
 
 
 def check_database_dir(path: Path) -> None:
@@ -118,3 +123,36 @@ def sst_format_versions(db_dir: Path) -> dict[str, int]:
         if version is not None:
             out[entry.name] = version
     return out
+
+
+# What RocksDB keeps of a database that lost its CURRENT file: `repair` rebuilds it from these.
+_DATABASE_FILE = re.compile(r"^(\d+\.(sst|log|blob)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY)$")
+# What a failed create leaves and a new one may overwrite: RocksDB's lock and info logs.
+_LEFTOVER = re.compile(r"^(LOCK|LOG|LOG\.old\.\d+|rocksdict-config\.json)$")
+
+
+def refuse_create_in(path: Path) -> None:
+    """A new database goes into a new or empty directory only. Created beside a database's
+    files whose CURRENT is lost, RocksDB deletes their SST files as obsolete (measured: an
+    `import --create` there, exit 0, every record gone; `kvtool repair` would have recovered
+    them): CorruptionError. Among other files, RocksDB's would replace any of the same name:
+    UsageError. A missing path, or one that is not a directory, is left to the caller."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    kept = [name for name in names if _DATABASE_FILE.match(name)]
+    if kept:
+        raise CorruptionError(
+            f"{path} holds a database's files ({', '.join(sorted(kept)[:4])}"
+            f"{', ...' if len(kept) > 4 else ''}) but no CURRENT file: a new database there "
+            "would delete them",
+            hint=f"kvtool repair {path} rebuilds it from them (after a backup)",
+        )
+    others = [name for name in names if not _LEFTOVER.match(name)]
+    if others:
+        raise UsageError(
+            f"{path} is a directory of other files ({', '.join(sorted(others)[:3])}"
+            f"{', ...' if len(others) > 3 else ''}), not a database",
+            hint="create a new database in a new or empty directory",
+        )
