@@ -340,3 +340,13 @@ def test_import_create_refuses_a_directory_of_other_files(tmp_path: Path) -> Non
     assert result.returncode == 2, result.stderr
     assert sorted(p.name for p in where.iterdir()) == ["notes.txt"]
     assert (where / "notes.txt").read_text() == "the application's own notes\n"
+
+
+def test_a_database_that_lost_its_current_file_is_damage_not_missing(tmp_path: Path) -> None:
+    """Reading such a directory said "not a RocksDB database ... give the directory that holds
+    CURRENT, MANIFEST-* and *.sst" (66), in a directory holding its MANIFEST and SST files."""
+    db = _db(tmp_path)
+    (db / "CURRENT").unlink()
+    result = run_kvtool("count", db)
+    assert result.returncode == 74, result.stderr
+    assert b"no CURRENT" in result.stderr and b"kvtool repair" in result.stderr
