@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from kvtool.errors import PermissionDeniedError, StorageError, UsageError
-from kvtool.formats.output_guards import other_database
+from kvtool.formats.output_guards import open_fifo, other_database
 
 # Names that stand for an open descriptor of this process: writing there means that descriptor.
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
@@ -171,7 +171,7 @@ class OutputFile:
                 raw = os.fdopen(os.dup(fd), "wb", buffering=1 << 20)
             elif st is not None and stat.S_ISFIFO(st.st_mode) and wait_for_reader is not None:
                 self.in_place = True
-                raw = _open_fifo(real, wait_for_reader)
+                raw = open_fifo(real, wait_for_reader)
             elif st is not None and not stat.S_ISREG(st.st_mode):
                 self.in_place = True
                 raw = open(real, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _close
@@ -369,22 +369,6 @@ class OutputFile:
             elif self.appending:
                 with contextlib.suppress(OSError):
                     os.truncate(partial_path(self.real), self._kept_size)
-
-
-def _open_fifo(path: Path, wait_for_reader: Callable[[], None]) -> BinaryIO:
-    """Open the FIFO `path` for writing without blocking in the kernel until a reader opens it:
-    there the stop signals only take note, so --timeout and SIGTERM went unheard. Until a reader
-    comes, `wait_for_reader()` waits a moment (and raises to stop the run)."""
-    while True:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
-                raise
-            wait_for_reader()
-            continue
-        os.set_blocking(fd, True)  # a full pipe then waits for the reader, as any write does
-        return os.fdopen(fd, "wb", buffering=1 << 20)
 
 
 def _describe(options: object) -> str:

@@ -1,13 +1,16 @@
-"""Checks that keep an output from harming what it must not: the database it is read from (no
-output inside its directory) and a stopped run's output (a resume only from the same database)."""
+"""What keeps an output from harming what it must not or from hanging: the database it is read
+from (no output inside its directory), a stopped run's output (a resume only from the same
+database), the command's own input and output (no stats file over them), and a FIFO with no
+reader (waited for between stop checks)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from kvtool.errors import UsageError
 
@@ -66,3 +69,19 @@ def refuse_same_file(stats_file: Path, other: Path, *, what: str, tree: bool = F
             f"{what} {other}",
             hint="give the stats file a path of its own",
         )
+
+
+def open_fifo(path: Path, wait_for_reader: Callable[[], None]) -> BinaryIO:
+    """Open the FIFO `path` for writing without blocking in the kernel until a reader opens it:
+    there the stop signals only take note, so --timeout and SIGTERM went unheard. Until a reader
+    comes, `wait_for_reader()` waits a moment (and raises to stop the run)."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                raise
+            wait_for_reader()
+            continue
+        os.set_blocking(fd, True)  # a full pipe then waits for the reader, as any write does
+        return os.fdopen(fd, "wb", buffering=1 << 20)
