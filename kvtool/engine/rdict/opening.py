@@ -19,6 +19,7 @@ from kvtool.engine.base import (
     Database,
 )
 from kvtool.engine.damage import (
+    LEFTOVER_NOTES,
     describe_damaged_wal,
     describe_unreferenced,
     manifest_name,
@@ -133,11 +134,13 @@ def _recover(
             damaged_files.extend(str(path / name) for name in wals)
         if secondary_dir is None and lock_holder(path) is None:
             live = [str(f["name"]) for f in native.live_files()]
-            lost = unreferenced_tables(path, live)
-            if lost:
+            found = unreferenced_tables(shadow.path, live, older_manifests=path)
+            if found.lost:
                 manifest = manifest_name(shadow.path)
-                damage.append(describe_unreferenced(path, manifest, lost))
+                damage.append(describe_unreferenced(path, manifest, found.lost))
                 damaged_files.append(str(path / manifest))
+            if found.leftover:
+                LEFTOVER_NOTES.note(path, found.leftover)
         if damage and not allow_data_loss:
             raise DamagedDatabaseError(
                 "; ".join(damage),
