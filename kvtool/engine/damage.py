@@ -3,7 +3,8 @@
 Measured on rocksdict 0.3.29 (RocksDB 9.8): a MANIFEST cut short is read up to the cut with no
 error in every WAL recovery mode and with paranoid_checks (a torn last record is how a crash
 mid-write looks), so SST files that the lost edits added are simply not part of the recovered
-database, and the first read-write open deletes them. Those files are what this module finds.
+database, and the first read-write open deletes them. Those files are what this module finds,
+told apart from the files a crash leaves with nothing lost (engine/leftover.py).
 """
 
 from __future__ import annotations

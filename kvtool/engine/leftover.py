@@ -53,8 +53,10 @@ class _Needed:
     exact: set[bytes] = field(default_factory=set)  # (key, seq, type, value)
     low: bytes | None = None
     high: bytes | None = None
+    newest: int = 0
 
     def add(self, key: bytes, seq: int, kind: str, value: bytes) -> None:
+        self.newest = max(self.newest, seq)
         if kind in _DECISIVE:
             digest = _digest(key, kind, value)
             self.decisive[digest] = max(seq, self.decisive.get(digest, 0))
@@ -166,11 +168,18 @@ def loses_nothing(db_dir: Path, table: Path, history: History) -> bool:
             for record in reader.records():
                 k = record.key
                 needed.add(k.user_key, k.sequence, type_name(k.kind), record.value)
-        if needed.done:
-            return True
-        _offer_wals(db_dir, cf, needed)
-        if not needed.done:
-            _offer_tables(db_dir, cf, needed)
+        # A compaction's output holds nothing newer than the live files (its inputs): those
+        # first, so that a large WAL is not read for it; a flush's output is newer.
+        flushed = max(
+            (e.largest_seqno or 0 for files in cf.levels.values() for e in files.values()),
+            default=0,
+        )
+        sources = [_offer_wals, _offer_tables]
+        if needed.newest <= flushed:
+            sources.reverse()
+        for offer in sources:
+            if not needed.done:
+                offer(db_dir, cf, needed)
     except (OSError, FormatError):
         return False
     return needed.done
