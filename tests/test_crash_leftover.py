@@ -339,3 +339,71 @@ def test_a_rocksdb_614_recovery_flush_left_behind(
     assert (result.returncode, result.stdout) == (0, b"500\n"), result.stderr
     (note,) = _notes(result.stderr)
     assert str(db / left) in note and NOTE in note
+
+
+_CF_WRITER = """
+import os, shutil, signal
+path, stages = sys.argv[1], sys.argv[2]
+o = rd.Options(raw_mode=True)
+o.create_if_missing(True)
+o.create_missing_column_families(True)
+db = rd.Rdict(path, o, column_families={"b": rd.Options(raw_mode=True)})
+b = db.get_column_family("b")
+
+def stage(name):
+    shutil.copytree(path, os.path.join(stages, name), ignore=shutil.ignore_patterns("LOCK", "LOG*"))
+
+for i in range(1000):
+    db.put(b"a%05d" % i, b"x" * 50)
+    b.put(b"b%05d" % i, b"y" * 50)
+    if i % 3 == 0:
+        b.put_entity(b"e%05d" % i, [b"c1", b"c2"], [b"v1", b"v2-%d" % i])
+stage("wal")
+b.flush()
+stage("flushed_b")
+db.flush()
+stage("flushed_both")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_column_families_and_entities(tmp_path: Path) -> None:
+    """Column family `b` (puts and wide-column entities) flushed, its edit lost, the WAL it came
+    from still live for `default`: a leftover. Then `default` flushed and its edit lost, the WAL
+    deleted: that file is lost data, and `b`'s recorded file is not in question."""
+    stages = tmp_path / "stages"
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE_RDICT + _CF_WRITER, str(tmp_path / "db"), str(stages)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == -9, result.stderr.decode()[-2000:]
+    (b_file,) = _made(stages, "wal", "flushed_b")
+    (default_file,) = _made(stages, "flushed_b", "flushed_both")
+    left = _copy(stages / "wal", tmp_path / "left")
+    shutil.copy2(stages / "flushed_b" / b_file, left / b_file)
+    lost = _copy(stages / "flushed_both", tmp_path / "lost")
+    manifest = (lost / "CURRENT").read_text().strip()
+    os.truncate(lost / manifest, (stages / "flushed_b" / manifest).stat().st_size)
+
+    result = run_kvtool("count", "--cf", "b", left)
+    assert (result.returncode, result.stdout) == (0, b"1334\n"), result.stderr
+    (note,) = _notes(result.stderr)
+    assert str(left / b_file) in note and NOTE in note, note
+    result = run_kvtool("verify", "-q", lost)
+    assert result.returncode == ExitCode.IO_ERROR, result.stderr
+    (line,) = result.stderr.decode().splitlines()
+    assert str(lost / default_file) in line and b_file not in line, line
+    # RocksDB's read-write open: every record of `b` from the WAL, the leftover deleted.
+    out = rocksdict_script(
+        """
+o = rd.Options(raw_mode=True)
+db = rd.Rdict(sys.argv[1], o, column_families={"b": rd.Options(raw_mode=True)})
+print(len(list(db.get_column_family("b").keys())), len(list(db.keys())))
+db.close()
+""",
+        left,
+    )
+    assert out.split() == ["1334", "1000"]
+    assert not (left / b_file).exists()
