@@ -436,6 +436,66 @@ def test_exact_counts_every_column_of_an_entity(tmp_path: Path, workers: str) ->
     }
 
 
+def test_sample_counts_an_entity_as_exact_du_and_export_do(tmp_path: Path) -> None:
+    """The sampled blocks hold an entity serialized (a version, lengths, then the values): at
+    --sample 1, which states no error, its bytes are its columns' names and values, as exact du
+    and export count them and as the writer reads them. Small blocks, a default column, names
+    of other lengths and values past 127 bytes (two-byte lengths)."""
+    db = tmp_path / "e.db"
+    rocksdict_script(
+        """
+        o = rd.Options(raw_mode=True)
+        o.create_if_missing(True)
+        t = rd.BlockBasedOptions()
+        t.set_block_size(512)
+        o.set_block_based_table_factory(t)
+        d = rd.Rdict(sys.argv[1], o)
+        for i in range(300):
+            d.put_entity(
+                b"ent:%03d" % i, [b"", b"c1", b"name-%d" % i], [b"d" * (i % 3), b"x" * i, b"y" * 50]
+            )
+        for i in range(100):
+            d[b"plain:%03d" % i] = b"v" * i
+        d.flush()
+        d.close()
+        """,
+        db,
+    )
+    out = rocksdict_script(
+        """
+        d = rd.Rdict(sys.argv[1], rd.Options(raw_mode=True), access_type=rd.AccessType.read_only())
+        it = d.iter()
+        it.seek_to_first()
+        sizes = {"ent:": 0, "plain:": 0}
+        while it.valid():
+            prefix = "ent:" if it.key().startswith(b"ent:") else "plain:"
+            sizes[prefix] += sum(len(n) + len(v) for n, v in it.columns())
+            it.next()
+        del it
+        d.close()
+        print(json.dumps(sizes))
+        """,
+        db,
+    )
+    written: dict[str, int] = json.loads(out)
+    exported = {"ent:": 0, "plain:": 0}
+    result = run_kvtool("export", "--key-format", "hex", "--value-format", "hex", db)
+    assert result.returncode == 0, result.stderr.decode()
+    for line in result.stdout.splitlines():
+        record = json.loads(line)
+        prefix = "ent:" if bytes.fromhex(record["key"]).startswith(b"ent:") else "plain:"
+        columns = record.get("columns", [{"name": "", "value": record.get("value")}])
+        exported[prefix] += sum(len(c["name"]) // 2 + len(c["value"]) // 2 for c in columns)
+    assert exported == written
+    exact = kv_json("du", "--json", db)["column_families"][0]
+    sample = kv_json("du", "--json", "--sample", "1", db)["column_families"][0]
+    for usage in (exact, sample):
+        assert {p["prefix"]: p["value_bytes"] for p in usage["prefixes"]} == written
+    assert sample["prefixes"][0]["bytes_error"] == sample["bytes_error"] == 0
+    for field in ("bytes", "value_bytes", "value_sizes", "largest"):
+        assert sample[field] == exact[field], field
+
+
 def test_sample_says_blob_values_count_as_references(tmp_path: Path) -> None:
     """BlobDB values live in .blob files and the sampled blocks hold only references to them:
     --sample must say so, not show 10 KB values as a few bytes in silence."""

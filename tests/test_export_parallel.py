@@ -311,3 +311,23 @@ def _count_in(keys: list[bytes], bounds: Bounds) -> int:
     low = 0 if bounds.lower is None else bisect.bisect_left(keys, bounds.lower)
     high = len(keys) if bounds.upper is None else bisect.bisect_left(keys, bounds.upper)
     return high - low
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_the_last_chunks_are_cut_finer_for_the_workers(reverse: bool) -> None:
+    """With 2 workers the last 2 chunks in output order hold about half the target each (the
+    worker that takes the last chunk reads it alone), and the plan still covers every key once."""
+    keys = [b"key:%012d" % i for i in range(90_000)]
+    files = [_file(keys[0], keys[-1], len(keys))]
+    spec = ReadSpec(krange=KeyRange(reverse=reverse))
+    one = plan_chunks(files, spec, BYTEWISE, target=10_000)
+    two = plan_chunks(files, spec, BYTEWISE, target=10_000, workers=2)
+    sizes = [_count_in(keys, c) for c in two]
+    assert sum(sizes) == len(keys)
+    assert len(two) == len(one) + 2
+    held = [n for n in sizes if n]  # the chunk before the first key holds none
+    assert max(held[-4:]) <= 6_000 < min(held[:-4]), sizes
+    # Each chunk starts where the one before it (in key order) ends.
+    in_key_order = two[::-1] if reverse else two
+    assert in_key_order[0].lower is None and in_key_order[-1].upper is None
+    assert all(a.upper == b.lower for a, b in itertools.pairwise(in_key_order))

@@ -71,7 +71,8 @@ def import_(
             "--create",
             help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
             "and ldb 7.8 open it) or the column families it writes (--cf, or a Parquet "
-            "dataset's cf column) if missing.",
+            "dataset's cf column) if missing. A new database is removed again if the import "
+            "fails before its first commit.",
         ),
     ] = False,
     mode: Annotated[
@@ -143,7 +144,12 @@ def import_(
     refuses it (exit 69: rocksdict's SST writer has no entities). Reading from a terminal, it
     says so on stderr (Ctrl-D ends the input). An empty input imports nothing (exit 0), but
     --create from an empty input exits 65 and creates nothing (no database, no column family):
-    an empty input is usually a producer that failed.
+    an empty input is usually a producer that failed. Likewise, an import --create that fails
+    before its first commit (a bad first line, a Parquet file of the wrong shape, a signal,
+    --mode sst stopped before its ingest) removes the database it created and the directories
+    it made for it (an existing empty directory is kept, emptied), and says so: a leftover
+    empty database would look like a finished import. A database that existed, or one a batch
+    or ingest reached, is kept, and the error says how many records it holds.
 
     A bad line (not JSON, not an object, a missing field, a bad encoding, a truncated last
     line) exits 65 with "line N: reason". With --on-error stop (the default) every complete

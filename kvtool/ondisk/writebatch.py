@@ -89,6 +89,25 @@ def parse_batch(data: bytes, offset: int = 0) -> Batch:
     return Batch(sequence, count, len(data), ops)
 
 
+def entity_column_bytes(data: bytes, start: int, size: int, base: int = 0) -> int:
+    """The bytes of the column names and values (what export writes, and exact du counts) of the
+    serialized wide-column entity (version 1) `data[start : start + size]`, read in place: its
+    header of lengths, without the values. FormatError for another version or a bad header."""
+    reader = Reader(data[: start + size], start, base)
+    version = reader.varint(32)
+    if version != 1:
+        raise reader.fail(f"wide-column entity of serialization version {version}, not 1")
+    names = values = 0
+    for _ in range(reader.varint(32)):
+        name = reader.varint(32)
+        reader.pos += name
+        names += name
+        values += reader.varint(32)
+    if reader.pos + values != start + size:
+        raise reader.fail("wide-column entity whose column lengths do not add up to its size")
+    return names + values
+
+
 def entity_columns(value: bytes) -> list[tuple[bytes, bytes]] | None:
     """The columns of a serialized wide-column entity (version 1), or None if it is another."""
     try:

@@ -140,18 +140,24 @@ class UsageTally(Mode):
         self.progress = progress
         self.partials: dict[int, Partial] = {}  # in the parent, by chunk number
 
-    def plan(self, db: Database, spec: ReadSpec | None = None) -> list[TallyChunk]:
+    def plan(
+        self, db: Database, spec: ReadSpec | None = None, workers: int = 1
+    ) -> list[TallyChunk]:
         """(index, column family, bounds) of each chunk; a column family whose key order
-        kvtool cannot sort is one chunk."""
+        kvtool cannot sort is one chunk. The last column family's last chunks are cut finer
+        for `workers` (see plan_chunks)."""
         files = db.live_files()
         chunks: list[TallyChunk] = []
-        for index, name in enumerate(_names(db, self.cfs)):
+        names = _names(db, self.cfs)
+        for index, name in enumerate(names):
             order = db.key_order(name)
             if not order.known:
                 chunks.append((index, name, Bounds()))
                 continue
             cf_spec = ReadSpec(krange=KeyRange(cf=name))
-            chunks += [(index, name, bounds) for bounds in plan_chunks(files, cf_spec, order)]
+            tail = workers if index == len(names) - 1 else 1
+            cuts = plan_chunks(files, cf_spec, order, workers=tail)
+            chunks += [(index, name, bounds) for bounds in cuts]
         return chunks
 
     def estimate(self, db: Database, spec: ReadSpec) -> str | None:

@@ -13,6 +13,9 @@ Stop signals (SIGINT, SIGTERM, SIGHUP, or KeyboardInterrupt from a library calle
 mode like a bad line does. They never land inside a commit: a signal that arrives while a batch
 is written and counted (or while SST files are ingested) takes effect right after it, so the
 message names exactly what the database holds.
+
+With --create, a run that fails before its first commit removes the database it created
+(`_removed_on_failure`, kvtool.engine.discard): never one that existed or that a commit reached.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kvtool.engine import DEFAULT_CF, Database, Entity, OpenMode, open_db
+from kvtool.engine.discard import NewDatabase
 from kvtool.errors import Interrupted, KvtoolError, StoppedError, UsageError
 from kvtool.formats.records import FieldFormat
 from kvtool.ops.choices import ImportMode, OnError  # re-exported: callers name them here
@@ -129,6 +133,7 @@ def _import(
     started = time.monotonic()
     with (
         SignalGuard() as guard,
+        _removed_on_failure(Path(path), options, stats, guard),
         open_db(
             path,
             OpenMode.READ_WRITE,
@@ -162,6 +167,46 @@ def _import(
         finally:
             stats.elapsed = time.monotonic() - started
     return stats
+
+
+@contextlib.contextmanager
+def _removed_on_failure(
+    path: Path, options: ImportOptions, stats: ImportStats, guard: SignalGuard
+) -> Iterator[None]:
+    """With --create, a failure before the first commit removes the database this run created
+    (a leftover empty database reads as a finished import to the next run or a cron job); the
+    error says so. Entered before the open, so it runs once every handle is closed. A database
+    that existed, or that holds any commit, is kept and the error says what it holds."""
+    fresh = NewDatabase.before_create(path) if options.create else None
+    try:
+        yield
+    except BaseException as exc:
+        if fresh is None or stats.records:
+            raise
+        guard.begin_hold()  # a second signal must not leave the removal half done
+        try:
+            done = fresh.discard()
+        finally:
+            guard.end_hold()  # the run is failing already: its own error is the one to report
+        shown = options.db_name or str(path)
+        if done.removed and fresh.top is None:
+            said = f"; the database this import created in {shown} was removed"
+        elif done.removed:
+            said = f"; the database this import created at {shown} was removed"
+        elif done.kept_because is not None:
+            said = f"; the new database {shown} was kept: {done.kept_because}"
+        else:
+            raise  # none was created
+        if isinstance(exc, KvtoolError):
+            exc.message += said
+            raise
+        if isinstance(exc, (Interrupted, KeyboardInterrupt)):
+            # A stop before the import began (while the database was opened or created).
+            stop = as_interrupted(exc)
+            raise StoppedError(
+                f"{stop.reason}; nothing was imported{said}", exit_code=stop.exit_code
+            ) from None
+        raise
 
 
 def resume_command(resume_line: int, options: ImportOptions) -> str:

@@ -112,11 +112,12 @@ class Mode:
     def begin(self, worker: Worker) -> None:
         """Set up in the forked worker, before the database opens."""
 
-    def plan(self, db: Database, spec: ReadSpec) -> list[Any]:
-        """The chunks, in output order (equal in workers that see one view: the parent compares
-        them)."""
+    def plan(self, db: Database, spec: ReadSpec, workers: int = 1) -> list[Any]:
+        """The chunks for `workers`, in output order (equal in workers that see one view: the
+        parent compares them)."""
         order = db.key_order(spec.krange.cf)
-        return plan_chunks(db.live_files(), spec, order, target=self.chunk_records)
+        files = db.live_files()
+        return plan_chunks(files, spec, order, target=self.chunk_records, workers=workers)
 
     def estimate(self, db: Database, spec: ReadSpec) -> str | None:
         """The database's estimate of the records read (for progress; None: none)."""
@@ -236,7 +237,7 @@ class Worker:
     def _run(self) -> None:
         job, mode = self.job, self.mode
         with open_db(job.db_path, OpenMode.READ_ONLY) as db:
-            chunks = mode.plan(db, job.spec)
+            chunks = mode.plan(db, job.spec, job.workers)
             estimate = mode.estimate(db, job.spec)
             send(self.status, ("ready", db.sequence_number(), chunks, estimate))
             while True:
