@@ -20,6 +20,7 @@ from kvtool.engine.base import (
 )
 from kvtool.engine.damage import (
     LEFTOVER_NOTES,
+    UnreferencedFile,
     describe_damaged_wal,
     describe_unreferenced,
     manifest_name,
@@ -108,6 +109,7 @@ def _recover(
     opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
     damage: list[str] = []
     damaged_files: list[str] = []
+    leftover: list[UnreferencedFile] = []
     native = None
     try:
         try:
@@ -139,8 +141,7 @@ def _recover(
                 manifest = manifest_name(shadow.path)
                 damage.append(describe_unreferenced(path, manifest, found.lost))
                 damaged_files.append(str(path / manifest))
-            if found.leftover:
-                LEFTOVER_NOTES.note(path, found.leftover)
+            leftover = found.leftover
         if damage and not allow_data_loss:
             raise DamagedDatabaseError(
                 "; ".join(damage),
@@ -148,6 +149,8 @@ def _recover(
                 hint="restore it from a copy, or pass --allow-data-loss to read what RocksDB "
                 "recovers; a write with that option deletes what is left out",
             )
+        if leftover:  # only when the open succeeds: a failed one prints its one error line
+            LEFTOVER_NOTES.note(path, leftover)
     except BaseException:
         if native is not None:
             with contextlib.suppress(Exception):
