@@ -180,7 +180,7 @@ libc_loads = []
 _CDLL = ctypes.CDLL
 class WatchedCDLL(_CDLL):
     def __init__(self, name, *args, **kwargs):
-        if name and "libc" in str(name):
+        if name is None or "libc" in str(name):  # None: the process's own symbols (libc's)
             libc_loads.append(name)
         super().__init__(name, *args, **kwargs)
 ctypes.CDLL = WatchedCDLL

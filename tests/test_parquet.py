@@ -377,8 +377,12 @@ def test_range_workers_write_each_chunk_as_parts_in_key_order(
     result = run_kvtool("export", multi_sst_db, "--format", "parquet", "-o", out, "--workers", "2")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "_kvtool_manifest.json").read_text())
-    assert len(manifest["parts"]) == 3 and manifest["sequence"] > 0  # one part a chunk
-    assert [p["path"] for p in manifest["parts"]] == [f"part-{i:05d}.parquet" for i in range(3)]
+    parts = manifest["parts"]
+    # A part for each chunk that holds records: one a file at least (the last one cut finer for
+    # the second worker), named in key order.
+    assert len(parts) >= 3 and manifest["sequence"] > 0
+    assert all(p["records"] > 0 for p in parts)
+    assert [p["path"] for p in parts] == [f"part-{i:05d}.parquet" for i in range(len(parts))]
     assert not list(out.glob("chunk-*"))
     assert [(r["key"], r["value"]) for r in rows(out)] == ldb_scan(multi_sst_db) == RECORDS
     assert duckdb.sql(f"SELECT count(*) FROM '{out}/*.parquet'").fetchall() == [(len(RECORDS),)]

@@ -19,29 +19,8 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer._click.utils import PacifyFlushWrapper
 
 from kvtool import __version__
-from kvtool.cli import (
-    cf,
-    checkpoint,
-    compact,
-    count,
-    delete_range,
-    diff,
-    du,
-    export,
-    generate,
-    importing,
-    info,
-    kv,
-    manifest,
-    repair,
-    scan,
-    sst,
-    verify,
-    wal,
-)
-from kvtool.cli import property as property_command  # not to shadow the builtin
 from kvtool.cli.completion import install_zsh_template
-from kvtool.cli.one_command import click_command, only_command
+from kvtool.cli.one_command import LazyGroup
 from kvtool.cli.pipes import silence_stdout
 from kvtool.cli.state import STATE
 from kvtool.cli.typer_compat import install as install_typer_compat
@@ -57,6 +36,9 @@ app = typer.Typer(
     "66 no such database, 69 unavailable, 70 bug, 74 corruption or I/O error, 75 database busy, "
     "77 permission denied, 124 timeout, 129/130/143 interrupted.",
     no_args_is_help=True,
+    # The commands (kvtool.cli.one_command.COMMANDS) are imported and built when a run or the
+    # help asks for them: `kvtool count` loads no other command's module.
+    cls=LazyGroup,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -138,58 +120,6 @@ def root(
         TRACER.enable(sys.stderr)
 
 
-# One module per command (or group); each has `register(app)`. The order is the order of
-# `kvtool --help`: looking, reading, writing, maintenance.
-for _module in (
-    info,
-    du,
-    property_command,
-    sst,
-    wal,
-    manifest,
-    scan,
-    export,
-    count,
-    diff,
-    kv,
-    importing,
-    delete_range,
-    cf,
-    compact,
-    checkpoint,
-    verify,
-    repair,
-    generate,
-):
-    _module.register(app)
-
-
-def _whole_summaries(typer_app: typer.Typer) -> None:
-    import inspect
-
-    # Click cuts a listed command's summary to fit 80 columns minus the longest name ("Show
-    # what a database is: versions, column families, sizes,..."); a short_help of the whole
-    # first paragraph is listed in full (wrapped) and given to zsh and fish as the description.
-    for command in typer_app.registered_commands:
-        text = command.help or inspect.getdoc(command.callback) or ""
-        if command.short_help is None and text:
-            command.short_help = _first_paragraph(text)
-    for group in typer_app.registered_groups:
-        if group.typer_instance is None:
-            continue
-        group_help: object = group.typer_instance.info.help  # a placeholder when not given
-        if not isinstance(group.short_help, str) and isinstance(group_help, str) and group_help:
-            group.short_help = _first_paragraph(group_help)
-        _whole_summaries(group.typer_instance)
-
-
-def _first_paragraph(text: str) -> str:
-    import inspect
-
-    return " ".join(inspect.cleandoc(text).split("\n\n", 1)[0].split())
-
-
-_whole_summaries(app)
 install_zsh_template()
 install_typer_compat()
 plain_required_arguments()
@@ -266,8 +196,7 @@ def _run_app(args: list[str]) -> tuple[int, _Failure | None, bool]:
         # Rich's colours and boxes only on a terminal that wants them; elsewhere (pipes, files,
         # NO_COLOR, TERM=dumb) help is Click's plain text. Sub-groups inherit the root's mode.
         app.rich_markup_mode = None if _plain_output() else "rich"
-        with only_command(app, args):
-            result: Any = app(args=args, prog_name="kvtool", standalone_mode=False)
+        result: Any = app(args=args, prog_name="kvtool", standalone_mode=False)
         return (result if isinstance(result, int) else 0), None, False
     except KvtoolError as exc:
         return int(exc.exit_code), _failure(exc), False
@@ -308,7 +237,7 @@ def _finish_stats(
 
     try:
         new_code, message = finish_stats(
-            lambda: click_command(app, args),  # built only when there are stats to report
+            lambda: typer.main.get_command(app),  # built only when there are stats to report
             args,
             code=code,
             error=failure.message if failure is not None else None,

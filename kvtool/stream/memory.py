@@ -61,11 +61,11 @@ def keep_freed_memory(trim_threshold: int = 64 << 20, top_pad: int = 16 << 20) -
         return
     _done = True
     import ctypes  # here: only a CLI run that streams pays for loading it
-    import ctypes.util
 
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        # The process's own symbols (CDLL(None)) hold the C library's mallopt: no
+        # ctypes.util.find_library, which runs `ldconfig -p` (a subprocess) to name libc.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -221,11 +221,16 @@ class PyRocksdbEngine(Engine):
         return database_needs(path, options_round_trip)
 
     def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+        from kvtool.engine.versions import (
+            ROCKSDB_OF_FAUST_ROCKSDB,
+            bundled_rocksdb,
+            distribution_version,
+        )
 
+        own = distribution_version("faust-streaming-rocksdb", "rocksdb")
         return {
             "engine": ENGINE,
-            ENGINE: version("faust-streaming-rocksdb"),
-            "rocksdict": version("rocksdict"),
-            "rocksdb": bundled_rocksdb_version(),
+            ENGINE: own,
+            "rocksdict": distribution_version("rocksdict", "rocksdict"),
+            "rocksdb": bundled_rocksdb(ROCKSDB_OF_FAUST_ROCKSDB, own, bundled_rocksdb_version),
         }

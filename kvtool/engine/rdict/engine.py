@@ -173,6 +173,14 @@ class RdictEngine(Engine):
         return database_needs(path, options_round_trip)
 
     def versions(self) -> dict[str, str]:
-        from importlib.metadata import version
+        from kvtool.engine.versions import (
+            ROCKSDB_OF_ROCKSDICT,
+            bundled_rocksdb,
+            distribution_version,
+        )
 
-        return {"rocksdict": version("rocksdict"), "rocksdb": bundled_rocksdb_version()}
+        own = distribution_version("rocksdict", "rocksdict")
+        return {
+            "rocksdict": own,
+            "rocksdb": bundled_rocksdb(ROCKSDB_OF_ROCKSDICT, own, bundled_rocksdb_version),
+        }
