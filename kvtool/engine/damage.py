@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kvtool.engine.leftover import loses_nothing, read_history
 from kvtool.engine.ondisk import file_number, sst_format_version
 
 
@@ -60,6 +59,9 @@ def unreferenced_tables(
     out = Unreferenced()
     if not found:
         return out
+    # Only now: the on-disk readers (and hashlib) are no part of an ordinary open's start-up.
+    from kvtool.engine.leftover import loses_nothing, read_history
+
     history = read_history(db_dir, older_manifests)
     if history is not None and history.live() != numbers:
         history = None  # kvtool's reader and RocksDB disagree: nothing can be shown
