@@ -265,6 +265,25 @@ def test_a_lost_flush_edit_is_still_lost_data(
     assert len(recovered) > len(TRUTH) and lost not in remaining  # the deletes are gone too
 
 
+def test_inputs_an_older_manifest_retired(
+    states: dict[str, tuple[Path, set[str]]], tmp_path: Path
+) -> None:
+    """The owner's next open wrote a new MANIFEST (the live files only, no history) and crashed
+    before deleting the old one and the compaction inputs it retired: the old MANIFEST says so.
+    (Their records are not all elsewhere: the compaction dropped the overwritten x values.)"""
+    source, inputs = states["compaction_inputs"]
+    db = _copy(source, tmp_path / "db")
+    old = (db / "CURRENT").read_text().strip()
+    rocksdict_script("rd.Rdict(sys.argv[1], rd.Options(raw_mode=True)).close()", db)
+    assert (db / "CURRENT").read_text().strip() != old and not inputs & _ssts(db)
+    for name in [old, *inputs]:
+        shutil.copy2(source / name, db / name)
+    result = run_kvtool("count", db)
+    assert (result.returncode, result.stdout) == (0, b"%d\n" % len(TRUTH)), result.stderr
+    (note,) = _notes(result.stderr)
+    assert all(str(db / name) in note for name in inputs) and NOTES in note, note
+
+
 def test_a_write_lets_rocksdb_remove_the_leftover(stages: Path, tmp_path: Path) -> None:
     db = tmp_path / "db"
     (left,) = flush_output(stages, db)
