@@ -431,3 +431,45 @@ db.close()
     )
     assert out.split() == ["1334", "1000"]
     assert not (left / b_file).exists()
+
+
+_DROP_WRITER = """
+import os, shutil, signal
+path, stages = sys.argv[1], sys.argv[2]
+o = rd.Options(raw_mode=True)
+o.create_if_missing(True)
+o.create_missing_column_families(True)
+db = rd.Rdict(path, o, column_families={"b": rd.Options(raw_mode=True)})
+b = db.get_column_family("b")
+for i in range(1000):
+    b.put(b"b%05d" % i, b"y" * 50)
+    db.put(b"a%05d" % i, b"x")
+b.flush()
+db.flush()
+skip = shutil.ignore_patterns("LOCK", "LOG*")
+shutil.copytree(path, os.path.join(stages, "before"), ignore=skip)
+del b
+db.drop_column_family("b")
+shutil.copytree(path, os.path.join(stages, "dropped"), ignore=skip)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_dropped_column_familys_file(tmp_path: Path) -> None:
+    """The owner dropped column family `b` and crashed before deleting its file: not lost data
+    (the MANIFEST records the drop), though no live column family holds its records."""
+    stages = tmp_path / "stages"
+    result = subprocess.run(
+        [sys.executable, "-c", PRELUDE_RDICT + _DROP_WRITER, str(tmp_path / "db"), str(stages)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == -9, result.stderr.decode()[-2000:]
+    db = _copy(stages / "dropped", tmp_path / "left")
+    (left,) = _ssts(stages / "before") - _ssts(db)
+    shutil.copy2(stages / "before" / left, db / left)
+    result = run_kvtool("count", db)
+    assert (result.returncode, result.stdout) == (0, b"1000\n"), result.stderr
+    (note,) = _notes(result.stderr)
+    assert str(db / left) in note and NOTE in note, note
