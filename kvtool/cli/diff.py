@@ -22,16 +22,22 @@ from kvtool.cli.options import (
     Timeout,
     ValueFormatOut,
 )
-from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption
+from kvtool.cli.report import StatsFileOption, StatsFormat, StatsOption, check_database
 from kvtool.formats.records import FieldFormat, KeyFormat
 
 
 def diff(
     a: Annotated[
-        Path, typer.Argument(help="The first (old) database.", metavar="A", readable=False)
+        Path,
+        typer.Argument(
+            help="The first (old) database.", metavar="A", readable=False, callback=check_database
+        ),
     ],
     b: Annotated[
-        Path, typer.Argument(help="The second (new) database.", metavar="B", readable=False)
+        Path,
+        typer.Argument(
+            help="The second (new) database.", metavar="B", readable=False, callback=check_database
+        ),
     ],
     cf: ColumnFamily = "default",
     prefix: Prefix = None,

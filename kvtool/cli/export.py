@@ -60,7 +60,8 @@ def export(
             help="Write to this file instead of stdout: a temp file beside it, renamed over it "
             "when complete (keeping its mode; a new file gets the umask's); a symlink's target "
             "gets the data; a device, FIFO or /dev/stdout is written in place; a read-only "
-            "file is refused (exit 77). gzip-compressed when the name ends in .gz. A stopped run "
+            "file is refused (exit 77), and so is a path inside the database's directory (exit "
+            "2). gzip-compressed when the name ends in .gz. A stopped run "
             "keeps FILE.partial and FILE.partial.cursor; --after CURSOR with the same -o FILE "
             "appends to FILE.partial (refused, exit 2, unless it stopped at CURSOR with the same "
             "--format and encodings, reading the same database), so the completed FILE equals "
@@ -189,11 +190,13 @@ def export(
     """
     from kvtool.cli.pipes import silence_stdout
     from kvtool.cli.ranges import read_spec
-    from kvtool.cli.report import record_stats
+    from kvtool.cli.report import record_stats, stats_file_apart
     from kvtool.errors import UsageError
     from kvtool.formats.writers import OutputFormat
     from kvtool.ops.export import export as run
 
+    if output is not None and str(output) != "-":
+        stats_file_apart(stats_file, output, what="the -o output", tree=fmt is ExportFormat.PARQUET)
     names = list(cf or ["default"])
     if all_cfs and cf:
         raise UsageError("--all-cfs exports every column family: give it or --cf, not both")
@@ -229,8 +232,10 @@ def export(
     terminal = to_stdout and sys.stdout.isatty()
     if not to_stdout:
         from kvtool.formats.output_file import is_terminal, resolve
+        from kvtool.formats.output_guards import refuse_inside_database
 
         assert output is not None
+        refuse_inside_database(output, [db])
         resolve(output)  # a read-only or impossible target is refused before any work
         terminal = is_terminal(output)
     progress = _Bar() if (not quiet and sys.stderr.isatty()) else None
@@ -281,6 +286,9 @@ def _export_parquet(
     if to_stdout:
         raise UsageError("--format parquet writes a dataset directory: give -o DIR")
     assert output is not None
+    from kvtool.formats.output_guards import refuse_inside_database
+
+    refuse_inside_database(output, [db])
     result = export_parquet(
         db,
         spec,

@@ -72,7 +72,9 @@ def import_(
             help="Create the database (table format_version 5, CRC32c checksums: RocksDB 6.14 "
             "and ldb 7.8 open it) or the column families it writes (--cf, or a Parquet "
             "dataset's cf column) if missing. A new database is removed again if the import "
-            "fails before its first commit.",
+            "fails before its first commit. It goes into a new or empty directory only: one of "
+            "other files is exit 2, one with a database's files but no CURRENT (what kvtool "
+            "repair recovers; RocksDB would delete them) exit 74.",
         ),
     ] = False,
     mode: Annotated[
@@ -199,10 +201,12 @@ def import_(
 
         kvtool import --mode sst --create copy.db dataset-dir/
     """
-    from kvtool.cli.report import record_stats
+    from kvtool.cli.report import record_stats, stats_file_apart
     from kvtool.formats.units import parse_duration, parse_size
     from kvtool.ops.importer import ImportOptions, import_records
 
+    if file != "-":
+        stats_file_apart(stats_file, Path(file), what="the input", tree=Path(file).is_dir())
     options = ImportOptions(
         key_format=FieldFormat(key_format.value),
         value_format=value_format,

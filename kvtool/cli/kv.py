@@ -51,7 +51,9 @@ def get(
     The value is written to stdout exactly as stored (no newline added) unless
     --value-format asks for text; on a terminal, control characters (ESC, CR, ...) are shown
     as \\xNN escapes instead. Exits 1 with "key not found" when the key is not there,
-    so scripts can test for a key the way they test with grep.
+    so scripts can test for a key the way they test with grep. A wide-column entity prints
+    as its value when it holds only the default column; one with other columns is refused
+    (exit 2) rather than printed in part: export or scan prints every column.
 
     Examples:
 

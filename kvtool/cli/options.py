@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from kvtool.cli.completion import column_families
-from kvtool.cli.report import StatsFormat
+from kvtool.cli.report import StatsFormat, check_database
 from kvtool.formats.codecs import InputFormat
 from kvtool.formats.records import FieldFormat, KeyFormat
 
@@ -28,6 +28,7 @@ DbPath = Annotated[
         show_default=False,
         metavar="DB",
         readable=False,
+        callback=check_database,  # a --stats-file before DB must not be inside it
     ),
 ]
 ColumnFamily = Annotated[

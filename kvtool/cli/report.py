@@ -60,7 +60,11 @@ StatsOption = Annotated[
 ]
 
 
-def check_stats_file(path: Path | None) -> Path | None:
+# The parameters that name a database (`diff A B` names two): no stats file goes inside one.
+_DATABASE_PARAMS = ("db", "a", "b")
+
+
+def check_stats_file(ctx: typer.Context, path: Path | None) -> Path | None:
     """Refuse a --stats-file that cannot be written at parse time, before any work: a stats
     file that fails at the end would lose what the run reports (its resume cursor)."""
     if path is None:
@@ -69,10 +73,47 @@ def check_stats_file(path: Path | None) -> Path | None:
 
     try:
         resolve(path, option="--stats-file")  # the rules of -o: 2 or 77 (read-only), one line
+        databases = [ctx.params[name] for name in _DATABASE_PARAMS if ctx.params.get(name)]
+        _stats_file_outside(path, databases)
     except BaseException:
         STATE.stats_file_refused = True
         raise
     return path
+
+
+def check_database(ctx: typer.Context, database: Path | None) -> Path | None:
+    """The callback of a database argument: the --stats-file given before it on the command
+    line (Click checks parameters in command-line order) must not be inside it either."""
+    stats_file = ctx.params.get("stats_file")
+    if database is not None and isinstance(stats_file, Path):
+        _stats_file_outside(stats_file, [database])
+    return database
+
+
+def stats_file_apart(
+    stats_file: Path | None, other: Path, *, what: str, tree: bool = False
+) -> None:
+    """Refuse a --stats-file that is the command's own output or input `other` (see
+    `output_guards.refuse_same_file`), and write no stats file then."""
+    if stats_file is None:
+        return
+    from kvtool.formats.output_guards import refuse_same_file
+
+    try:
+        refuse_same_file(stats_file, other, what=what, tree=tree)
+    except BaseException:
+        STATE.stats_file_refused = True
+        raise
+
+
+def _stats_file_outside(path: Path, databases: Sequence[Path]) -> None:
+    from kvtool.formats.output_guards import refuse_inside_database
+
+    try:
+        refuse_inside_database(path, databases, option="--stats-file")
+    except BaseException:
+        STATE.stats_file_refused = True
+        raise
 
 
 StatsFileOption = Annotated[

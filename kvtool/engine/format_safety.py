@@ -21,6 +21,7 @@ refused with UnavailableError (exit 69) whatever `force` says.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from pathlib import Path
 from kvtool.engine.ondisk import sst_format_version as sst_format_version
 from kvtool.engine.ondisk import sst_format_versions as sst_format_versions
 from kvtool.engine.options_file import OptionsFile, read_options_file
-from kvtool.errors import UnavailableError, UsageError
+from kvtool.errors import StorageError, UnavailableError, UsageError
 
 # CFOptions that change what the data means or how it is ordered: a difference is refused.
 CRITICAL_CF_OPTIONS = (
@@ -219,6 +220,17 @@ def refuse_unmet_for_reading(
         )
 
 
+def scratch_failure(reason: str) -> StorageError:
+    """The error of an options check whose scratch database (in TMPDIR) could not be written: a
+    full disk or a file size limit there is an I/O error (74), not options that cannot be
+    loaded (which --force would override)."""
+    return StorageError(
+        f"cannot check the database's options: kvtool's scratch database in "
+        f"{tempfile.gettempdir()} could not be written ({reason})",
+        hint="free space there, or set TMPDIR to a directory with room",
+    )
+
+
 def _version_tuple(text: str | None) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", text or "")[:3])
 
@@ -239,6 +251,8 @@ def assess(path: Path, round_trip: OptionsRoundTrip) -> SafetyReport:
     problems: list[str] = []
     try:
         ours = round_trip(path)
+    except StorageError:
+        raise  # the scratch database's disk, not the owner's options (scratch_failure)
     except Exception as exc:
         return SafetyReport(
             path,

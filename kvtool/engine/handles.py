@@ -15,6 +15,7 @@ held strongly until released: a database is closed explicitly (or at exit), neve
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 import weakref
@@ -130,8 +131,14 @@ class Handle:
     def __enter__(self) -> Any:
         return self
 
-    def __exit__(self, *_exc_info: object) -> None:
-        self.release()
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc_info: object) -> None:
+        if exc_type is None:
+            self.release()
+            return
+        # An error is already on its way out: a close that fails too (the same full disk) must
+        # not replace it, and with it the account it gives (what was committed, where to resume).
+        with contextlib.suppress(Exception):
+            self.release()
 
     def __repr__(self) -> str:
         state = "released" if self.released else "open"

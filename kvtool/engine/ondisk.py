@@ -8,7 +8,12 @@ import re
 import stat
 from pathlib import Path
 
-from kvtool.errors import DatabaseNotFoundError, PermissionDeniedError
+from kvtool.errors import (
+    CorruptionError,
+    DatabaseNotFoundError,
+    PermissionDeniedError,
+    UsageError,
+)
 
 
 def check_database_dir(path: Path) -> None:
@@ -33,6 +38,7 @@ def check_database_dir(path: Path) -> None:
             hint="run as a user who may read it, e.g. the database's owner",
         )
     if not (path / "CURRENT").is_file():
+        refuse_create_in(path, lost_current_only=True)  # a database that lost CURRENT: 74
         raise DatabaseNotFoundError(
             f"{path} is not a RocksDB database (it has no CURRENT file)",
             hint="give the directory that holds CURRENT, MANIFEST-* and *.sst",
@@ -49,8 +55,8 @@ def file_number(name: str) -> int:
 
 
 def database_identity(db_dir: Path) -> str | None:
-    """The unique id RocksDB writes into `IDENTITY` when it creates a database (a checkpoint or
-    backup keeps it); None when there is none to read."""
+    """The unique id RocksDB writes into `IDENTITY` when it creates a database; None when there
+    is none to read (a RocksDB 9.8 checkpoint has none until its first read-write open)."""
     try:
         text = (db_dir / "IDENTITY").read_text("ascii", "replace").strip()
     except OSError:
@@ -118,3 +124,39 @@ def sst_format_versions(db_dir: Path) -> dict[str, int]:
         if version is not None:
             out[entry.name] = version
     return out
+
+
+# What RocksDB keeps of a database that lost its CURRENT file: `repair` rebuilds it from these.
+_DATABASE_FILE = re.compile(r"^(\d+\.(sst|log|blob)|MANIFEST-\d+|OPTIONS-\d+|IDENTITY)$")
+# What a failed create leaves and a new one may overwrite: RocksDB's lock and info logs.
+_LEFTOVER = re.compile(r"^(LOCK|LOG|LOG\.old\.\d+|rocksdict-config\.json)$")
+
+
+def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
+    """A new database goes into a new or empty directory only. Created beside a database's
+    files whose CURRENT is lost, RocksDB deletes their SST files as obsolete (measured: an
+    `import --create` there, exit 0, every record gone; `kvtool repair` would have recovered
+    them): CorruptionError. Among other files, RocksDB's would replace any of the same name:
+    UsageError. A missing path, or one that is not a directory, is left to the caller.
+    `lost_current_only`: check only for a database that lost CURRENT (any command's open)."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    kept = [name for name in names if _DATABASE_FILE.match(name)]
+    if any(name.endswith(".sst") or name.startswith("MANIFEST-") for name in kept):
+        raise CorruptionError(
+            f"{path} holds a database's files ({', '.join(sorted(kept)[:4])}"
+            f"{', ...' if len(kept) > 4 else ''}) but no CURRENT file"
+            + ("" if lost_current_only else ": a new database there would delete them"),
+            hint=f"kvtool repair {path} rebuilds it from them, after a backup",
+        )
+    if lost_current_only:
+        return
+    others = [name for name in names if not _LEFTOVER.match(name)]
+    if others:
+        raise UsageError(
+            f"{path} is a directory of other files ({', '.join(sorted(others)[:3])}"
+            f"{', ...' if len(others) > 3 else ''}), not a database",
+            hint="create a new database in a new or empty directory",
+        )

@@ -1,5 +1,5 @@
-"""Private work directories named after the process that owns them, and the clean-up of ones
-whose process is gone (a SIGKILL runs no clean-up code).
+"""Private work directories and temp files named after the process that owns them, and the
+clean-up of ones whose process is gone (a SIGKILL runs no clean-up code).
 
 A directory is named `PREFIX` + `PID@HOST.` + random characters. A later run removes those of
 its own host whose PID no longer exists: a directory of a running process, or of another host
@@ -8,6 +8,7 @@ sharing the filesystem, is left alone, and so is anything named otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -43,6 +44,34 @@ def remove_stale_dirs(prefix: str, parent: Path | None = None) -> list[Path]:
             continue
         shutil.rmtree(entry, ignore_errors=True)
         removed.append(entry)
+    return removed
+
+
+def owner_tag() -> str:
+    """`PID@HOST` of this process: what a name carries for `remove_stale_files`."""
+    return f"{os.getpid()}@{_host()}"
+
+
+def remove_stale_files(parent: Path, prefix: str, suffix: str) -> list[Path]:
+    """Remove the regular files `PREFIX PID@HOST.* SUFFIX` in `parent` that a process of this
+    host left when it was killed (its PID is gone); anything else is left alone."""
+    host = _host()
+    removed: list[Path] = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix) and n.endswith(suffix)]
+    except OSError:
+        return removed
+    for name in names:
+        pid_text, at, rest = name[len(prefix) : len(name) - len(suffix)].partition("@")
+        owner_host, dot, _ = rest.rpartition(".")
+        if not at or not pid_text.isdigit() or not dot or owner_host != host:
+            continue
+        entry = parent / name
+        if _alive(int(pid_text)) or entry.is_symlink() or not entry.is_file():
+            continue
+        with contextlib.suppress(OSError):
+            entry.unlink()
+            removed.append(entry)
     return removed
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from kvtool.errors import StorageError, UsageError
 from kvtool.formats.jsonl import Record
+from kvtool.formats.output_guards import other_database
 from kvtool.formats.parquet import PartSchema, PartWriter
 from kvtool.formats.parts import (
     IN_PROGRESS,
@@ -149,11 +150,11 @@ class Dataset:
                 f"{root} stopped at another cursor than --after gives",
                 hint=f"resume it with --after {old['cursor']}",
             )
-        was, now = old.get("database_identity"), self._manifest.get("database_identity")
-        if was and now and was != now:
+        mismatch = other_database(old, self._manifest.get("database_identity"))
+        if mismatch:
             raise UsageError(
-                f"{root} was exported from another database (IDENTITY {was}; this one's is "
-                f"{now}): its records after the cursor would join the dataset as the rest",
+                f"{root} {mismatch}: its records after the cursor would join the dataset as the "
+                "rest",
                 hint="resume with the database the export began with, or export to a new directory",
             )
         if old.get("options") != self._manifest["options"] or old.get("format") != FORMAT:

@@ -8,8 +8,9 @@ The rules (docs/design.md, "Output files"):
 - anything else (a device, a FIFO, a socket, `/dev/stdout`, `/dev/fd/N`) is written in place,
   never replaced by a regular file;
 - a target without any write permission bit (chmod 0444), or one this user cannot write, is
-  refused before any work (exit 77), as is a directory it cannot create files in; a directory or
-  a missing parent directory is a usage error (exit 2);
+  refused before any work (exit 77), as is a directory it cannot create files in; a directory, a
+  missing parent directory or a path inside the database directory is a usage error (exit 2);
+- the temp file is `.PATH.PID@HOST.XXXXXXXX.tmp`: the next run removes one a killed run left;
 - a stop keeps what was written as `PATH.partial` and writes `PATH.partial.cursor` (JSON: the
   cursor that resumes it, its size in bytes, the output options and the database's IDENTITY); a
   run with `--after CURSOR` and the same `-o PATH` appends to that `.partial` only when the
@@ -28,11 +29,12 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from kvtool.errors import PermissionDeniedError, StorageError, UsageError
+from kvtool.formats.output_guards import open_fifo, other_database
 
 # Names that stand for an open descriptor of this process: writing there means that descriptor.
 _FD_PATH = re.compile(r"^/(?:dev/fd|proc/self/fd)/(\d+)$")
@@ -151,6 +153,7 @@ class OutputFile:
         options: Mapping[str, Any] | None = None,
         gzip_by_name: bool = True,
         identity: str | None = None,
+        wait_for_reader: Callable[[], None] | None = None,
     ) -> None:
         self.path = path
         self.options = dict(options or {})
@@ -166,11 +169,23 @@ class OutputFile:
             if fd is not None:
                 self.in_place = True
                 raw = os.fdopen(os.dup(fd), "wb", buffering=1 << 20)
+            elif st is not None and stat.S_ISFIFO(st.st_mode) and wait_for_reader is not None:
+                self.in_place = True
+                raw = open_fifo(real, wait_for_reader)
             elif st is not None and not stat.S_ISREG(st.st_mode):
                 self.in_place = True
                 raw = open(real, "wb", buffering=1 << 20)  # noqa: SIM115 - closed in _close
             elif resume_from is not None and partial_path(real).exists():
                 raw = self._resume(resume_from)
+            elif resume_from is not None and cursor_path(real).exists():
+                # The cursor file of a stopped run is here, its .partial is not: the rest
+                # alone would be renamed to PATH as if it were the whole export.
+                raise UsageError(
+                    f"-o {path}: {cursor_path(path)} is here but {partial_path(path)}, which "
+                    "holds the records before the cursor, is missing",
+                    hint=f"put {partial_path(path)} back, or export again without --after "
+                    f"(to write only the rest, give another -o or remove {cursor_path(path)})",
+                )
             else:
                 if resume_from is None and cursor_path(real).exists():
                     logging.getLogger("kvtool").warning(
@@ -191,9 +206,14 @@ class OutputFile:
             )
 
     def _new_temp(self, st: os.stat_result | None) -> BinaryIO:
+        from kvtool.engine.workdirs import owner_tag, remove_stale_files
+
         real = self.real
+        # The name says whose it is (`.NAME.PID@HOST.XXXXXXXX.tmp`): one a killed run left here
+        # (SIGKILL, the OOM killer: no clean-up ran) is removed, never a live run's.
+        remove_stale_files(real.parent, f".{real.name}.", ".tmp")
         for _ in range(100):
-            tmp = real.with_name(f".{real.name}.{secrets.token_hex(4)}.tmp")
+            tmp = real.with_name(f".{real.name}.{owner_tag()}.{secrets.token_hex(4)}.tmp")
             try:
                 # 0o666 less the umask, as any program's new file; O_EXCL: never someone else's.
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -241,11 +261,10 @@ class OutputFile:
                 f"({_describe(saved.get('options'))}; this run: {_describe(self.options)})",
                 hint="give the options of the run that stopped, or remove " + str(partial),
             )
-        was = saved.get("database_identity")
-        if was and self.identity and was != self.identity:
+        mismatch = other_database(saved, self.identity)
+        if mismatch:
             raise UsageError(
-                f"-o {self.path}: {partial} was exported from another database (IDENTITY "
-                f"{was}; this one's is {self.identity}): its records after the cursor would "
+                f"-o {self.path}: {partial} {mismatch}: its records after the cursor would "
                 "join the file as the rest",
                 hint="resume with the database the export began with, or remove " + str(partial),
             )
@@ -323,9 +342,13 @@ class OutputFile:
             import orjson
 
             size = partial.stat().st_size
-            saved = {"cursor": cursor, "bytes": size, "options": self.options}
-            if self.identity:
-                saved["database_identity"] = self.identity
+            # null too: a database without IDENTITY must not pass for one that has it.
+            saved = {
+                "cursor": cursor,
+                "bytes": size,
+                "options": self.options,
+                "database_identity": self.identity,
+            }
             _write_atomically(record, orjson.dumps(saved) + b"\n")
         except OSError as exc:
             self.discard()

@@ -11,7 +11,7 @@ bytes from several processes may be concatenated (`concatenable`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,6 +35,7 @@ class ExportSink:
         resume_from: str | None = None,
         options: Mapping[str, Any] | None = None,
         identity: str | None = None,
+        wait_for_reader: Callable[[], None] | None = None,
     ) -> None:
         self._render = render
         self._head = head
@@ -45,7 +46,11 @@ class ExportSink:
         self.target: OutputFile | None = None
         if path is not None:
             self.target = OutputFile(
-                path, resume_from=resume_from, options=options, identity=identity
+                path,
+                resume_from=resume_from,
+                options=options,
+                identity=identity,
+                wait_for_reader=wait_for_reader,
             )
             self.stream: BinaryIO = self.target.stream
         else:

@@ -76,20 +76,29 @@ def _open_sink(
     fmt: OutputFormat | str,
     options: dict[str, Any],
     db_path: Path,
+    stopper: Stopper,
 ) -> ExportSink:
     """Where records go: the file `path` or the stream `out`. A run continuing after a cursor
     into the same `path` appends to the `.partial` a stopped run left (see
-    kvtool.formats.output_file), when that cursor and `options` match."""
-    return ExportSink(
-        path=path,
-        out=out,
-        render=render,
-        head=head,
-        footer=footer(fmt, keys_only=spec.keys_only),
-        resume_from=spec.cursor_after(spec.after) if path is not None else None,
-        options=options,
-        identity=database_identity(db_path) if path is not None else None,
-    )
+    kvtool.formats.output_file), when that cursor and `options` match. A FIFO waits for its
+    reader as long as `stopper` lets the run go on."""
+    try:
+        return ExportSink(
+            path=path,
+            out=out,
+            render=render,
+            head=head,
+            footer=footer(fmt, keys_only=spec.keys_only),
+            resume_from=spec.cursor_after(spec.after) if path is not None else None,
+            options=options,
+            identity=database_identity(db_path) if path is not None else None,
+            wait_for_reader=lambda: stopper.sleep(0.05),
+        )
+    except StopRequested as exc:
+        raise StoppedError(
+            f"{exc.reason} while {path} had no reader: nothing was written",
+            exit_code=exc.exit_code,
+        ) from None
 
 
 def export(
@@ -177,7 +186,9 @@ def export(
                         total = min(total, spec.limit)
                 progress.start(total)
             try:
-                with _open_sink(path, out, spec, render, head, fmt, options, Path(db_path)) as sink:
+                with _open_sink(
+                    path, out, spec, render, head, fmt, options, Path(db_path), stopper
+                ) as sink:
                     with record_stream(db, spec, stats, stopper) as batches:
                         try:
                             sink.write_head()
@@ -275,7 +286,9 @@ def _export_parallel(
 
     with stopper:
         try:
-            with _open_sink(path, out, spec, render, head, fmt, options, Path(db_path)) as sink:
+            with _open_sink(
+                path, out, spec, render, head, fmt, options, Path(db_path), stopper
+            ) as sink:
                 try:
                     sink.write_head()
                 except BrokenPipeError:

@@ -315,8 +315,11 @@ def _import_batches(
                 _resume_hint(stats, committed_line + 1, options),
             ) from None
         except KvtoolError as exc:
-            # A failed write (I/O error, full disk): say what is safely in the database.
+            # A failed write (I/O error, full disk): say what is safely in the database, and,
+            # once the cause is fixed, how to import the rest.
             exc.message += f"; {_committed(stats, committed_line)}"
+            if exc.hint is None:
+                exc.hint = _resume_hint(stats, committed_line + 1, options, stopped=True)
             raise
         except (Interrupted, KeyboardInterrupt) as exc:
             stop = as_interrupted(exc)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kvtool import errors
+from kvtool.engine.damage import LEFTOVER_NOTES
 from kvtool.errors import ExitCode
 from kvtool.ops.range_plan import Chunk
 from kvtool.ops.range_worker import COMMAND, POLL, Inbox, Job, Mode, Worker, write_fd
@@ -100,13 +101,15 @@ def run_workers(
     ended, or None, having made nothing, when the workers' views of the database differ."""
     crew = Crew()
     try:
-        for _ in range(workers):
+        for index in range(workers):
             status_r, status_w = os.pipe()
             commands_r, commands_w = os.pipe()
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:  # the worker: never returns into the parent's code
                 try:
+                    # Every worker opens the database: the first says what its open notes.
+                    LEFTOVER_NOTES.muted = LEFTOVER_NOTES.muted or index > 0
                     os.close(status_r)
                     os.close(commands_w)
                     for fd in crew.fds():

@@ -159,13 +159,15 @@ class PyRocksdbEngine(Engine):
     def _open_read_write(
         self, path: Path, *, create: bool, force: bool, allow_data_loss: bool
     ) -> Database:
-        from kvtool.engine.ondisk import check_database_dir
+        from kvtool.engine.ondisk import check_database_dir, refuse_create_in
 
         exists = (path / "CURRENT").is_file()
         if not exists and not create:
             check_database_dir(path)
         if not exists and path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory")
+        if not exists:
+            refuse_create_in(path)
         if exists:
             holder = lock_holder(path)
             if holder is not None:  # first: a busy database is waited for (--wait-lock)

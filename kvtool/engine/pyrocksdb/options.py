@@ -11,9 +11,9 @@ from typing import Any
 import rocksdb  # type: ignore[import-untyped]
 
 from kvtool.engine.base import DEFAULT_CF
-from kvtool.engine.format_safety import sst_format_version
+from kvtool.engine.format_safety import scratch_failure, sst_format_version
 from kvtool.engine.options_file import OptionsFile, read_options_file
-from kvtool.errors import UnavailableError
+from kvtool.errors import StorageError, UnavailableError
 
 ENGINE = "python-rocksdb"
 # The newest table format RocksDB 6.14 reads and writes (6 came with RocksDB 8.6).
@@ -230,20 +230,32 @@ def options_round_trip(path: Path) -> OptionsFile:
     if DEFAULT_CF not in names:
         names.insert(0, DEFAULT_CF)
     opts, cfs = build_options(path, names)
-    with tempfile.TemporaryDirectory(prefix="kvtool-options-") as tmp:
-        scratch = Path(tmp) / "db"
-        opts.create_if_missing = True
-        opts.create_missing_column_families = True
-        opts.wal_dir = str(scratch)
-        opts.db_log_dir = str(scratch)
-        db = rocksdb.DB(str(scratch), opts, column_families={n.encode(): o for n, o in cfs.items()})
-        try:
-            db.close()
-        finally:
-            del db, opts, cfs
-        out = read_options_file(scratch)
-    if out is None:  # pragma: no cover - RocksDB always writes one
-        raise RuntimeError("the engine wrote no OPTIONS file")
+    try:
+        with tempfile.TemporaryDirectory(prefix="kvtool-options-") as tmp:
+            scratch = Path(tmp) / "db"
+            opts.create_if_missing = True
+            opts.create_missing_column_families = True
+            opts.wal_dir = str(scratch)
+            opts.db_log_dir = str(scratch)
+            families = {n.encode(): o for n, o in cfs.items()}
+            try:
+                db = rocksdb.DB(str(scratch), opts, column_families=families)
+            except Exception as exc:
+                from kvtool.engine.pyrocksdb.native import from_native  # it imports this module
+
+                error = from_native(exc)
+                if isinstance(error, StorageError):
+                    raise scratch_failure(error.detail) from None
+                raise
+            try:
+                db.close()
+            finally:
+                del db, opts, cfs, families
+            out = read_options_file(scratch)
+    except OSError as exc:  # the temp dir itself: no room for it
+        raise scratch_failure(exc.strerror or str(exc)) from None
+    if out is None:  # a failed OPTIONS write does not fail the open (see the rdict engine's)
+        raise scratch_failure("it got no OPTIONS file")
     return out
 
 

@@ -22,7 +22,7 @@ from kvtool.engine.format_safety import (
     unmet_needs,
 )
 from kvtool.engine.lockfile import lock_holder
-from kvtool.engine.ondisk import check_database_dir
+from kvtool.engine.ondisk import check_database_dir, refuse_create_in
 from kvtool.engine.options_keeper import OptionsKeeper
 from kvtool.engine.rdict.database import RdictDatabase
 from kvtool.engine.rdict.native import CONFIG_FILE, from_native, remove_config, restore_options
@@ -113,6 +113,8 @@ class RdictEngine(Engine):
             check_database_dir(path)
         if not exists and path.exists() and not path.is_dir():
             raise UsageError(f"{path} exists and is not a directory")
+        if not exists:
+            refuse_create_in(path)
         had_config = (path / CONFIG_FILE).exists()
         keeper = OptionsKeeper(path)
         if exists:

@@ -19,6 +19,8 @@ from kvtool.engine.base import (
     Database,
 )
 from kvtool.engine.damage import (
+    LEFTOVER_NOTES,
+    UnreferencedFile,
     describe_damaged_wal,
     describe_unreferenced,
     manifest_name,
@@ -107,6 +109,7 @@ def _recover(
     opts.set_max_open_files(-1)  # open every SST now: a writer may delete them later
     damage: list[str] = []
     damaged_files: list[str] = []
+    leftover: list[UnreferencedFile] = []
     native = None
     try:
         try:
@@ -133,11 +136,12 @@ def _recover(
             damaged_files.extend(str(path / name) for name in wals)
         if secondary_dir is None and lock_holder(path) is None:
             live = [str(f["name"]) for f in native.live_files()]
-            lost = unreferenced_tables(path, live)
-            if lost:
+            found = unreferenced_tables(shadow.path, live, older_manifests=path)
+            if found.lost:
                 manifest = manifest_name(shadow.path)
-                damage.append(describe_unreferenced(path, manifest, lost))
+                damage.append(describe_unreferenced(path, manifest, found.lost))
                 damaged_files.append(str(path / manifest))
+            leftover = found.leftover
         if damage and not allow_data_loss:
             raise DamagedDatabaseError(
                 "; ".join(damage),
@@ -145,6 +149,8 @@ def _recover(
                 hint="restore it from a copy, or pass --allow-data-loss to read what RocksDB "
                 "recovers; a write with that option deletes what is left out",
             )
+        if leftover:  # only when the open succeeds: a failed one prints its one error line
+            LEFTOVER_NOTES.note(path, leftover)
     except BaseException:
         if native is not None:
             with contextlib.suppress(Exception):

@@ -14,10 +14,12 @@ import rocksdict as rd
 from kvtool.engine.base import (
     DEFAULT_CF,
 )
+from kvtool.engine.format_safety import scratch_failure
 from kvtool.engine.ondisk import sst_format_versions
 from kvtool.engine.options_file import OptionsFile, read_options_file
 from kvtool.engine.rdict.native import from_native
 from kvtool.errors import (
+    StorageError,
     UsageError,
 )
 
@@ -127,22 +129,33 @@ def options_round_trip(path: Path) -> OptionsFile:
     open loads them and used to create a scratch database elsewhere (format_safety compares it
     with the owner's). Raises the native error when the options cannot be loaded."""
     opts, cfs = rd.Options.load_latest(str(path), ignore_unknown_options=True)
-    with tempfile.TemporaryDirectory(prefix="kvtool-options-") as tmp:
-        scratch = Path(tmp) / "db"
-        # Everything the scratch DB writes stays in the temp dir, whatever paths the owner set.
-        opts.create_if_missing(True)
-        opts.create_missing_column_families(True)
-        opts.set_error_if_exists(False)
-        opts.set_wal_dir(str(scratch))
-        opts.set_db_log_dir(str(scratch))
-        db = rd.Rdict(str(scratch), opts, column_families=dict(cfs))
-        try:
-            db.close()
-        finally:
-            del db, opts, cfs
-        parsed = read_options_file(scratch)
-    if parsed is None:  # pragma: no cover - RocksDB always writes one
-        raise RuntimeError("the engine wrote no OPTIONS file")
+    try:
+        with tempfile.TemporaryDirectory(prefix="kvtool-options-") as tmp:
+            scratch = Path(tmp) / "db"
+            # Everything the scratch DB writes stays in the temp dir, whatever paths the owner set.
+            opts.create_if_missing(True)
+            opts.create_missing_column_families(True)
+            opts.set_error_if_exists(False)
+            opts.set_wal_dir(str(scratch))
+            opts.set_db_log_dir(str(scratch))
+            try:
+                db = rd.Rdict(str(scratch), opts, column_families=dict(cfs))
+            except Exception as exc:
+                error = from_native(exc)
+                if isinstance(error, StorageError):
+                    raise scratch_failure(error.detail) from None
+                raise
+            try:
+                db.close()
+            finally:
+                del db, opts, cfs
+            parsed = read_options_file(scratch)
+    except OSError as exc:  # the temp dir itself: no room for it
+        raise scratch_failure(exc.strerror or str(exc)) from None
+    if parsed is None:
+        # RocksDB persists its OPTIONS file last and, when that write fails (measured: a file
+        # size limit of 2 KB), still opens the database.
+        raise scratch_failure("it got no OPTIONS file")
     return parsed
 
 
