@@ -138,7 +138,20 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
     `import --create` there, exit 0, every record gone; `kvtool repair` would have recovered
     them): CorruptionError. Among other files, RocksDB's would replace any of the same name:
     UsageError. A missing path, or one that is not a directory, is left to the caller.
-    `lost_current_only`: check only for a database that lost CURRENT (any command's open)."""
+    `lost_current_only`: check only for a database that lost CURRENT (any command's open).
+
+    A `..` after a part that does not exist yet (`DB/new/..`) is refused (UsageError): the
+    open makes `new` and creates the database in DB, which was never looked at here.
+    """
+    if not lost_current_only:
+        missing = _missing_parts(path)
+        if ".." in missing:
+            absent = Path(*path.parts[: len(path.parts) - len(missing) + 1])
+            raise UsageError(
+                f"{path} goes up ('..') past {absent}, which does not exist: the new database "
+                "would be created in a directory not checked",
+                hint="give the new database's path without '..'",
+            )
     try:
         names = os.listdir(path)
     except OSError:
@@ -160,3 +173,12 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
             f"{', ...' if len(others) > 3 else ''}), not a database",
             hint="create a new database in a new or empty directory",
         )
+
+
+def _missing_parts(path: Path) -> tuple[str, ...]:
+    """The trailing parts of `path` that do not exist (all of them when no prefix does)."""
+    parts = path.parts
+    for end in range(len(parts), 0, -1):
+        if os.path.lexists(Path(*parts[:end])):
+            return parts[end:]
+    return parts

@@ -1,0 +1,49 @@
+"""Hostile runs against what was merged last (crash leftovers, `import --create` cleanup, read
+batches cut by bytes, lazy commands): each test is a case that once lost data or lied."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import dir_state, run_kvtool
+from .oracles import ldb_load, ldb_scan
+
+RECORDS = [(b"a1", b"v1"), (b"a2", b"v2")]
+
+
+@pytest.mark.parametrize("engine", ["rocksdict", "python-rocksdb"])
+def test_import_create_through_dotdot_of_a_new_directory_is_refused(
+    tmp_path: Path, engine: str
+) -> None:
+    """`--create DB/new/..` names DB itself once `new` is made: the check for a new or empty
+    directory listed `DB/new/..` (which did not exist yet), found nothing, and RocksDB then
+    created a database in DB. Where DB is a database that lost its CURRENT file (and its
+    empty WAL), the new database's first open deleted the old SST files: exit 0, every record
+    gone (measured with ldb's database)."""
+    db = ldb_load(tmp_path / "db", RECORDS)
+    (db / "CURRENT").unlink()
+    for wal in db.glob("*.log"):
+        wal.unlink()
+    before = dir_state(db)
+    result = run_kvtool(
+        "--engine", engine, "import", "--create", db / "new" / "..", "-", "-q",
+        input=b'{"key":"x","value":"y"}\n',
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b".." in result.stderr
+    assert result.stderr.count(b"\n") == 1, result.stderr
+    assert dir_state(db) == before
+    assert sorted(p.name for p in db.iterdir()) == sorted(before)
+
+
+def test_import_create_through_dotdot_of_existing_directories_still_works(
+    tmp_path: Path,
+) -> None:
+    """Only a `..` after a part that does not exist is refused: `existing/../new` is `new`."""
+    (tmp_path / "existing").mkdir()
+    target = tmp_path / "existing" / ".." / "new"
+    result = run_kvtool("import", "--create", target, "-", "-q", input=b'{"key":"x","value":"y"}\n')
+    assert result.returncode == 0, result.stderr
+    assert ldb_scan(tmp_path / "new") == [(b"x", b"y")]
