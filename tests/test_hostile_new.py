@@ -47,3 +47,17 @@ def test_import_create_through_dotdot_of_existing_directories_still_works(
     result = run_kvtool("import", "--create", target, "-", "-q", input=b'{"key":"x","value":"y"}\n')
     assert result.returncode == 0, result.stderr
     assert ldb_scan(tmp_path / "new") == [(b"x", b"y")]
+
+
+def test_repair_backup_through_dotdot_of_a_new_directory_is_refused(tmp_path: Path) -> None:
+    """`repair DB --backup OTHER/new/..` checked that `OTHER/new/..` was new or empty (it did
+    not exist yet), then made `new` and copied the database's files into OTHER, among its own
+    files: another database there had its CURRENT, MANIFEST and OPTIONS replaced, exit 0."""
+    db = ldb_load(tmp_path / "db", RECORDS)
+    other = ldb_load(tmp_path / "other", [(b"o", b"other's")])
+    before = dir_state(other)
+    result = run_kvtool("repair", db, "--backup", other / "new" / "..")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and b".." in result.stderr
+    assert dir_state(other) == before
+    assert ldb_scan(other) == [(b"o", b"other's")]

@@ -144,7 +144,7 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
     open makes `new` and creates the database in DB, which was never looked at here.
     """
     if not lost_current_only:
-        missing = _missing_parts(path)
+        missing = missing_parts(path)
         if ".." in missing:
             absent = Path(*path.parts[: len(path.parts) - len(missing) + 1])
             raise UsageError(
@@ -175,7 +175,7 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
         )
 
 
-def _missing_parts(path: Path) -> tuple[str, ...]:
+def missing_parts(path: Path) -> tuple[str, ...]:
     """The trailing parts of `path` that do not exist (all of them when no prefix does)."""
     parts = path.parts
     for end in range(len(parts), 0, -1):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kvtool.engine.ondisk import missing_parts
 from kvtool.errors import DatabaseBusyError, DatabaseNotFoundError, UsageError
 from kvtool.ondisk.coding import FormatError
 from kvtool.ondisk.manifest import current_manifest, read_edits, replay
@@ -89,6 +90,12 @@ def backup_directory(src: Path, dest: Path) -> int:
     when on the same filesystem (they are never modified), everything else copied."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"--backup {dest} exists and is not an empty directory")
+    if ".." in missing_parts(dest):
+        # `OTHER/new/..` is OTHER once `new` is made: a directory never checked above.
+        raise UsageError(
+            f"--backup {dest} goes up ('..') past a directory that does not exist",
+            hint="give the backup's path without '..'",
+        )
     if dest.resolve().is_relative_to(src.resolve()):
         raise UsageError("--backup must be outside the database directory")
     dest.mkdir(parents=True, exist_ok=True)
