@@ -61,3 +61,14 @@ def test_repair_backup_through_dotdot_of_a_new_directory_is_refused(tmp_path: Pa
     assert result.stderr.startswith(b"kvtool: error: ") and b".." in result.stderr
     assert dir_state(other) == before
     assert ldb_scan(other) == [(b"o", b"other's")]
+
+
+def test_generate_through_dotdot_of_a_new_directory_is_refused(tmp_path: Path) -> None:
+    """`generate OTHER/new/..` ("DB must not exist yet") wrote a database into OTHER, among
+    its files, exit 0."""
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine\n")
+    result = run_kvtool("generate", other / "new" / "..", "--keys", "5")
+    assert result.returncode == 2, result.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
