@@ -72,3 +72,19 @@ def test_generate_through_dotdot_of_a_new_directory_is_refused(tmp_path: Path) -
     result = run_kvtool("generate", other / "new" / "..", "--keys", "5")
     assert result.returncode == 2, result.stderr
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("engine", ["rocksdict", "python-rocksdb"])
+def test_import_create_under_a_file_is_a_usage_error(tmp_path: Path, engine: str) -> None:
+    """`--create FILE/db` (a typo, a file where a directory was meant) was exit 70 ("a bug in
+    kvtool") with "the new database FILE/db was kept: it cannot be listed": nothing was made."""
+    (tmp_path / "file.txt").write_text("mine\n")
+    before = dir_state(tmp_path)
+    result = run_kvtool(
+        "--engine", engine, "import", "--create", tmp_path / "file.txt" / "db", "-", "-q",
+        input=b'{"key":"a","value":"1"}\n',
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
+    assert b"not a directory" in result.stderr and b"kept" not in result.stderr
+    assert dir_state(tmp_path) == before

@@ -63,7 +63,7 @@ class NewDatabase:
         an empty database."""
         try:
             names = sorted(os.listdir(self.path))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # nothing was created there
             self._remove_dirs()
             return Discarded()
         except OSError as exc:

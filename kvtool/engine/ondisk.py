@@ -145,6 +145,13 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
     """
     if not lost_current_only:
         missing = missing_parts(path)
+        below = Path(*path.parts[: len(path.parts) - len(missing)]) if missing else None
+        if below is not None and below.parts and not below.is_dir():
+            # RocksDB's "Not a directory" is no storage fault: a file where a directory is meant.
+            raise UsageError(
+                f"{below} is not a directory: {path} cannot be created in it",
+                hint="create the new database in a directory",
+            )
         if ".." in missing:
             absent = Path(*path.parts[: len(path.parts) - len(missing) + 1])
             raise UsageError(
