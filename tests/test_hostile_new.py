@@ -88,3 +88,24 @@ def test_import_create_under_a_file_is_a_usage_error(tmp_path: Path, engine: str
     assert result.stderr.startswith(b"kvtool: error: ") and result.stderr.count(b"\n") == 1
     assert b"not a directory" in result.stderr and b"kept" not in result.stderr
     assert dir_state(tmp_path) == before
+
+
+LONG_NAME = "a" * 300  # past NAME_MAX (255) on every Linux filesystem
+
+
+@pytest.mark.parametrize("engine", ["rocksdict", "python-rocksdb"])
+def test_a_path_with_a_name_too_long_is_a_usage_error(tmp_path: Path, engine: str) -> None:
+    """A name past NAME_MAX was "unexpected OSError ... this is a bug in kvtool" (exit 70) for
+    every command, and `import --create new/LONG` left `new` behind with "the new database
+    ... was kept: it cannot be listed"."""
+    read = run_kvtool("--engine", engine, "count", tmp_path / LONG_NAME)
+    assert read.returncode == 2, read.stderr
+    assert b"too long" in read.stderr and b"bug" not in read.stderr
+    create = run_kvtool(
+        "--engine", engine, "import", "--create", tmp_path / "new" / LONG_NAME, "-", "-q",
+        input=b'{"key":"a","value":"1"}\n',
+    )  # fmt: skip
+    assert create.returncode == 2, create.stderr
+    assert create.stderr.count(b"\n") == 1 and b"too long" in create.stderr
+    assert b"kept" not in create.stderr
+    assert list(tmp_path.iterdir()) == []

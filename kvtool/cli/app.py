@@ -226,6 +226,8 @@ def _run_app(args: list[str]) -> tuple[int, _Failure | None, bool]:
             return int(ExitCode.IO_ERROR), _failure(exc), False
         if isinstance(exc, PermissionError):
             return int(ExitCode.NO_PERMISSION), _failure(exc), False
+        if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
+            return int(ExitCode.USAGE), _failure(exc), False
         return int(ExitCode.SOFTWARE), _failure(exc), False
 
 
@@ -253,6 +255,8 @@ def _finish_stats(
 
 # OSError numbers that are the storage's, not kvtool's: exit 74 with one line.
 _IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
+# OSError numbers that say a path given can never name a file: exit 2, not a bug.
+_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG})
 
 
 def _plain_output() -> bool:
@@ -273,6 +277,8 @@ def _failure(exc: BaseException) -> _Failure:
         return _Failure(f"writing{where}: {exc.strerror or exc}", exc)
     if isinstance(exc, PermissionError):
         return _Failure(f"{exc.filename or 'a path'}: permission denied", exc)
+    if isinstance(exc, OSError) and exc.errno in _PATH_ERRNOS:
+        return _Failure(f"{exc.filename or 'a path'}: {exc.strerror}", exc)
     return _Failure(
         f"unexpected {type(exc).__name__}: {exc} (this is a bug in kvtool: please report it; "
         "--debug shows the traceback)",

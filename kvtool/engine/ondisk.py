@@ -3,6 +3,7 @@ files, their table format versions (docs/design.md, Engine facts)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -141,11 +142,15 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
     `lost_current_only`: check only for a database that lost CURRENT (any command's open).
 
     A `..` after a part that does not exist yet (`DB/new/..`) is refused (UsageError): the
-    open makes `new` and creates the database in DB, which was never looked at here.
+    open makes `new` and creates the database in DB, which was never looked at here. So are a
+    file where a directory is meant and a name too long, before RocksDB makes any directory.
     """
     if not lost_current_only:
         missing = missing_parts(path)
         below = Path(*path.parts[: len(path.parts) - len(missing)]) if missing else None
+        # Checked before RocksDB makes the parts of the path that fit.
+        if any(len(os.fsencode(part)) > _name_max(below) for part in missing):
+            raise UsageError(f"{path}: {os.strerror(errno.ENAMETOOLONG)}")
         if below is not None and below.parts and not below.is_dir():
             # RocksDB's "Not a directory" is no storage fault: a file where a directory is meant.
             raise UsageError(
@@ -189,3 +194,11 @@ def missing_parts(path: Path) -> tuple[str, ...]:
         if os.path.lexists(Path(*parts[:end])):
             return parts[end:]
     return parts
+
+
+def _name_max(directory: Path | None) -> int:
+    """The longest file name the filesystem of `directory` (the current one if None) takes."""
+    try:
+        return os.pathconf(directory if directory and directory.parts else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
