@@ -3,12 +3,15 @@ batches cut by bytes, lazy commands): each test is a case that once lost data or
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import dir_state, run_kvtool
-from .oracles import ldb_load, ldb_scan
+from .conftest import dir_state, kvtool_executable, run_kvtool
+from .oracles import ldb_load, ldb_scan, require_rocksdb614
 
 RECORDS = [(b"a1", b"v1"), (b"a2", b"v2")]
 
@@ -109,3 +112,54 @@ def test_a_path_with_a_name_too_long_is_a_usage_error(tmp_path: Path, engine: st
     assert create.stderr.count(b"\n") == 1 and b"too long" in create.stderr
     assert b"kept" not in create.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+_REL_614 = """
+import sys, rocksdb
+if sys.argv[1:] == ["read"]:  # the owner, in its own directory
+    db = rocksdb.DB("rel", rocksdb.Options())
+    it = db.iteritems()
+    it.seek_to_first()
+    print(sorted((k.decode(), v.decode()) for k, v in it))
+else:
+    db = rocksdb.DB("rel", rocksdb.Options(create_if_missing=True))
+    db.put(b"a", b"1")
+    db.put(b"b", b"2")
+    del db
+    rocksdb.repair_db("rel", rocksdb.Options())  # RocksDB's own: the WAL becomes an SST file
+"""
+
+
+def _in(cwd: Path, *args: str | os.PathLike[str]) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [kvtool_executable(), *map(str, args)], cwd=cwd, capture_output=True, timeout=120
+    )
+
+
+@pytest.mark.parametrize("engine", ["rocksdict", "python-rocksdb"])
+def test_a_relative_wal_dir_is_not_taken_from_the_current_directory(
+    tmp_path: Path, engine: str
+) -> None:
+    """RocksDB 6.14 records the default `wal_dir` as the path it was given: `rel` for a
+    database created as `rel` in the application's directory. With no WAL file of its own
+    (after RocksDB's repair), kvtool took `rel` in ITS current directory: a read from another
+    directory was exit 2 ("wal_dir not found: rel"), and where an unrelated `rel` directory
+    existed, `put` wrote the database's WAL into it (exit 0)."""
+    require_rocksdb614()
+    app, ops = tmp_path / "app", tmp_path / "ops"
+    app.mkdir()
+    (ops / "rel").mkdir(parents=True)
+    (ops / "rel" / "mine.txt").write_text("not a database\n")
+    made = subprocess.run([sys.executable, "-c", _REL_614], cwd=app, capture_output=True)
+    assert made.returncode == 0, made.stderr
+    db = app / "rel"
+    assert not list(db.glob("*.log"))
+    count = _in(tmp_path, "--engine", engine, "count", db)
+    assert (count.returncode, count.stdout) == (0, b"2\n"), count.stderr
+    unrelated = dir_state(ops / "rel")
+    put = _in(ops, "--engine", engine, "put", db, "c", "3")
+    assert put.returncode == 0, put.stderr
+    assert dir_state(ops / "rel") == unrelated
+    read = subprocess.run([sys.executable, "-c", _REL_614, "read"], cwd=app, capture_output=True)
+    assert read.returncode == 0, read.stderr
+    assert read.stdout == b"[('a', '1'), ('b', '2'), ('c', '3')]\n"

@@ -170,9 +170,10 @@ def _wal_dir(parsed: OptionsFile, path: Path) -> str | None:
     """A separate WAL directory to honour, or None: RocksDB 6.14 records `wal_dir` as the absolute
     path the database was created at, so in a copy it names the original's directory (see the
     rocksdict binding's `_keep_wal_with_database`); only a directory that is not a database and
-    when this one has no WAL of its own is honoured."""
+    when this one has no WAL of its own is honoured. A relative one is the owner's path from its
+    own working directory (6.14 records `rel` for a database created as `rel`), never honoured."""
     wal_dir = parsed.db_options.get("wal_dir", "")
-    if not wal_dir or Path(wal_dir) == path:
+    if not wal_dir or Path(wal_dir) == path or not Path(wal_dir).is_absolute():
         return None
     has_own_wal = any(n.endswith(".log") and n[:-4].isdigit() for n in os.listdir(path))
     if has_own_wal or (Path(wal_dir) / "CURRENT").exists():

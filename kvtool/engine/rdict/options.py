@@ -75,7 +75,9 @@ def _keep_wal_with_database(opts: Any, path: Path) -> None:
     read of the copy replays the original's WAL, and a write to the copy replaces the original's
     WAL (measured: `kvtool put COPY` deleted ORIGINAL/000009.log). When the directory has WAL files
     of its own, or `wal_dir` is a database directory (it holds CURRENT), the WAL lives with the
-    database; only a separate WAL directory is honoured.
+    database; only a separate WAL directory is honoured. A relative `wal_dir` is the path the
+    owner gave, relative to its own working directory, not kvtool's (6.14 records `rel` for a
+    database created as `rel`): the WAL lives with the database too.
     """
     try:
         parsed = read_options_file(path)
@@ -85,7 +87,8 @@ def _keep_wal_with_database(opts: Any, path: Path) -> None:
         has_own_wal = any(
             name.endswith(".log") and name[:-4].isdigit() for name in os.listdir(path)
         )
-        if has_own_wal or (Path(wal_dir) / "CURRENT").exists():
+        relative = not Path(wal_dir).is_absolute()
+        if has_own_wal or relative or (Path(wal_dir) / "CURRENT").exists():
             opts.set_wal_dir(str(path))
     except OSError:
         return
