@@ -163,3 +163,24 @@ def test_a_relative_wal_dir_is_not_taken_from_the_current_directory(
     read = subprocess.run([sys.executable, "-c", _REL_614, "read"], cwd=app, capture_output=True)
     assert read.returncode == 0, read.stderr
     assert read.stdout == b"[('a', '1'), ('b', '2'), ('c', '3')]\n"
+
+
+@pytest.mark.parametrize("engine", ["rocksdict", "python-rocksdb"])
+def test_a_symlink_loop_is_a_usage_error(tmp_path: Path, engine: str) -> None:
+    """A symlink loop as DB was exit 70 ("unexpected OSError ... a bug in kvtool") for reads
+    and writes, and for `import --create` (RocksDB's "File exists"); `--create LOOP/db` added
+    "the new database LOOP/db was kept" where nothing was made."""
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    for args in (("count", loop), ("put", loop, "k", "v")):
+        result = run_kvtool("--engine", engine, *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert b"symbolic links" in result.stderr and b"bug" not in result.stderr
+    for target in (loop, loop / "db"):
+        result = run_kvtool(
+            "--engine", engine, "import", "--create", target, "-", "-q",
+            input=b'{"key":"a","value":"1"}\n',
+        )  # fmt: skip
+        assert result.returncode == 2, (target, result.stderr)
+        assert result.stderr.count(b"\n") == 1 and b"kept" not in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["loop"]

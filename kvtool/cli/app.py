@@ -256,7 +256,7 @@ def _finish_stats(
 # OSError numbers that are the storage's, not kvtool's: exit 74 with one line.
 _IO_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG, errno.EROFS})
 # OSError numbers that say a path given can never name a file: exit 2, not a bug.
-_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG})
+_PATH_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.ELOOP})
 
 
 def _plain_output() -> bool:

@@ -4,6 +4,7 @@ database."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
@@ -16,6 +17,10 @@ _EMPTY_DB_FILE = re.compile(
     r"CURRENT|IDENTITY|LOCK|LOG(\.old\.\d+)?|(MANIFEST|OPTIONS)-\d+|\d+\.log|"
     r"[A-Za-z0-9_.-]+\.dbtmp|rocksdict-config\.json"
 )
+
+
+# A listing that fails so says the open created nothing at the path.
+_NOTHING_THERE = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENAMETOOLONG})
 
 
 @dataclass(frozen=True)
@@ -63,11 +68,11 @@ class NewDatabase:
         an empty database."""
         try:
             names = sorted(os.listdir(self.path))
-        except (FileNotFoundError, NotADirectoryError):  # nothing was created there
+        except OSError as exc:
+            if exc.errno not in _NOTHING_THERE:
+                return Discarded(kept_because=f"it cannot be listed ({exc.strerror})")
             self._remove_dirs()
             return Discarded()
-        except OSError as exc:
-            return Discarded(kept_because=f"it cannot be listed ({exc.strerror})")
         lock = -1
         try:
             if "LOCK" in names:

@@ -146,6 +146,11 @@ def refuse_create_in(path: Path, *, lost_current_only: bool = False) -> None:
     file where a directory is meant and a name too long, before RocksDB makes any directory.
     """
     if not lost_current_only:
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENAMETOOLONG):  # RocksDB: "File exists"
+                raise UsageError(f"{path}: {exc.strerror}") from None
         missing = missing_parts(path)
         below = Path(*path.parts[: len(path.parts) - len(missing)]) if missing else None
         # Checked before RocksDB makes the parts of the path that fit.
