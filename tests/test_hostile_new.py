@@ -184,3 +184,23 @@ def test_a_symlink_loop_is_a_usage_error(tmp_path: Path, engine: str) -> None:
         assert result.returncode == 2, (target, result.stderr)
         assert result.stderr.count(b"\n") == 1 and b"kept" not in result.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["loop"]
+
+
+def test_a_wal_or_manifest_read_from_a_pipe(tmp_path: Path) -> None:
+    """`kvtool wal <(zcat 000004.log.gz)` printed nothing, exit 0: a pipe's size is 0, which
+    read as an empty log. A pipe is read whole; ldb's WAL and MANIFEST read the same as from
+    the file (but for the file name), and `sst` from a pipe says it needs a file."""
+    db = ldb_load(tmp_path / "db", RECORDS, wal=True)
+    (wal,) = db.glob("*.log")
+    (manifest,) = db.glob("MANIFEST-*")
+    for command, file in (("wal", wal), ("manifest", manifest)):
+        whole = run_kvtool(command, file)
+        piped = run_kvtool(command, "/dev/stdin", input=file.read_bytes())
+        assert (whole.returncode, piped.returncode) == (0, 0), piped.stderr
+        assert whole.stdout.count(b"\n") >= 2
+        expected = whole.stdout.replace(b'"file":"%s"' % wal.name.encode(), b'"file":"stdin"')
+        assert piped.stdout == expected
+    (sst,) = ldb_load(tmp_path / "flushed", RECORDS).glob("*.sst")
+    piped = run_kvtool("sst", "/dev/stdin", input=sst.read_bytes())
+    assert piped.returncode == 2, piped.stderr
+    assert piped.stderr.count(b"\n") == 1 and b"not a regular file" in piped.stderr

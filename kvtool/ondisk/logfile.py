@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,12 @@ def read_log(path: str | Path) -> Iterator[LogRecord | Damage]:
     reported and reading resumes at the next block, as RocksDB's reader does."""
     name = str(path)
     with open(path, "rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
+        info = os.fstat(fh.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            # A pipe (`kvtool wal <(zcat x.log.gz)`): its size is 0 and it cannot be mapped.
+            yield from _records(fh.read(), name, log_number(path))
+            return
+        size = info.st_size
         if size == 0:
             return
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:

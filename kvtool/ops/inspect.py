@@ -24,7 +24,7 @@ from kvtool.ondisk.manifest import (
 )
 from kvtool.ondisk.sst import INDEX_TYPES, UNKNOWN_CF_ID, SstRecord, TableReader
 from kvtool.ondisk.writebatch import Batch, parse_batch
-from kvtool.ops.ondisk_errors import reading
+from kvtool.ops.ondisk_errors import reading, seekable
 
 Encoder = Any  # Callable[[bytes], Any]: formats.records.encoder's result
 
@@ -32,6 +32,7 @@ Encoder = Any  # Callable[[bytes], Any]: formats.records.encoder's result
 # -- sst -------------------------------------------------------------------------------------------
 def sst_report(path: Path, key: Encoder) -> dict[str, Any]:
     """What `kvtool sst FILE` prints: the footer, the table properties and the key range."""
+    seekable(path, "SST file")
     with reading(path, "SST file"), TableReader(path) as reader:
         t = reader.table
         p = t.prop_int
@@ -97,6 +98,7 @@ def _ikey(ik: InternalKey | None, key: Encoder) -> dict[str, Any] | None:
 
 def sst_records(path: Path, *, verify_checksums: bool = False) -> Iterator[SstRecord]:
     """Every internal record of one table, point records in order, then range deletions."""
+    seekable(path, "SST file")
     with reading(path, "SST file"), TableReader(path, verify_checksums=verify_checksums) as reader:
         yield from reader.records()
 
