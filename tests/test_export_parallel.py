@@ -331,3 +331,4 @@ def test_the_last_chunks_are_cut_finer_for_the_workers(reverse: bool) -> None:
     in_key_order = two[::-1] if reverse else two
     assert in_key_order[0].lower is None and in_key_order[-1].upper is None
     assert all(a.upper == b.lower for a, b in itertools.pairwise(in_key_order))
+    assert len({c.lower for c in two}) == len(two)  # no chunk is empty by its bounds

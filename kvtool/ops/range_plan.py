@@ -181,7 +181,7 @@ def plan_chunks(
     if not inside:
         return [bounds]
     if workers > 1:
-        inside = within(inside + _finer_tail(inside, files, cf, order, spec, workers))
+        inside = within({*inside, *_finer_tail(inside, files, cf, order, spec, workers)})
     chunks = [Bounds(lower, inside[0], bounds.lower_open)]
     chunks += [Bounds(a, b) for a, b in itertools.pairwise(inside)]
     chunks.append(Bounds(inside[-1], upper, upper_closed=bounds.upper_closed))
