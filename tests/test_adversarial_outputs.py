@@ -783,3 +783,16 @@ def test_every_bad_number_is_2_with_one_line(db: Path, args: list[str]) -> None:
     assert result.returncode == 2, result.stderr
     one_error_line(result.stderr)
     assert dir_state(db) == before
+
+
+def test_quiet_silences_the_note_of_a_stopped_exports_files(db: Path, tmp_path: Path) -> None:
+    """-q prints nothing but errors: the warning that FILE.partial is a stopped export (which
+    a new run replaces if it stops too) showed even with -q."""
+    out = tmp_path / "out.jsonl"
+    (tmp_path / "out.jsonl.partial").write_bytes(b"")
+    (tmp_path / "out.jsonl.partial.cursor").write_text("x\n")
+    loud = run_kvtool("export", db, "-j", "1", "-o", out)
+    assert loud.returncode == 0 and b"is a stopped export" in loud.stderr, loud.stderr
+    quiet = run_kvtool("export", db, "-j", "1", "-q", "-o", out)
+    assert quiet.returncode == 0 and quiet.stderr == b"", quiet.stderr
+    assert decode_jsonl(out.read_bytes()) == ldb_scan(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Annotated
@@ -66,12 +67,23 @@ WaitLock = Annotated[
         rich_help_panel="Locking and safety",
     ),
 ]
+
+
+def _quiet_notes(quiet: bool) -> bool:
+    """-q: the library's notes and warnings (lock waits, a stopped export's files, a crash's
+    leftover) are silenced for the run, as docs/design.md says of -q; errors are still printed."""
+    if quiet:
+        logging.getLogger("kvtool").setLevel(logging.ERROR)
+    return quiet
+
+
 Quiet = Annotated[
     bool,
     typer.Option(
         "--quiet",
         "-q",
         help="Print nothing but errors (and the data asked for).",
+        callback=_quiet_notes,
         rich_help_panel="Output",
     ),
 ]
