@@ -313,13 +313,26 @@ def _count_in(keys: list[bytes], bounds: Bounds) -> int:
     return high - low
 
 
-@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
-def test_the_last_chunks_are_cut_finer_for_the_workers(reverse: bool) -> None:
+@pytest.mark.parametrize(
+    ("reverse", "lower", "upper"),
+    [
+        (False, None, None),
+        (True, None, None),
+        (False, None, b"key:000000065000"),
+        (True, b"key:000000025000", None),
+    ],
+    ids=["forward", "reverse", "forward-to-an-end", "reverse-to-a-start"],
+)
+def test_the_last_chunks_are_cut_finer_for_the_workers(
+    reverse: bool, lower: bytes | None, upper: bytes | None
+) -> None:
     """With 2 workers the last 2 chunks in output order hold about half the target each (the
-    worker that takes the last chunk reads it alone), and the plan still covers every key once."""
+    worker that takes the last chunk reads it alone), and the plan still covers every key once;
+    in a range that ends before the files do, the tail is cut at the range's end."""
     keys = [b"key:%012d" % i for i in range(90_000)]
     files = [_file(keys[0], keys[-1], len(keys))]
-    spec = ReadSpec(krange=KeyRange(reverse=reverse))
+    spec = ReadSpec(krange=KeyRange(lower=lower, upper=upper, reverse=reverse))
+    keys = [k for k in keys if (lower is None or k >= lower) and (upper is None or k < upper)]
     one = plan_chunks(files, spec, BYTEWISE, target=10_000)
     two = plan_chunks(files, spec, BYTEWISE, target=10_000, workers=2)
     sizes = [_count_in(keys, c) for c in two]
@@ -329,6 +342,6 @@ def test_the_last_chunks_are_cut_finer_for_the_workers(reverse: bool) -> None:
     assert max(held[-4:]) <= 6_000 < min(held[:-4]), sizes
     # Each chunk starts where the one before it (in key order) ends.
     in_key_order = two[::-1] if reverse else two
-    assert in_key_order[0].lower is None and in_key_order[-1].upper is None
+    assert (in_key_order[0].lower, in_key_order[-1].upper) == (lower, upper)
     assert all(a.upper == b.lower for a, b in itertools.pairwise(in_key_order))
     assert len({c.lower for c in two}) == len(two)  # no chunk is empty by its bounds

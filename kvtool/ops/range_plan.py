@@ -110,11 +110,13 @@ def _finer_tail(
     files: Sequence[LiveFile],
     cf: str | None,
     order: KeyOrder,
-    spec: ReadSpec,
+    bounds: Bounds,
+    reverse: bool,
     pieces: int,
 ) -> list[bytes]:
     """Cut points that split each of the last `pieces` chunks (in output order) of the plan cut
-    at `inside` (sorted) into `pieces`; the range's far end is taken as its files' last key."""
+    at `inside` (sorted) into `pieces`; the range's far end is its bound, or its files' last key
+    where that comes first."""
     edges = [
         k
         for f in files
@@ -125,11 +127,15 @@ def _finer_tail(
     if not edges:
         return []
     lt = order.lt
-    if spec.krange.reverse:  # the output ends at the range's first keys
+    if reverse:  # the output ends at the range's first keys
         first = order.sorted(edges)[0]
+        if bounds.lower is not None and lt(first, bounds.lower):
+            first = bounds.lower
         ends = [first, *[c for c in inside if lt(first, c)][:pieces]]
     else:
         last = order.sorted(edges)[-1]
+        if bounds.upper is not None and lt(bounds.upper, last):
+            last = bounds.upper
         ends = [*[c for c in inside if lt(c, last)][-pieces:], last]
     cuts: list[bytes] = []
     for a, b in itertools.pairwise(ends):
@@ -181,7 +187,9 @@ def plan_chunks(
     if not inside:
         return [bounds]
     if workers > 1:
-        inside = within({*inside, *_finer_tail(inside, files, cf, order, spec, workers)})
+        inside = within(
+            {*inside, *_finer_tail(inside, files, cf, order, bounds, spec.krange.reverse, workers)}
+        )
     chunks = [Bounds(lower, inside[0], bounds.lower_open)]
     chunks += [Bounds(a, b) for a, b in itertools.pairwise(inside)]
     chunks.append(Bounds(inside[-1], upper, upper_closed=bounds.upper_closed))
